@@ -1,0 +1,23 @@
+# `make run` serves the agent on :8080 offline; `make test` runs every test. Both set up ./.venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test clean
+
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	MODEL_PROVIDER=$${MODEL_PROVIDER:-offline} OFFLINE_TOKEN_DELAY_MS=$${OFFLINE_TOKEN_DELAY_MS:-40} \
+		$(BIN)/python -m bedrock.agent_runtime
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,152 @@
+"""One agent turn as a stream of events: start, steps (and tokens), then exactly one end or error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator, Iterable, Sequence
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.graph.state import CompiledStateGraph
+
+from bedrock.callbacks import MetricsCallback
+from bedrock.config import Settings
+from bedrock.errors import AgentError, classify, status_for
+from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, LLM_TOKEN, EventSequence, SSEEvent, utc_timestamp
+from bedrock.payload import AgentRequest
+from bedrock.streaming_utils import TokenBuffer
+
+logger = logging.getLogger(__name__)
+
+RECURSION_LIMIT = 25
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a message whose content is a string or a list of content blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+
+
+def step_data(step: int, node: str, message: BaseMessage) -> dict[str, Any]:
+    """The `data` of an `agent_step` event for one message."""
+    data: dict[str, Any] = {"step": step, "node": node, "content": message_text(message), "type": message.type}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        data["tool_calls"] = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+    elif isinstance(message, ToolMessage):
+        data.update(tool_name=message.name, tool_call_id=message.tool_call_id, status=message.status)
+    return data
+
+
+class Agent:
+    """The compiled graph and what a turn needs; streams or folds one turn at a time."""
+
+    def __init__(self, graph: CompiledStateGraph, settings: Settings) -> None:
+        self.graph = graph
+        self.settings = settings
+
+    def run_config(self, request: AgentRequest, callbacks: Sequence[Any]) -> dict[str, Any]:
+        """LangGraph config: the session is the thread; preferences and custom_data ride along."""
+        return {
+            "configurable": {
+                "thread_id": request.session_id,
+                "actor_id": request.actor_id,
+                "preferences": request.preferences or {},
+                "custom_data": request.custom_data or {},
+            },
+            "callbacks": list(callbacks),
+            "recursion_limit": RECURSION_LIMIT,
+        }
+
+    async def stream(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> AsyncIterator[SSEEvent]:
+        """Yield the turn's events; a failure ends the stream with one `error` event, never an exception.
+
+        Cancellation (a client that went away, `asyncio.timeout`) propagates, stopping the graph run.
+        """
+        user_callbacks = list(callbacks)
+        observers = [cb for cb in user_callbacks if callable(getattr(cb, "on_stream_event", None))]
+        async for event in self._events(request, user_callbacks):
+            for observer in observers:
+                try:
+                    await observer.on_stream_event(event)
+                except Exception:
+                    logger.exception("on_stream_event of %s failed", type(observer).__name__)
+            yield event
+
+    async def _events(self, request: AgentRequest, user_callbacks: list[Any]) -> AsyncIterator[SSEEvent]:
+        seq = EventSequence()
+        metrics = MetricsCallback()
+        yield seq.emit(
+            AGENT_START,
+            {"session_id": request.session_id, "actor_id": request.actor_id, "timestamp": utc_timestamp()},
+        )
+        step = 1
+        yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
+        config = self.run_config(request, [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]])
+        buffer = TokenBuffer(self.settings.token_buffer_size, self.settings.token_buffer_max_delay_ms)
+        # Token streaming costs a messages-mode hop per chunk; skip it unless the client asked for tokens.
+        modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
+        output = ""
+        try:
+            async for mode, chunk in self.graph.astream(
+                {"messages": [HumanMessage(request.prompt)]}, config, stream_mode=modes
+            ):
+                if mode == "messages":
+                    message, meta = chunk
+                    if meta.get("langgraph_node") == "chatbot":
+                        text = message_text(message)
+                        if text:
+                            batch = buffer.add(text)
+                            if batch:
+                                yield seq.emit(LLM_TOKEN, {"token": batch, "step": step + 1})
+                    continue
+                for node, update in chunk.items():
+                    for message in (update or {}).get("messages", ()):
+                        rest = buffer.flush()
+                        if rest:
+                            yield seq.emit(LLM_TOKEN, {"token": rest, "step": step + 1})
+                        step += 1
+                        yield seq.emit(AGENT_STEP, step_data(step, node, message))
+                        if isinstance(message, AIMessage):
+                            output = message_text(message)
+        except Exception as exc:  # CancelledError is a BaseException: it propagates.
+            error = classify(exc)
+            metrics.record_error()
+            logger.error("turn failed for session %s: %s", request.session_id, error, exc_info=exc)
+            yield seq.emit(ERROR, error.event_data(utc_timestamp()))
+            return
+        yield seq.emit(
+            AGENT_END,
+            {"output": output, "steps": step, "metrics": metrics.snapshot(), "timestamp": utc_timestamp()},
+        )
+
+    async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
+        """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""
+        return await fold(self.stream(request, callbacks))
+
+
+async def fold(events: AsyncIterator[SSEEvent]) -> dict[str, Any]:
+    """`{"output", "session_id", "actor_id", "steps", "metrics"}` from a turn's events."""
+    start: dict[str, Any] = {}
+    async for event in events:
+        if event.type == AGENT_START:
+            start = event.data
+        elif event.type == AGENT_END:
+            end = event.data
+            return {
+                "output": end["output"],
+                "session_id": start.get("session_id"),
+                "actor_id": start.get("actor_id"),
+                "steps": end["steps"],
+                "metrics": end["metrics"],
+            }
+        elif event.type == ERROR:
+            raise error_from_event(event.data)
+    raise AgentError("internal_error", "The turn ended without a result.")
+
+
+def error_from_event(data: dict[str, Any]) -> AgentError:
+    """Rebuild the AgentError an `error` event carries (its HTTP status from the error table)."""
+    code = data["code"]
+    return AgentError(code, data["error"], data.get("type", "AgentError"), data.get("retryable", False), status_for(code))

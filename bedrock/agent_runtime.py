@@ -1,0 +1,141 @@
+"""The AgentCore Runtime entrypoint: request → validate → graph → events → wire.
+
+`POST /invocations` (AgentCore), and locally `POST /invoke` and `POST /stream`, take the payload of
+DESIGN §4. `"stream": true` answers with an SSE stream; otherwise with one JSON object. In-process:
+`stream_agent(payload)`, `ainvoke_agent(payload)`, `invoke_agent(payload)`.
+"""
+
+from __future__ import annotations
+
+if not __package__:  # run as a script, or imported flat from inside bedrock/
+    import _pathfix  # noqa: F401
+
+import asyncio
+import json
+import logging
+import threading
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Iterable
+
+from bedrock_agentcore.runtime import BedrockAgentCoreApp
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bedrock.agent import Agent
+from bedrock.config import Settings
+from bedrock.errors import AgentError
+from bedrock.events import ERROR, EventSequence, SSEEvent, utc_timestamp
+from bedrock.graph import build_graph
+from bedrock.memory import make_checkpointer
+from bedrock.models import make_model
+from bedrock.payload import AgentRequest, PayloadError, parse_request
+from bedrock.responses import DeferredJSONResponse, error_response, sse_response
+from bedrock.tools import default_tools
+
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+logger = logging.getLogger("bedrock.agent_runtime")
+_build_lock = threading.Lock()
+
+
+def build_agent(settings: Settings) -> Agent:
+    """Model, tools, checkpointer and graph, as configured."""
+    graph = build_graph(make_model(settings), default_tools(), make_checkpointer(settings))
+    return Agent(graph, settings)
+
+
+@asynccontextmanager
+async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
+    get_agent()  # built before the first request, so no user pays for it
+    yield
+
+
+app = BedrockAgentCoreApp(lifespan=lifespan)
+
+
+def get_agent() -> Agent:
+    """The process's agent, built once from the environment on first use."""
+    agent = getattr(app.state, "agent", None)
+    if agent is None:
+        with _build_lock:
+            agent = getattr(app.state, "agent", None)
+            if agent is None:
+                agent = app.state.agent = build_agent(Settings.from_env())
+    return agent
+
+
+def validate(payload: Any, header_session_id: str | None = None) -> AgentRequest:
+    """Parse a payload against the runtime's settings; raises PayloadError."""
+    settings = get_agent().settings
+    return parse_request(
+        payload,
+        header_session_id=header_session_id,
+        default_actor_id=settings.default_actor_id,
+        max_prompt_chars=settings.max_prompt_chars,
+    )
+
+
+def respond(payload: Any, header_session_id: str | None = None, *, stream: bool = False) -> Response:
+    """Validate, then answer with the SSE stream or a JSON reply whose body runs the turn."""
+    try:
+        request = validate(payload, header_session_id)
+    except PayloadError as error:
+        return error_response(error.to_dict(), 400)
+    agent = get_agent()
+    if stream or request.stream:
+        return sse_response(agent.stream(request), agent.settings.sse_ping_interval_s)
+    return DeferredJSONResponse(lambda: agent.invoke(request))
+
+
+@app.entrypoint
+async def invoke(payload: Any, context: Any) -> Response:
+    """AgentCore's `POST /invocations`."""
+    return respond(payload, getattr(context, "session_id", None))
+
+
+async def _local_route(request: Request) -> Response:
+    """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
+    try:
+        payload = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error_response(PayloadError("the request body is not valid JSON").to_dict(), 400)
+    return respond(payload, request.headers.get(SESSION_HEADER), stream=request.url.path == "/stream")
+
+
+app.add_route("/invoke", _local_route, methods=["POST"])
+app.add_route("/stream", _local_route, methods=["POST"])
+
+
+async def stream_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = None) -> AsyncIterator[SSEEvent]:
+    """Run one turn in-process, yielding its SSE events; a bad payload yields one `error` event."""
+    try:
+        request = validate(payload)
+    except PayloadError as error:
+        data = {"error": error.message, "type": "PayloadError", "code": error.code, "retryable": False,
+                "details": error.details, "timestamp": utc_timestamp()}
+        yield EventSequence().emit(ERROR, data)
+        return
+    async for event in get_agent().stream(request, callbacks or ()):
+        yield event
+
+
+async def ainvoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
+    """Run one turn in-process and return its result dict; raises PayloadError or AgentError."""
+    return await get_agent().invoke(validate(payload), callbacks or ())
+
+
+def invoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
+    """Synchronous `ainvoke_agent`, for scripts (inside a running event loop, await `ainvoke_agent`)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(ainvoke_agent(payload, callbacks=callbacks))
+    raise RuntimeError("invoke_agent() cannot run inside an event loop; use `await ainvoke_agent(payload)`")
+
+
+__all__ = ["app", "invoke", "stream_agent", "invoke_agent", "ainvoke_agent", "AgentError", "PayloadError"]
+
+if __name__ == "__main__":
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Keep-alive longer than common clients' pools, so a reused connection is never closed under a request.
+    app.run(port=settings.port, timeout_keep_alive=75)

@@ -1,0 +1,85 @@
+"""Settings, read once from the environment (the only place that reads it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+DEFAULT_BEDROCK_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the runtime cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; see the README's configuration table."""
+
+    model_provider: str = "offline"
+    bedrock_model_id: str = DEFAULT_BEDROCK_MODEL_ID
+    aws_region: str = "us-east-1"
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    port: int = 8080
+    sse_ping_interval_s: float = 15.0
+    token_buffer_size: int = 4
+    token_buffer_max_delay_ms: int = 50
+    max_prompt_chars: int = 32_000
+    offline_token_delay_ms: int = 0
+    default_actor_id: str = "default-user"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read settings from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        return cls(
+            model_provider=_choice(env, "MODEL_PROVIDER", "offline", ("offline", "bedrock")),
+            bedrock_model_id=env.get("BEDROCK_MODEL_ID") or DEFAULT_BEDROCK_MODEL_ID,
+            aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            temperature=_float(env, "MODEL_TEMPERATURE", 0.0),
+            max_tokens=_int(env, "MODEL_MAX_TOKENS", 1024, minimum=1),
+            port=_int(env, "PORT", 8080),
+            sse_ping_interval_s=_float(env, "SSE_PING_INTERVAL_S", 15.0),
+            token_buffer_size=_int(env, "TOKEN_BUFFER_SIZE", 4, minimum=1),
+            token_buffer_max_delay_ms=_int(env, "TOKEN_BUFFER_MAX_DELAY_MS", 50),
+            max_prompt_chars=_int(env, "MAX_PROMPT_CHARS", 32_000, minimum=1),
+            offline_token_delay_ms=_int(env, "OFFLINE_TOKEN_DELAY_MS", 0),
+            default_actor_id=env.get("DEFAULT_ACTOR_ID") or "default-user",
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        )

@@ -1,0 +1,91 @@
+"""Failures of a turn, as typed `error` events: a stable `code`, `retryable`, and a safe message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentError(Exception):
+    """A turn that did not complete; `status` is the HTTP status of a non-streamed reply."""
+
+    code: str
+    message: str
+    type: str = "AgentError"
+    retryable: bool = False
+    status: int = 500
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def event_data(self, timestamp: str) -> dict[str, Any]:
+        """The `data` of the terminal `error` event."""
+        return {
+            "error": self.message,
+            "type": self.type,
+            "code": self.code,
+            "retryable": self.retryable,
+            "timestamp": timestamp,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of a failed non-streamed request."""
+        return {"error": {"code": self.code, "message": self.message, "type": self.type, "retryable": self.retryable}}
+
+
+# Bedrock Runtime error codes (botocore ClientError) → (code, retryable, HTTP status, safe message).
+_BEDROCK_ERRORS: dict[str, tuple[str, bool, int, str]] = {
+    "ThrottlingException": ("model_throttled", True, 503, "The model is throttling requests; retry shortly."),
+    "ServiceUnavailableException": ("model_unavailable", True, 503, "The model service is unavailable; retry."),
+    "InternalServerException": ("model_unavailable", True, 503, "The model service failed; retry."),
+    "ModelTimeoutException": ("model_timeout", True, 504, "The model took too long to answer; retry."),
+    "ModelNotReadyException": ("model_not_ready", False, 503, "The model is not ready to serve requests."),
+    "ValidationException": ("model_validation_error", False, 502, "The model rejected the request."),
+    "AccessDeniedException": ("model_access_denied", False, 502, "Access to the model was denied."),
+    "ResourceNotFoundException": ("model_not_found", False, 502, "The configured model was not found."),
+    "ModelErrorException": ("model_error", False, 502, "The model failed to process the request."),
+    "ModelStreamErrorException": ("model_stream_error", True, 502, "The model's stream broke mid-way; retry."),
+}
+
+
+_STATUS: dict[str, int] = {
+    **{code: status for code, _, status, _ in _BEDROCK_ERRORS.values()},
+    "recursion_limit": 500,
+    "model_unreachable": 503,
+    "timeout": 504,
+    "session_busy": 409,
+    "internal_error": 500,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status a non-streamed request answers with for an error `code`."""
+    return _STATUS.get(code, 500)
+
+
+def _client_error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def classify(exc: BaseException) -> AgentError:
+    """Map any exception from a run to the AgentError the client sees (no internals in the message)."""
+    if isinstance(exc, AgentError):
+        return exc
+    code = _client_error_code(exc)
+    if code in _BEDROCK_ERRORS:
+        ours, retryable, status, message = _BEDROCK_ERRORS[code]
+        return AgentError(ours, message, type(exc).__name__, retryable, status)
+    name = type(exc).__name__
+    if name == "GraphRecursionError":
+        return AgentError("recursion_limit", "The agent took too many steps without finishing.", name, False, 500)
+    if name in ("EventStreamError",):
+        return AgentError("model_stream_error", "The model's stream broke mid-way; retry.", name, True, 502)
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
+        return AgentError("model_unreachable", "The model endpoint could not be reached; retry.", name, True, 503)
+    if isinstance(exc, TimeoutError):
+        return AgentError("timeout", "The request timed out.", "TimeoutError", True, 504)
+    return AgentError("internal_error", "The agent failed unexpectedly; see the server logs.", "InternalError", False, 500)

@@ -1,0 +1,80 @@
+"""Event names, the SSEEvent frame type, and the per-stream sequence that numbers and ends events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+AGENT_START = "agent_start"
+AGENT_STEP = "agent_step"
+LLM_TOKEN = "llm_token"
+AGENT_END = "agent_end"
+ERROR = "error"
+TERMINAL_EVENTS = frozenset({AGENT_END, ERROR})
+
+
+class SSEEvent(str):
+    """One SSE frame, exactly as written on the wire, that also knows its type, data and id.
+
+    Being a `str` keeps the guide's `print(event)` and `"llm_token" in event` working; the attributes keep
+    `event.type == "agent_end"` and `event.data["metrics"]` working, without re-parsing the frame.
+    """
+
+    __slots__ = ("type", "data", "id")
+    type: str
+    data: Any
+    id: int | None
+
+    def __new__(cls, frame: str, type: str, data: Any, id: int | None = None) -> "SSEEvent":
+        self = super().__new__(cls, frame)
+        self.type = type
+        self.data = data
+        self.id = id
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SSEEvent, (str(self), self.type, self.data, self.id))
+
+
+def dumps(data: Any) -> str:
+    """One-line JSON for a `data:` line.
+
+    ensure_ascii: httpx's `aiter_lines()` (the guide's client) also breaks lines at U+2028, U+2029 and
+    U+0085, so any non-ASCII character is escaped rather than risk splitting a frame.
+    """
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def encode_frame(event_type: str, data: Any, event_id: int | None = None) -> SSEEvent:
+    """Frame one event: `event:` line, one `data:` line, then `id:` (the order the guide's clients rely on)."""
+    if event_id is None:
+        frame = f"event: {event_type}\ndata: {dumps(data)}\n\n"
+    else:
+        frame = f"event: {event_type}\ndata: {dumps(data)}\nid: {event_id}\n\n"
+    return SSEEvent(frame, event_type, data, event_id)
+
+
+def utc_timestamp() -> str:
+    """Now as ISO-8601 UTC with a `Z`, millisecond precision."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventSequence:
+    """Numbers one stream's events 1, 2, 3 … and refuses anything after its terminal event."""
+
+    __slots__ = ("_next_id", "terminal")
+
+    def __init__(self) -> None:
+        self._next_id = 1
+        self.terminal: SSEEvent | None = None
+
+    def emit(self, event_type: str, data: Any) -> SSEEvent:
+        """Frame the next event of this stream."""
+        if self.terminal is not None:
+            raise RuntimeError(f"stream already ended with {self.terminal.type}; cannot emit {event_type}")
+        event = encode_frame(event_type, data, self._next_id)
+        self._next_id += 1
+        if event_type in TERMINAL_EVENTS:
+            self.terminal = event
+        return event

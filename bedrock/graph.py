@@ -1,0 +1,55 @@
+"""The agent graph: `chatbot` (the model, with tools bound) and `tools` (a ToolNode), looping until done."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, ToolException
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+logger = logging.getLogger(__name__)
+
+
+def preferences_message(preferences: dict[str, Any]) -> SystemMessage:
+    """The user's preferences as context for the model (never stored in the session's history)."""
+    listed = "; ".join(f"{key}: {value}" for key, value in preferences.items())
+    return SystemMessage(f"User preferences: {listed}.")
+
+
+def tool_error_message(error: Exception) -> str:
+    """What the model (and the client, as a tool step) sees when a tool fails: never internals."""
+    if isinstance(error, (ToolException, ValueError, ArithmeticError)):
+        return f"Error: {error}"
+    logger.exception("tool failed", exc_info=error)
+    return "Error: the tool failed unexpectedly."
+
+
+def build_graph(
+    model: BaseChatModel,
+    tools: Sequence[BaseTool],
+    checkpointer: BaseCheckpointSaver | None = None,
+) -> CompiledStateGraph:
+    """Compile the agent graph; `thread_id` in the run config selects the session's history."""
+    bound = model.bind_tools(list(tools))
+
+    async def chatbot(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+        messages = state["messages"]
+        preferences = config.get("configurable", {}).get("preferences")
+        if preferences:
+            messages = [preferences_message(preferences), *messages]
+        return {"messages": [await bound.ainvoke(messages, config)]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("chatbot", chatbot)
+    graph.add_node("tools", ToolNode(list(tools), handle_tool_errors=tool_error_message))
+    graph.add_edge(START, "chatbot")
+    graph.add_conditional_edges("chatbot", tools_condition)
+    graph.add_edge("tools", "chatbot")
+    return graph.compile(checkpointer=checkpointer)

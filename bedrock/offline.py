@@ -1,0 +1,238 @@
+"""The offline model: a deterministic, rule-based stand-in for an LLM (not an LLM).
+
+Its rules are written once, over plain `Turn`s, so any front end (the LangChain chat model below, a local
+Bedrock-compatible endpoint) answers the same way:
+- arithmetic in the last user message → a real `calculator` tool call; after the tool result → an answer
+  built from that result;
+- "my name is X" → acknowledged; "what's my name?" → recalled from the conversation's history;
+- anything else → a plain reply that says it is offline (and echoes any preferences it was given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+CALCULATOR = "calculator"
+_EXPRESSION = re.compile(r"[-(\d][\d\s.+\-*/()%]*[\d)]")
+_OPERATOR = re.compile(r"[\d)]\s*(\*\*|//|[+\-*/%])\s*[-(\d]")
+_MY_NAME_IS = re.compile(r"\bmy name is\s+([A-Za-z][\w'-]{0,63})", re.IGNORECASE)
+_ASK_NAME = re.compile(r"\bwhat(?:'s|\s+is)\s+my\s+name\b|\bwho\s+am\s+i\b", re.IGNORECASE)
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message as the rules see it."""
+
+    role: str  # "system" | "user" | "assistant" | "tool"
+    text: str = ""
+    tool_call: dict[str, Any] | None = None  # assistant: {"id", "name", "args"}
+    is_error: bool = False  # tool: the tool failed
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the offline model says: text, and possibly one tool call."""
+
+    text: str
+    tool_call: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = field(default=0)
+
+
+def find_expression(text: str) -> str | None:
+    """The first arithmetic expression in `text` that has an operator, e.g. "25 * 4"."""
+    for match in _EXPRESSION.finditer(text):
+        candidate = match.group(0).strip()
+        if _OPERATOR.search(candidate):
+            return candidate
+    return None
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into word-sized stream chunks that join back to exactly `text`."""
+    return _TOKEN.findall(text)
+
+
+def _count_tokens(turns: Sequence[Turn]) -> int:
+    return sum(len(t.text.split()) + (len(json.dumps(t.tool_call["args"]).split()) if t.tool_call else 0) for t in turns)
+
+
+def _recall_name(turns: Sequence[Turn]) -> str | None:
+    for turn in reversed(turns):
+        if turn.role == "user":
+            match = _MY_NAME_IS.search(turn.text)
+            if match:
+                return match.group(1)
+    return None
+
+
+def _offline_text(system: str) -> str:
+    text = (
+        "I'm the offline model, a rule-based stand-in rather than an LLM: I can do arithmetic with the "
+        "calculator tool and remember your name. Set MODEL_PROVIDER=bedrock for real answers."
+    )
+    if system:
+        text += f" Context I was given: {system}"
+    return text
+
+
+def respond(turns: Sequence[Turn]) -> Reply:
+    """The offline model's answer to a conversation."""
+    if not turns:
+        return Reply("I received no messages.")
+    last = turns[-1]
+    system = " ".join(t.text for t in turns if t.role == "system" and t.text)
+    if last.role == "tool":
+        call = next((t.tool_call for t in reversed(turns) if t.role == "assistant" and t.tool_call), None)
+        expression = (call or {}).get("args", {}).get("expression", "that")
+        if last.is_error:
+            text = f"I couldn't calculate {expression}: {last.text}"
+        else:
+            text = f"The result of {expression} is {last.text}."
+        return _with_usage(Reply(text), turns)
+    prompt = last.text
+    ask_name = _ASK_NAME.search(prompt)
+    told_name = _MY_NAME_IS.search(prompt)
+    expression = None if (ask_name or told_name) else find_expression(prompt)
+    if expression:
+        call = {"id": f"tooluse_offline_{len(turns)}", "name": CALCULATOR, "args": {"expression": expression}}
+        return _with_usage(Reply("I'll calculate that for you.", call), turns)
+    if told_name:
+        return _with_usage(Reply(f"Nice to meet you, {told_name.group(1)}! I'll remember your name."), turns)
+    if ask_name:
+        name = _recall_name(turns[:-1])
+        text = f"Your name is {name}." if name else "I don't know your name yet. Tell me with \"My name is ...\"."
+        return _with_usage(Reply(text), turns)
+    return _with_usage(Reply(_offline_text(system)), turns)
+
+
+def _with_usage(reply: Reply, turns: Sequence[Turn]) -> Reply:
+    output = len(tokenize(reply.text)) + (len(json.dumps(reply.tool_call["args"]).split()) if reply.tool_call else 0)
+    return Reply(reply.text, reply.tool_call, _count_tokens(turns), output)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+
+
+def turns_from_messages(messages: Sequence[BaseMessage]) -> list[Turn]:
+    """LangChain messages → Turns."""
+    turns = []
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            turns.append(Turn("tool", _text_of(message.content), is_error=message.status == "error"))
+        elif isinstance(message, AIMessage):
+            call = message.tool_calls[0] if message.tool_calls else None
+            turns.append(Turn("assistant", _text_of(message.content), tool_call=call))
+        else:
+            role = {"system": "system", "human": "user"}.get(message.type, "user")
+            turns.append(Turn(role, _text_of(message.content)))
+    return turns
+
+
+class OfflineChatModel(BaseChatModel):
+    """The offline rules as a LangChain chat model (streams word-sized chunks, reports usage)."""
+
+    token_delay_ms: float = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "offline-rules"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _reply(self, messages: list[BaseMessage], tools: Sequence[dict] | None) -> Reply:
+        reply = respond(turns_from_messages(messages))
+        offered = {t["function"]["name"] for t in tools or ()}
+        if reply.tool_call and reply.tool_call["name"] not in offered:
+            return Reply("I'd use the calculator for that, but it is not available.", None, reply.input_tokens, 10)
+        return reply
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        reply = self._reply(messages, kwargs.get("tools"))
+        message = AIMessage(
+            content=reply.text,
+            tool_calls=[reply.tool_call] if reply.tool_call else [],
+            usage_metadata=_usage(reply),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # No I/O: skip the default executor hop.
+        return self._generate(messages, stop, **kwargs)
+
+    def _chunks(self, reply: Reply) -> Iterator[AIMessageChunk]:
+        for token in tokenize(reply.text):
+            yield AIMessageChunk(content=token)
+        call = reply.tool_call
+        tool_chunks = (
+            [{"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": 0}] if call else []
+        )
+        yield AIMessageChunk(
+            content="", tool_call_chunks=tool_chunks, usage_metadata=_usage(reply), chunk_position="last"
+        )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for i, chunk in enumerate(self._chunks(self._reply(messages, kwargs.get("tools")))):
+            if i and self.token_delay_ms:
+                time.sleep(self.token_delay_ms / 1000)
+            if run_manager and isinstance(chunk.content, str) and chunk.content:
+                run_manager.on_llm_new_token(chunk.content, chunk=ChatGenerationChunk(message=chunk))
+            yield ChatGenerationChunk(message=chunk)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for i, chunk in enumerate(self._chunks(self._reply(messages, kwargs.get("tools")))):
+            if i and self.token_delay_ms:
+                await asyncio.sleep(self.token_delay_ms / 1000)
+            generation = ChatGenerationChunk(message=chunk)
+            if run_manager and isinstance(chunk.content, str) and chunk.content:
+                await run_manager.on_llm_new_token(chunk.content, chunk=generation)
+            yield generation
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "input_tokens": reply.input_tokens,
+        "output_tokens": reply.output_tokens,
+        "total_tokens": reply.input_tokens + reply.output_tokens,
+    }

@@ -1,0 +1,57 @@
+"""HTTP responses: the SSE stream, the deferred JSON reply, and JSON errors."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from bedrock.errors import AgentError
+from bedrock.events import SSEEvent
+
+# sse-starlette defaults Cache-Control to no-store; proxies and the guide's clients expect no-cache.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping", sep="\n")
+
+
+async def _frames(events: AsyncIterator[SSEEvent]) -> AsyncIterator[bytes]:
+    # Bytes, not str: sse-starlette re-wraps a str (even an SSEEvent) as `data: …`.
+    async for event in events:
+        yield event.encode()
+
+
+def sse_response(events: AsyncIterator[SSEEvent], ping_interval_s: float) -> EventSourceResponse:
+    """Stream already-framed events; `: ping` comments keep idle connections open through proxies."""
+    return EventSourceResponse(
+        _frames(events), headers=SSE_HEADERS, sep="\n", ping=ping_interval_s, ping_message_factory=_ping
+    )
+
+
+def error_response(body: dict[str, Any], status_code: int) -> JSONResponse:
+    """A JSON error reply, `{"error": {"code", "message", ...}}`."""
+    return JSONResponse(body, status_code=status_code)
+
+
+class DeferredJSONResponse(Response):
+    """A JSON reply computed when the server sends it, on the server's own event loop.
+
+    BedrockAgentCoreApp runs an async entrypoint on a separate worker loop but sends the returned
+    response from uvicorn's loop; doing the turn here keeps every turn on one loop, whether streamed or not.
+    """
+
+    def __init__(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self.compute = compute
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response: Response = JSONResponse(await self.compute())
+        except AgentError as error:
+            response = error_response(error.to_dict(), error.status)
+        await response(scope, receive, send)

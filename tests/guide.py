@@ -1,0 +1,43 @@
+"""The guide's code blocks, read from docs/STREAMING_GUIDE.md (a verbatim copy of the spec) by heading."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "STREAMING_GUIDE.md"
+
+
+def snippet(heading: str, index: int = 0) -> str:
+    """The `index`-th fenced code block under the `### heading` section."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    in_section = False
+    for line in GUIDE.read_text().splitlines(keepends=True):
+        if current is not None:  # inside a fence: headings here are code comments
+            if line.startswith("```"):
+                blocks.append("".join(current))
+                current = None
+            else:
+                current.append(line)
+        elif line.startswith("```"):
+            if in_section:
+                current = []
+        elif re.match(r"#+ ", line):
+            if in_section:
+                break
+            in_section = line.rstrip("\n").split(" ", 1)[1] == heading
+    if not blocks and not in_section:
+        raise KeyError(heading)
+    return blocks[index]
+
+
+def as_async_body(code: str, name: str = "_snippet", params: str = "") -> str:
+    """Wrap top-level snippet code (which uses `async for` / `yield`) in an async function."""
+    return f"async def {name}({params}):\n" + textwrap.indent(code, "    ")
+
+
+def unprefixed(code: str) -> str:
+    """The guide imports `bedrock.agent_runtime`; run from inside bedrock/ the prefix is dropped."""
+    return code.replace("from bedrock.", "from ")

@@ -1,0 +1,139 @@
+"""The wire over real HTTP: uvicorn on a free loopback port, real clients (httpx, the guide's snippets)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from typing import Any
+
+import httpx
+import pytest
+
+from bedrock.streaming_utils import SSEDecoder
+from tests.guide import snippet
+
+FRAME = re.compile(r"event: ([a-z_]+)\ndata: ([^\n]+)\nid: (\d+)\n\n")
+
+
+def post_stream(url: str, payload: dict[str, Any], path: str = "/invocations", **kwargs: Any) -> tuple[httpx.Response, bytes]:
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", url + path, json=payload, **kwargs) as response:
+            return response, response.read()
+
+
+def frames_of(body: bytes) -> list[tuple[str, dict[str, Any], int]]:
+    """Split a body into frames, asserting every byte belongs to a well-formed frame or a ping."""
+    text = body.decode("ascii")
+    frames, pos = [], 0
+    while pos < len(text):
+        if text.startswith(": ping\n\n", pos):
+            pos += len(": ping\n\n")
+            continue
+        match = FRAME.match(text, pos)
+        assert match, f"malformed bytes at {pos}: {text[pos:pos + 80]!r}"
+        frames.append((match.group(1), json.loads(match.group(2)), int(match.group(3))))
+        pos = match.end()
+    return frames
+
+
+def test_stream_frames_are_byte_exact_and_bracketed(server, session_id):
+    response, body = post_stream(server.url, {"prompt": "What is 25 * 4?", "session_id": session_id, "stream": True, "stream_tokens": True})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    frames = frames_of(body)
+    types = [f[0] for f in frames]
+    assert types[0] == "agent_start" and types.count("agent_start") == 1
+    assert types[-1] == "agent_end" and sum(t in ("agent_end", "error") for t in types) == 1
+    assert [f[2] for f in frames] == list(range(1, len(frames) + 1))
+    assert "llm_token" in types
+    end = frames[-1][1]
+    assert "100" in end["output"] and end["metrics"]["tool_calls"] == 1 and end["metrics"]["tokens"] > 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", end["timestamp"])
+
+
+def test_idle_stream_gets_ping_comments(make_server, session_id):
+    live = make_server({"SSE_PING_INTERVAL_S": "0.05", "OFFLINE_TOKEN_DELAY_MS": "60", "TOKEN_BUFFER_SIZE": "1"})
+    _, body = post_stream(live.url, {"prompt": "What is 25 * 4?", "session_id": session_id, "stream": True, "stream_tokens": True})
+    assert b"\n\n: ping\n\n" in body or body.startswith(b": ping\n\n")
+    assert frames_of(body)[-1][0] == "agent_end"  # pings never break a frame
+
+
+def test_session_header_is_used_on_invocations(server):
+    _, body = post_stream(
+        server.url, {"prompt": "hi", "stream": True},
+        headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "hdr-session-1"},
+    )
+    assert frames_of(body)[0][1]["session_id"] == "hdr-session-1"
+
+
+@pytest.mark.parametrize("path", ["/invocations", "/invoke"])
+def test_non_stream_reply_equals_the_fold_of_the_stream(server, session_id, path):
+    prompt = {"prompt": "What is 25 * 4?"}
+    reply = httpx.post(server.url + path, json={**prompt, "session_id": session_id + "-a"}, timeout=30)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    result = reply.json()
+    _, body = post_stream(server.url, {**prompt, "session_id": session_id + "-b"}, path="/stream")
+    end = frames_of(body)[-1][1]
+    assert result["output"] == end["output"] == "The result of 25 * 4 is 100."
+    assert result["steps"] == end["steps"] == 4
+    timing = ("latency_ms", "time_to_first_token_ms")
+    assert {k: v for k, v in result["metrics"].items() if k not in timing} == {
+        k: v for k, v in end["metrics"].items() if k not in timing
+    }
+    assert result["session_id"] == session_id + "-a" and result["actor_id"] == "default-user"
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/invoke", b"{not json"),
+        ("/invoke", b""),
+        ("/stream", b"[1, 2]"),
+        ("/invocations", b'{"prompt": ""}'),
+        ("/invocations", b'{"prompt": "x", "stream": "yes"}'),
+        ("/invocations", b'"just a string"'),
+    ],
+)
+def test_bad_input_gets_400_json_and_the_server_keeps_serving(server, path, body):
+    response = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert isinstance(error, dict) and error["code"] == "invalid_payload" and error["message"]
+    assert "Traceback" not in response.text
+    assert httpx.get(server.url + "/ping", timeout=5).json()["status"] == "Healthy"
+
+
+def test_guide_httpx_client_reads_the_stream(server, session_id):
+    code = snippet("Python with httpx").replace("https://your-agent.amazonaws.com", server.url)
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    out = io.StringIO()
+    import asyncio
+
+    with redirect_stdout(out):
+        asyncio.run(namespace["stream_request"]())
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[agent_start]") and lines[-1].startswith("[agent_end]")
+    assert "The result of 2+2 is 4." in lines[-1]
+
+
+def test_httpx_sse_reads_typed_events(server, session_id):
+    from httpx_sse import connect_sse
+
+    with httpx.Client(timeout=30) as client:
+        with connect_sse(client, "POST", server.url + "/stream", json={"prompt": "What is 25 * 4?", "session_id": session_id}) as source:
+            events = [(e.event, json.loads(e.data), e.id) for e in source.iter_sse()]
+    assert events[0][0] == "agent_start" and events[-1][0] == "agent_end" and events[-1][2] == str(len(events))
+
+
+def test_decoder_reads_the_live_stream_chunk_by_chunk(server, session_id):
+    decoder, events = SSEDecoder(), []
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", server.url + "/stream", json={"prompt": "What is 7 * 6?", "session_id": session_id, "stream_tokens": True}) as response:
+            for chunk in response.iter_raw():
+                events.extend(decoder.feed(chunk))
+    assert events[-1]["type"] == "agent_end" and "42" in events[-1]["output"]

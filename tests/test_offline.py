@@ -1,0 +1,65 @@
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from bedrock.offline import OfflineChatModel, Turn, find_expression, respond, tokenize
+
+
+def test_find_expression():
+    assert find_expression("What is 25 * 4?") == "25 * 4"
+    assert find_expression("What is 5+5?") == "5+5"
+    assert find_expression("Calculate 15 * 8") == "15 * 8"
+    assert find_expression("I am 25 years old") is None
+
+
+def test_arithmetic_calls_the_calculator_then_answers_from_its_result():
+    first = respond([Turn("user", "What is 25 * 4?")])
+    assert first.tool_call["name"] == "calculator" and first.tool_call["args"] == {"expression": "25 * 4"}
+    second = respond([Turn("user", "What is 25 * 4?"), Turn("assistant", first.text, first.tool_call), Turn("tool", "100")])
+    assert second.text == "The result of 25 * 4 is 100." and second.tool_call is None
+
+
+def test_tool_errors_are_reported():
+    call = {"id": "1", "name": "calculator", "args": {"expression": "1/0"}}
+    reply = respond([Turn("user", "1/0"), Turn("assistant", "", call), Turn("tool", "Error: division by zero", is_error=True)])
+    assert "couldn't calculate 1/0" in reply.text
+
+
+def test_name_is_recalled_only_from_history():
+    assert "don't know" in respond([Turn("user", "What's my name?")]).text
+    turns = [Turn("user", "My name is Alice"), Turn("assistant", "ok"), Turn("user", "What's my name?")]
+    assert respond(turns).text == "Your name is Alice."
+
+
+def test_other_prompts_get_an_honest_offline_reply_with_context():
+    reply = respond([Turn("system", "User preferences: genre: sci-fi."), Turn("user", "Recommend a movie")])
+    assert "offline" in reply.text and "genre: sci-fi" in reply.text
+    assert reply.input_tokens > 0 and reply.output_tokens > 0
+
+
+def test_tokens_join_back():
+    text = "The result of 25 * 4 is 100.\n  ok"
+    assert "".join(tokenize(text)) == text
+
+
+async def test_chat_model_streams_chunks_tool_calls_and_usage():
+    model = OfflineChatModel().bind_tools([{"type": "function", "function": {"name": "calculator", "parameters": {}}}])
+    chunks = [c async for c in model.astream([HumanMessage("What is 2 * 3?")])]
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    assert merged.tool_calls[0]["args"] == {"expression": "2 * 3"}
+    assert merged.usage_metadata["output_tokens"] > 0
+    message = await model.ainvoke([SystemMessage("x"), HumanMessage("hi"), AIMessage("hello"), HumanMessage("my name is Bo")])
+    assert "Bo" in message.content
+
+
+def test_without_the_tool_offered_it_does_not_call_it():
+    message = OfflineChatModel().invoke([HumanMessage("What is 2 * 3?")])
+    assert not message.tool_calls
+
+
+def test_tool_message_turns():
+    message = OfflineChatModel().invoke(
+        [HumanMessage("2*3"), AIMessage("", tool_calls=[{"id": "t", "name": "calculator", "args": {"expression": "2*3"}}]),
+         ToolMessage("6", tool_call_id="t")]
+    )
+    assert message.content == "The result of 2*3 is 6."
