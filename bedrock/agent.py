@@ -116,10 +116,10 @@ class Agent:
             logger.error("turn failed for session %s: %s", request.session_id, error, exc_info=exc)
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
-        yield seq.emit(
-            AGENT_END,
-            {"output": output, "steps": step, "metrics": metrics.snapshot(), "timestamp": utc_timestamp()},
-        )
+        snapshot = metrics.snapshot()
+        # The SDK logs "completed" when the response object is returned; this is the turn's real duration.
+        logger.info("turn done: session=%s steps=%d latency_ms=%s", request.session_id, step, snapshot["latency_ms"])
+        yield seq.emit(AGENT_END, {"output": output, "steps": step, "metrics": snapshot, "timestamp": utc_timestamp()})
 
     async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""

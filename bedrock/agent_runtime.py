@@ -136,6 +136,10 @@ __all__ = ["app", "invoke", "stream_agent", "invoke_agent", "ainvoke_agent", "Ag
 
 if __name__ == "__main__":
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Our loggers only: the SDK's logger already has its own JSON handler.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("bedrock").addHandler(handler)
+    logging.getLogger("bedrock").setLevel(settings.log_level)
     # Keep-alive longer than common clients' pools, so a reused connection is never closed under a request.
     app.run(port=settings.port, timeout_keep_alive=75)
