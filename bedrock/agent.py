@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from typing import Any, AsyncIterator, Iterable, Sequence
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 
 from bedrock.callbacks import MetricsCallback
@@ -88,9 +90,10 @@ class Agent:
         # Token streaming costs a messages-mode hop per chunk; skip it unless the client asked for tokens.
         modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
         output = ""
+        turn_id = f"turn-{uuid.uuid4().hex}"
         try:
             async for mode, chunk in self.graph.astream(
-                {"messages": [HumanMessage(request.prompt)]}, config, stream_mode=modes
+                {"messages": [HumanMessage(request.prompt, id=turn_id)]}, config, stream_mode=modes
             ):
                 if mode == "messages":
                     message, meta = chunk
@@ -110,16 +113,37 @@ class Agent:
                         yield seq.emit(AGENT_STEP, step_data(step, node, message))
                         if isinstance(message, AIMessage):
                             output = message_text(message)
-        except Exception as exc:  # CancelledError is a BaseException: it propagates.
+        except asyncio.CancelledError:
+            # The client went away or a deadline passed: drop the half turn, even while being cancelled.
+            cleanup = asyncio.ensure_future(self._discard_turn(request, turn_id))
+            try:
+                await asyncio.shield(cleanup)
+            finally:
+                raise
+        except Exception as exc:
             error = classify(exc)
             metrics.record_error()
             logger.error("turn failed for session %s: %s", request.session_id, error, exc_info=exc)
+            await self._discard_turn(request, turn_id)
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
         snapshot = metrics.snapshot()
         # The SDK logs "completed" when the response object is returned; this is the turn's real duration.
         logger.info("turn done: session=%s steps=%d latency_ms=%s", request.session_id, step, snapshot["latency_ms"])
         yield seq.emit(AGENT_END, {"output": output, "steps": step, "metrics": snapshot, "timestamp": utc_timestamp()})
+
+    async def _discard_turn(self, request: AgentRequest, turn_id: str) -> None:
+        """Remove a failed turn's messages, so the session's history holds only complete turns."""
+        config = {"configurable": {"thread_id": request.session_id}}
+        try:
+            state = await self.graph.aget_state(config)
+            messages = state.values.get("messages", [])
+            ids = [m.id for m in messages]
+            if turn_id in ids:
+                removals = [RemoveMessage(id=m.id) for m in messages[ids.index(turn_id):]]
+                await self.graph.aupdate_state(config, {"messages": removals}, as_node="chatbot")
+        except Exception:
+            logger.exception("could not discard the failed turn of session %s", request.session_id)
 
     async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
@@ -28,6 +29,7 @@ from bedrock.events import ERROR, EventSequence, SSEEvent, utc_timestamp
 from bedrock.graph import build_graph
 from bedrock.memory import make_checkpointer
 from bedrock.models import make_model
+from bedrock.offline_endpoint import OfflineBedrockEndpoint
 from bedrock.payload import AgentRequest, PayloadError, parse_request
 from bedrock.responses import DeferredJSONResponse, error_response, sse_response
 from bedrock.tools import default_tools
@@ -37,16 +39,24 @@ logger = logging.getLogger("bedrock.agent_runtime")
 _build_lock = threading.Lock()
 
 
-def build_agent(settings: Settings) -> Agent:
+def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
     """Model, tools, checkpointer and graph, as configured."""
-    graph = build_graph(make_model(settings), default_tools(), make_checkpointer(settings))
+    graph = build_graph(make_model(settings, endpoint_url), default_tools(), make_checkpointer(settings))
     return Agent(graph, settings)
 
 
 @asynccontextmanager
 async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
-    get_agent()  # built before the first request, so no user pays for it
+    settings = get_agent().settings  # built before the first request, so no user pays for it
+    # ChatBedrockConverse streams by running each blocking read on the loop's default executor;
+    # its stock size (cores + 4) would cap concurrent model streams at 6 on a 2-core machine.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="model")
+    )
     yield
+    endpoint = getattr(app.state, "offline_endpoint", None)
+    if endpoint is not None:
+        endpoint.stop()
 
 
 app = BedrockAgentCoreApp(lifespan=lifespan)
@@ -59,7 +69,12 @@ def get_agent() -> Agent:
         with _build_lock:
             agent = getattr(app.state, "agent", None)
             if agent is None:
-                agent = app.state.agent = build_agent(Settings.from_env())
+                settings = Settings.from_env()
+                endpoint_url = None
+                if settings.model_provider == "offline":
+                    endpoint = app.state.offline_endpoint = OfflineBedrockEndpoint(settings.offline_token_delay_ms)
+                    endpoint_url = endpoint.start().url
+                agent = app.state.agent = build_agent(settings, endpoint_url)
     return agent
 
 

@@ -8,7 +8,8 @@ if not __package__:  # imported flat from inside bedrock/, as the guide does
 import time
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 
@@ -37,8 +38,15 @@ def _usage(response: LLMResult) -> tuple[int, int]:
     return input_tokens, output_tokens
 
 
-class MetricsCallback(BaseStreamCallback):
-    """Counts what one turn really used: model-reported tokens, LLM calls, tool calls, errors, timings."""
+class MetricsCallback(BaseCallbackHandler):
+    """Counts what one turn really used: model-reported tokens, LLM calls, tool calls, errors, timings.
+
+    Synchronous and inline on purpose: its hooks only add to counters, and LangChain runs an *async*
+    handler's hooks from a sync model stream (ChatBedrockConverse's) in a fresh event loop per token.
+    """
+
+    run_inline = True
+    raise_error = False
 
     def __init__(self) -> None:
         self.started_at = time.perf_counter()
@@ -54,25 +62,28 @@ class MetricsCallback(BaseStreamCallback):
         """Input plus output tokens, as the model reported them."""
         return self.input_tokens + self.output_tokens
 
-    async def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
+    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
         self.llm_calls += 1
 
-    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any) -> None:
+        self.llm_calls += 1
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
         if self.first_token_at is None and token:
             self.first_token_at = time.perf_counter()
 
-    async def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         input_tokens, output_tokens = _usage(response)
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
 
-    async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         self.errors += 1
 
-    async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
         self.tool_calls += 1
 
-    async def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
+    def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
         self.errors += 1
 
     def record_error(self) -> None:

@@ -55,6 +55,11 @@ class Settings:
     aws_region: str = "us-east-1"
     temperature: float = 0.0
     max_tokens: int = 1024
+    bedrock_retry_mode: str = "adaptive"
+    bedrock_max_attempts: int = 4
+    bedrock_connect_timeout_s: float = 10.0
+    bedrock_read_timeout_s: float = 120.0
+    model_threads: int = 64
     port: int = 8080
     sse_ping_interval_s: float = 15.0
     token_buffer_size: int = 4
@@ -74,6 +79,11 @@ class Settings:
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             temperature=_float(env, "MODEL_TEMPERATURE", 0.0),
             max_tokens=_int(env, "MODEL_MAX_TOKENS", 1024, minimum=1),
+            bedrock_retry_mode=_choice(env, "BEDROCK_RETRY_MODE", "adaptive", ("adaptive", "standard", "legacy")),
+            bedrock_max_attempts=_int(env, "BEDROCK_MAX_ATTEMPTS", 4, minimum=1),
+            bedrock_connect_timeout_s=_float(env, "BEDROCK_CONNECT_TIMEOUT_S", 10.0),
+            bedrock_read_timeout_s=_float(env, "BEDROCK_READ_TIMEOUT_S", 120.0),
+            model_threads=_int(env, "MODEL_THREADS", 64, minimum=1),
             port=_int(env, "PORT", 8080),
             sse_ping_interval_s=_float(env, "SSE_PING_INTERVAL_S", 15.0),
             token_buffer_size=_int(env, "TOKEN_BUFFER_SIZE", 4, minimum=1),

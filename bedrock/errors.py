@@ -76,6 +76,8 @@ def classify(exc: BaseException) -> AgentError:
     if isinstance(exc, AgentError):
         return exc
     code = _client_error_code(exc)
+    if code:
+        code = code[0].upper() + code[1:]  # in-stream exceptions are named "throttlingException" etc.
     if code in _BEDROCK_ERRORS:
         ours, retryable, status, message = _BEDROCK_ERRORS[code]
         return AgentError(ours, message, type(exc).__name__, retryable, status)

@@ -1,0 +1,226 @@
+"""A local Bedrock Runtime–compatible endpoint (Converse and ConverseStream) in front of the offline rules.
+
+`MODEL_PROVIDER=offline` points ChatBedrockConverse here, so offline runs and tests take the production
+path — botocore signing, retries, event-stream decoding, usage — with only the endpoint swapped.
+It is also scriptable, as the test fixture for that path: queue fixed replies, HTTP errors, or a stream
+that breaks mid-way, and read back every request it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from bedrock.background_server import BackgroundServer
+from bedrock.offline import Reply, Turn, respond, tokenize
+
+EVENTSTREAM = "application/vnd.amazon.eventstream"
+
+
+def encode_event(headers: dict[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message (string headers only).
+
+    Written by hand: botocore only decodes this framing, and no maintained library encodes it.
+    Layout: total length, headers length, prelude CRC32, headers, payload, message CRC32.
+    """
+    encoded = b"".join(
+        struct.pack(">B", len(name)) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
+        for name, value in headers.items()
+    )
+    total = 12 + len(encoded) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def event_frame(event_type: str, body: dict[str, Any]) -> bytes:
+    """A ConverseStream event (`messageStart`, `contentBlockDelta`, …)."""
+    headers = {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}
+    return encode_event(headers, json.dumps(body).encode())
+
+
+def exception_frame(exception_type: str, message: str) -> bytes:
+    """An in-stream exception (botocore raises it as EventStreamError)."""
+    headers = {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"}
+    return encode_event(headers, json.dumps({"message": message}).encode())
+
+
+def turns_from_converse(body: dict[str, Any]) -> list[Turn]:
+    """A Converse request body → Turns for the rules."""
+    turns = [Turn("system", block["text"]) for block in body.get("system", []) if "text" in block]
+    for message in body.get("messages", []):
+        texts, call = [], None
+        for block in message.get("content", []):
+            if "text" in block:
+                texts.append(block["text"])
+            elif "toolUse" in block and call is None:
+                use = block["toolUse"]
+                call = {"id": use["toolUseId"], "name": use["name"], "args": use.get("input", {})}
+            elif "toolResult" in block:
+                result = block["toolResult"]
+                text = "".join(c.get("text", json.dumps(c.get("json"))) for c in result.get("content", []))
+                turns.append(Turn("tool", text, is_error=result.get("status") == "error"))
+        if texts or call:
+            role = "assistant" if message["role"] == "assistant" else "user"
+            turns.append(Turn(role, "".join(texts), tool_call=call))
+    return turns
+
+
+def offered_tools(body: dict[str, Any]) -> set[str]:
+    return {t["toolSpec"]["name"] for t in body.get("toolConfig", {}).get("tools", []) if "toolSpec" in t}
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """Answer the next request with an AWS JSON error (e.g. 429 ThrottlingException)."""
+
+    status: int
+    code: str
+    message: str = "scripted failure"
+
+
+@dataclass(frozen=True)
+class BreakStream:
+    """Stream `after_tokens` text chunks of the reply, then an exception frame."""
+
+    after_tokens: int
+    exception_type: str = "modelStreamErrorException"
+    message: str = "scripted stream failure"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the endpoint received."""
+
+    path: str
+    model_id: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class OfflineBedrockEndpoint:
+    """Serves `POST /model/{modelId}/converse` and `/converse-stream`; scriptable and recording."""
+
+    def __init__(self, token_delay_ms: float = 0, responder: Callable[[Sequence[Turn]], Reply] = respond) -> None:
+        self.token_delay_s = token_delay_ms / 1000
+        self.responder = responder
+        self.requests: list[Recorded] = []
+        self.usage_reported: list[dict[str, int]] = []
+        self.script: deque[Reply | HttpError | BreakStream] = deque()
+        self.app = Starlette(
+            routes=[
+                Route("/model/{model_id:path}/converse", self._converse, methods=["POST"]),
+                Route("/model/{model_id:path}/converse-stream", self._converse_stream, methods=["POST"]),
+            ]
+        )
+        self._server = BackgroundServer(self.app)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> "OfflineBedrockEndpoint":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def then(self, *actions: Reply | HttpError | BreakStream) -> "OfflineBedrockEndpoint":
+        """Queue what the next requests get, in order; once the script is empty the rules answer."""
+        self.script.extend(actions)
+        return self
+
+    async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | None]:
+        body = json.loads(await request.body())
+        self.requests.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
+        return body, self.script.popleft() if self.script else None
+
+    def _rules(self, body: dict[str, Any]) -> Reply:
+        reply = self.responder(turns_from_converse(body))
+        if reply.tool_call and reply.tool_call["name"] not in offered_tools(body):
+            return Reply("I'd use the calculator for that, but it is not available.", None, reply.input_tokens, 10)
+        return reply
+
+    @staticmethod
+    def _error(error: HttpError) -> Response:
+        return JSONResponse(
+            {"message": error.message}, status_code=error.status, headers={"x-amzn-ErrorType": error.code}
+        )
+
+    def _report(self, reply: Reply) -> dict[str, int]:
+        usage = _usage(reply)
+        self.usage_reported.append(usage)
+        return usage
+
+    async def _converse(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body, action = await self._receive(request)
+        if isinstance(action, HttpError):
+            return self._error(action)
+        reply = action if isinstance(action, Reply) else self._rules(body)
+        content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        if reply.tool_call:
+            call = reply.tool_call
+            content.append({"toolUse": {"toolUseId": call["id"], "name": call["name"], "input": call["args"]}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": "tool_use" if reply.tool_call else "end_turn",
+                "usage": self._report(reply),
+                "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
+            }
+        )
+
+    async def _converse_stream(self, request: Request) -> Response:
+        body, action = await self._receive(request)
+        if isinstance(action, HttpError):
+            return self._error(action)
+        reply = action if isinstance(action, Reply) else self._rules(body)
+        breaks = action if isinstance(action, BreakStream) else None
+        return StreamingResponse(self._frames(reply, breaks), media_type=EVENTSTREAM)
+
+    async def _frames(self, reply: Reply, breaks: BreakStream | None) -> AsyncIterator[bytes]:
+        started = time.perf_counter()
+        yield event_frame("messageStart", {"role": "assistant"})
+        for i, token in enumerate(tokenize(reply.text)):
+            if breaks is not None and i == breaks.after_tokens:
+                yield exception_frame(breaks.exception_type, breaks.message)
+                return
+            if i and self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            yield event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}})
+        if breaks is not None:
+            yield exception_frame(breaks.exception_type, breaks.message)
+            return
+        if reply.text:
+            yield event_frame("contentBlockStop", {"contentBlockIndex": 0})
+        if reply.tool_call:
+            call, index = reply.tool_call, 1 if reply.text else 0
+            start = {"toolUse": {"toolUseId": call["id"], "name": call["name"]}}
+            yield event_frame("contentBlockStart", {"contentBlockIndex": index, "start": start})
+            delta = {"toolUse": {"input": json.dumps(call["args"])}}
+            yield event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+            yield event_frame("contentBlockStop", {"contentBlockIndex": index})
+        yield event_frame("messageStop", {"stopReason": "tool_use" if reply.tool_call else "end_turn"})
+        latency = int((time.perf_counter() - started) * 1000)
+        yield event_frame("metadata", {"usage": self._report(reply), "metrics": {"latencyMs": latency}})
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "inputTokens": reply.input_tokens,
+        "outputTokens": reply.output_tokens,
+        "totalTokens": reply.input_tokens + reply.output_tokens,
+    }

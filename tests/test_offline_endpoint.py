@@ -1,0 +1,162 @@
+"""The Bedrock wire path: ChatBedrockConverse → botocore → the local endpoint (scripted where needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from langchain_aws import ChatBedrockConverse
+
+from bedrock.agent_runtime import app, build_agent, get_agent, stream_agent
+from bedrock.config import Settings
+from bedrock.offline import Reply
+from bedrock.offline_endpoint import BreakStream, HttpError, OfflineBedrockEndpoint
+from bedrock.models import make_model
+from bedrock.payload import parse_request
+from tests.test_http import frames_of
+
+
+@pytest.fixture
+def endpoint() -> Iterator[OfflineBedrockEndpoint]:
+    ep = OfflineBedrockEndpoint().start()
+    yield ep
+    ep.stop()
+
+
+def bedrock_settings(**overrides: Any) -> Settings:
+    # Standard retries: adaptive mode's client-side rate limiter would slow the tests after a 429.
+    return Settings(model_provider="bedrock", bedrock_retry_mode="standard", bedrock_max_attempts=2, **overrides)
+
+
+async def run_turn(agent, prompt: str, session_id: str, **payload: Any) -> list[Any]:
+    request = parse_request({"prompt": prompt, "session_id": session_id, **payload})
+    return [event async for event in agent.stream(request)]
+
+
+def test_make_model_offline_is_chat_bedrock_converse_on_a_local_endpoint():
+    model = make_model(Settings(model_provider="offline"))
+    assert isinstance(model, ChatBedrockConverse)
+    assert model.endpoint_url.startswith("http://127.0.0.1:")
+    assert model.invoke("What is my name?").content  # the endpoint answers
+
+
+def test_make_model_bedrock_uses_configured_retries():
+    model = make_model(Settings(model_provider="bedrock", bedrock_max_attempts=7, bedrock_retry_mode="standard"))
+    assert isinstance(model, ChatBedrockConverse) and model.endpoint_url is None
+    assert model.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}
+
+
+async def test_offline_runtime_turn_goes_through_the_endpoint(session_id):
+    events = [e async for e in stream_agent({"prompt": "What is 25 * 4?", "session_id": session_id})]
+    assert events[-1].data["output"] == "The result of 25 * 4 is 100."
+    endpoint = app.state.offline_endpoint
+    assert get_agent().graph.get_graph()  # built
+    mine = [r for r in endpoint.requests if r.body["messages"][0]["content"][0].get("text") == "What is 25 * 4?"]
+    turn_two = mine[-1].body["messages"]
+    assert mine[-1].path.endswith("/converse")  # not streaming tokens → Converse
+    assert turn_two[-1]["content"][0]["toolResult"]["content"][0]["text"] == "100"
+    assert "x-amz-date" in mine[-1].headers and mine[-1].headers["authorization"].startswith("AWS4-HMAC-SHA256")
+
+
+async def test_token_usage_equals_what_the_endpoint_reported(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    events = await run_turn(agent, "What is 12 * 12?", session_id, stream_tokens=True)
+    assert [r.path.rsplit("/", 1)[1] for r in endpoint.requests] == ["converse-stream", "converse-stream"]
+    metrics = events[-1].data["metrics"]
+    assert metrics["tokens"] == sum(u["totalTokens"] for u in endpoint.usage_reported) > 0
+    assert metrics["input_tokens"] == sum(u["inputTokens"] for u in endpoint.usage_reported)
+    assert metrics["llm_calls"] == 2 and metrics["time_to_first_token_ms"] is not None
+
+
+async def test_throttled_once_is_retried_and_succeeds(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(HttpError(429, "ThrottlingException", "Too many requests"))
+    events = await run_turn(agent, "What is 2 * 21?", session_id, stream_tokens=True)
+    assert events[-1].type == "agent_end" and "42" in events[-1].data["output"]
+    assert len(endpoint.requests) == 3  # 429, retry, then the second model call
+
+
+@pytest.mark.parametrize("stream_tokens", [True, False])
+async def test_throttled_beyond_retries_is_a_retryable_error(endpoint, session_id, stream_tokens):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(HttpError(429, "ThrottlingException"), HttpError(429, "ThrottlingException"))
+    events = await run_turn(agent, "hello", session_id, stream_tokens=stream_tokens)
+    assert [e.type for e in events] == ["agent_start", "agent_step", "error"]
+    error = events[-1].data
+    assert error["code"] == "model_throttled" and error["retryable"] is True
+    assert "Traceback" not in error["error"] and "scripted" not in error["error"]
+
+
+async def test_validation_error_is_not_retryable(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(HttpError(400, "ValidationException", "bad input"))
+    events = await run_turn(agent, "hello", session_id)
+    assert events[-1].data["code"] == "model_validation_error" and events[-1].data["retryable"] is False
+    assert len(endpoint.requests) == 1  # not retried
+
+
+async def test_stream_broken_mid_way_keeps_tokens_then_one_error_and_memory_whole(endpoint, session_id):
+    agent = build_agent(bedrock_settings(token_buffer_size=1), endpoint.url)
+    await run_turn(agent, "My name is Alice", session_id)
+    endpoint.then(BreakStream(after_tokens=3))
+    events = await run_turn(agent, "Tell me a long story", session_id, stream_tokens=True)
+    types = [e.type for e in events]
+    assert types.count("llm_token") == 3 and types[-1] == "error" and types.count("error") == 1
+    assert events[-1].data["code"] == "model_stream_error" and events[-1].data["retryable"] is True
+    state = await agent.graph.aget_state({"configurable": {"thread_id": session_id}})
+    contents = [m.content for m in state.values["messages"]]
+    assert contents == ["My name is Alice", "Nice to meet you, Alice! I'll remember your name."]
+    events = await run_turn(agent, "What's my name?", session_id)
+    assert events[-1].data["output"] == "Your name is Alice."
+    sent = endpoint.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]  # the failed turn is not replayed
+
+
+async def test_scripted_reply_is_served(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(Reply("Scripted answer.", None, 3, 2))
+    events = await run_turn(agent, "anything", session_id)
+    assert events[-1].data["output"] == "Scripted answer." and events[-1].data["metrics"]["tokens"] == 5
+
+
+@pytest.fixture
+def paced_endpoint() -> Iterator[OfflineBedrockEndpoint]:
+    ep = OfflineBedrockEndpoint(token_delay_ms=40).start()
+    yield ep
+    ep.stop()
+
+
+def test_tokens_reach_an_http_client_incrementally(make_server, paced_endpoint, session_id):
+    live = make_server({"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": paced_endpoint.url,
+                        "TOKEN_BUFFER_SIZE": "1"})
+    payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream_tokens": True}
+    arrivals: dict[str, float] = {}
+    started = time.perf_counter()
+    with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                arrivals.setdefault(line[7:], time.perf_counter() - started)
+    assert set(arrivals) >= {"agent_start", "llm_token", "agent_end"}
+    # ~40 chunks at 40 ms: the first token comes long before the end, not with it.
+    assert arrivals["llm_token"] * 5 < arrivals["agent_end"]
+    assert paced_endpoint.requests[0].path.endswith("/converse-stream")
+
+
+def test_http_stream_ends_with_error_event_when_model_fails(make_server, endpoint, session_id):
+    live = make_server({"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint.url,
+                        "BEDROCK_RETRY_MODE": "standard", "BEDROCK_MAX_ATTEMPTS": "1"})
+    endpoint.then(HttpError(403, "AccessDeniedException", "secret internal detail"))
+    with httpx.Client(timeout=30) as client:
+        response = client.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id, "stream": True})
+        frames = frames_of(response.content)
+        assert [f[0] for f in frames] == ["agent_start", "agent_step", "error"]
+        assert frames[-1][1]["code"] == "model_access_denied" and "secret" not in response.text
+        endpoint.then(HttpError(429, "ThrottlingException"))
+        reply = client.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id})
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "model_throttled"
+        assert reply.json()["error"]["retryable"] is True
+        ok = client.post(live.url + "/invocations", json={"prompt": "What is 1 + 1?", "session_id": session_id})
+        assert ok.status_code == 200 and ok.json()["output"] == "The result of 1 + 1 is 2."
