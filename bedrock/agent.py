@@ -16,6 +16,7 @@ from bedrock.config import Settings
 from bedrock.errors import AgentError, classify, status_for
 from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, LLM_TOKEN, EventSequence, SSEEvent, utc_timestamp
 from bedrock.payload import AgentRequest
+from bedrock.sessions import SessionBusy, SessionLocks
 from bedrock.streaming_utils import TokenBuffer
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Agent:
     def __init__(self, graph: CompiledStateGraph, settings: Settings) -> None:
         self.graph = graph
         self.settings = settings
+        self.locks = SessionLocks(settings.session_wait_s)
+        self._can_prune = True
 
     def run_config(self, request: AgentRequest, callbacks: Sequence[Any]) -> dict[str, Any]:
         """LangGraph config: the session is the thread; preferences and custom_data ride along."""
@@ -91,40 +94,51 @@ class Agent:
         modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
         output = ""
         turn_id = f"turn-{uuid.uuid4().hex}"
+        failure: Exception | None = None
         try:
-            async for mode, chunk in self.graph.astream(
-                {"messages": [HumanMessage(request.prompt, id=turn_id)]}, config, stream_mode=modes
-            ):
-                if mode == "messages":
-                    message, meta = chunk
-                    if meta.get("langgraph_node") == "chatbot":
-                        text = message_text(message)
-                        if text:
-                            batch = buffer.add(text)
-                            if batch:
-                                yield seq.emit(LLM_TOKEN, {"token": batch, "step": step + 1})
-                    continue
-                for node, update in chunk.items():
-                    for message in (update or {}).get("messages", ()):
-                        rest = buffer.flush()
-                        if rest:
-                            yield seq.emit(LLM_TOKEN, {"token": rest, "step": step + 1})
-                        step += 1
-                        yield seq.emit(AGENT_STEP, step_data(step, node, message))
-                        if isinstance(message, AIMessage):
-                            output = message_text(message)
-        except asyncio.CancelledError:
-            # The client went away or a deadline passed: drop the half turn, even while being cancelled.
-            cleanup = asyncio.ensure_future(self._discard_turn(request, turn_id))
-            try:
-                await asyncio.shield(cleanup)
-            finally:
-                raise
-        except Exception as exc:
-            error = classify(exc)
+            async with self.locks.hold(request.session_id):
+                try:
+                    async for mode, chunk in self.graph.astream(
+                        {"messages": [HumanMessage(request.prompt, id=turn_id)]},
+                        config,
+                        stream_mode=modes,
+                        durability=self.settings.checkpoint_durability,
+                    ):
+                        if mode == "messages":
+                            message, meta = chunk
+                            if meta.get("langgraph_node") == "chatbot":
+                                text = message_text(message)
+                                if text:
+                                    batch = buffer.add(text)
+                                    if batch:
+                                        yield seq.emit(LLM_TOKEN, {"token": batch, "step": step + 1})
+                            continue
+                        for node, update in chunk.items():
+                            for message in (update or {}).get("messages", ()):
+                                rest = buffer.flush()
+                                if rest:
+                                    yield seq.emit(LLM_TOKEN, {"token": rest, "step": step + 1})
+                                step += 1
+                                yield seq.emit(AGENT_STEP, step_data(step, node, message))
+                                if isinstance(message, AIMessage):
+                                    output = message_text(message)
+                    await self._prune(request)
+                except asyncio.CancelledError:
+                    # The client went away or a deadline passed: drop the half turn, even while cancelled.
+                    cleanup = asyncio.ensure_future(self._discard_turn(request, turn_id))
+                    try:
+                        await asyncio.shield(cleanup)
+                    finally:
+                        raise
+                except Exception as exc:
+                    failure = exc
+                    await self._discard_turn(request, turn_id)  # still holding the session
+        except SessionBusy as exc:
+            failure = exc
+        if failure is not None:
+            error = classify(failure)
             metrics.record_error()
-            logger.error("turn failed for session %s: %s", request.session_id, error, exc_info=exc)
-            await self._discard_turn(request, turn_id)
+            logger.error("turn failed for session %s: %s", request.session_id, error, exc_info=failure)
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
         snapshot = metrics.snapshot()
@@ -132,9 +146,20 @@ class Agent:
         logger.info("turn done: session=%s steps=%d latency_ms=%s", request.session_id, step, snapshot["latency_ms"])
         yield seq.emit(AGENT_END, {"output": output, "steps": step, "metrics": snapshot, "timestamp": utc_timestamp()})
 
+    async def _prune(self, request: AgentRequest) -> None:
+        """Drop the session's superseded checkpoints, where the saver supports it (CHECKPOINT_HISTORY)."""
+        if self.settings.checkpoint_history != "latest" or not self._can_prune:
+            return
+        try:
+            await self.graph.checkpointer.aprune([request.session_id], strategy="keep_latest")
+        except NotImplementedError:
+            self._can_prune = False
+        except Exception:
+            logger.exception("could not prune old checkpoints of session %s", request.session_id)
+
     async def _discard_turn(self, request: AgentRequest, turn_id: str) -> None:
         """Remove a failed turn's messages, so the session's history holds only complete turns."""
-        config = {"configurable": {"thread_id": request.session_id}}
+        config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
         try:
             state = await self.graph.aget_state(config)
             messages = state.values.get("messages", [])

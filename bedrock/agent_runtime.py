@@ -41,7 +41,8 @@ _build_lock = threading.Lock()
 
 def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
     """Model, tools, checkpointer and graph, as configured."""
-    graph = build_graph(make_model(settings, endpoint_url), default_tools(), make_checkpointer(settings))
+    checkpointer = make_checkpointer(settings)
+    graph = build_graph(make_model(settings, endpoint_url), default_tools(), checkpointer, settings.history_max_messages)
     return Agent(graph, settings)
 
 
@@ -57,6 +58,9 @@ async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
     endpoint = getattr(app.state, "offline_endpoint", None)
     if endpoint is not None:
         endpoint.stop()
+    close = getattr(app.state.agent.graph.checkpointer, "close", None)
+    if callable(close):
+        close()
 
 
 app = BedrockAgentCoreApp(lifespan=lifespan)

@@ -67,6 +67,13 @@ class Settings:
     max_prompt_chars: int = 32_000
     offline_token_delay_ms: int = 0
     default_actor_id: str = "default-user"
+    memory_backend: str = ""
+    agentcore_memory_id: str = ""
+    memory_path: str = ".agent-memory/checkpoints.sqlite"
+    checkpoint_durability: str = "exit"
+    checkpoint_history: str = "latest"
+    history_max_messages: int = 40
+    session_wait_s: float = 30.0
     log_level: str = "INFO"
 
     @classmethod
@@ -91,5 +98,13 @@ class Settings:
             max_prompt_chars=_int(env, "MAX_PROMPT_CHARS", 32_000, minimum=1),
             offline_token_delay_ms=_int(env, "OFFLINE_TOKEN_DELAY_MS", 0),
             default_actor_id=env.get("DEFAULT_ACTOR_ID") or "default-user",
+            memory_backend=_choice(env, "MEMORY_BACKEND", "", ("", "memory", "sqlite", "agentcore")),
+            # What `agentcore launch` injects, else the name the guide uses.
+            agentcore_memory_id=env.get("BEDROCK_AGENTCORE_MEMORY_ID") or env.get("AGENTCORE_MEMORY_ID") or "",
+            memory_path=env.get("AGENT_MEMORY_PATH") or ".agent-memory/checkpoints.sqlite",
+            checkpoint_durability=_choice(env, "CHECKPOINT_DURABILITY", "exit", ("exit", "async", "sync")),
+            checkpoint_history=_choice(env, "CHECKPOINT_HISTORY", "latest", ("latest", "all")),
+            history_max_messages=_int(env, "HISTORY_MAX_MESSAGES", 40, minimum=1),
+            session_wait_s=_float(env, "SESSION_WAIT_S", 30.0),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )

@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import tempfile
+
 import httpx
 import pytest
 
@@ -27,6 +29,8 @@ TEST_ENV = {
     "OFFLINE_TOKEN_DELAY_MS": "0",
 }
 os.environ.update(TEST_ENV)
+# Each test process (and each xdist worker) keeps its session memory in its own temporary folder.
+os.environ["AGENT_MEMORY_PATH"] = str(Path(tempfile.mkdtemp(prefix="agent-memory-")) / "checkpoints.sqlite")
 
 
 @pytest.fixture
@@ -39,7 +43,8 @@ class LiveServer:
     """`python tests/serve.py` in a subprocess: the real app under uvicorn on a free loopback port."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        full_env = {**os.environ, **TEST_ENV, **(env or {})}
+        memory = str(Path(tempfile.mkdtemp(prefix="agent-memory-")) / "checkpoints.sqlite")
+        full_env = {**os.environ, **TEST_ENV, "AGENT_MEMORY_PATH": memory, **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "serve.py")],
             cwd=ROOT,

@@ -1,0 +1,101 @@
+"""Session memory cost: per-turn time and stored bytes at turns 1, 10 and 50 of one session.
+
+The real agent (offline Bedrock endpoint, a calculator round trip every turn) with SQLite under each
+checkpoint durability and history policy, against the in-process saver measured in the same run.
+Times are medians over `--repeat` sessions (each mark: median of the turns around it).
+
+    python bench/memory_bench.py [--turns 50] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+from bedrock.agent_runtime import build_agent  # noqa: E402
+from bedrock.config import Settings  # noqa: E402
+from bedrock.offline_endpoint import OfflineBedrockEndpoint  # noqa: E402
+from bedrock.payload import parse_request  # noqa: E402
+
+MARKS = (1, 10, 50)
+VARIANTS = [  # label, backend, durability, history
+    ("in-process (baseline)", "memory", "exit", "all"),
+    ("sqlite, exit, latest (default)", "sqlite", "exit", "latest"),
+    ("sqlite, exit, all", "sqlite", "exit", "all"),
+    ("sqlite, async, all", "sqlite", "async", "all"),
+    ("sqlite, sync, all", "sqlite", "sync", "all"),
+]
+
+
+def stored_bytes(path: Path) -> int:
+    """Bytes of checkpoint data the session holds (file size would mostly measure WAL and free pages)."""
+    with sqlite3.connect(path) as conn:
+        checkpoints = conn.execute("SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints")
+        writes = conn.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes")
+        return checkpoints.fetchone()[0] + writes.fetchone()[0]
+
+
+async def session(settings: Settings, endpoint_url: str, turns: int, path: Path) -> tuple[list[float], dict[int, int]]:
+    agent = build_agent(settings, endpoint_url)
+    times, sizes = [], {}
+    for turn in range(1, turns + 1):
+        request = parse_request({"prompt": f"What is {turn} * 3?", "session_id": "bench"})
+        started = time.perf_counter()
+        await agent.invoke(request)
+        times.append((time.perf_counter() - started) * 1000)
+        if turn in MARKS and path.exists():
+            sizes[turn] = stored_bytes(path)
+    close = getattr(agent.graph.checkpointer, "close", None)
+    if close:
+        close()
+    return times, sizes
+
+
+def around(times: list[float], mark: int) -> float:
+    return statistics.median(times[max(0, mark - 3): mark + 2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    marks = [m for m in MARKS if m <= args.turns]
+    endpoint = OfflineBedrockEndpoint().start()
+    table: dict[str, tuple[dict[int, float], dict[int, int]]] = {}
+    for label, backend, durability, history in VARIANTS:
+        per_mark: dict[int, list[float]] = {m: [] for m in marks}
+        sizes: dict[int, int] = {}
+        for _ in range(args.repeat):
+            path = Path(tempfile.mkdtemp(prefix="membench-")) / "m.sqlite"
+            settings = Settings(memory_backend=backend, memory_path=str(path),
+                                checkpoint_durability=durability, checkpoint_history=history)
+            times, sizes = asyncio.run(session(settings, endpoint.url, args.turns, path))
+            for m in marks:
+                per_mark[m].append(around(times, m))
+        table[label] = ({m: statistics.median(v) for m, v in per_mark.items()}, sizes)
+    endpoint.stop()
+    base = table[VARIANTS[0][0]][0]
+    print("| memory | " + " | ".join(f"turn {m}: ms/turn (× baseline) | turn {m}: bytes" for m in marks) + " |")
+    print("|---|" + "---|" * (2 * len(marks)))
+    for label, *_ in VARIANTS:
+        times, sizes = table[label]
+        cells = []
+        for m in marks:
+            cells.append(f"{times[m]:.1f} ({times[m] / base[m]:.2f}×)")
+            cells.append(f"{sizes[m]:,}" if m in sizes else "—")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
