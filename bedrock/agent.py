@@ -13,6 +13,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from bedrock.callbacks import MetricsCallback
 from bedrock.config import Settings
+from bedrock.deadlines import bounded
 from bedrock.errors import AgentError, classify, status_for
 from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, LLM_TOKEN, EventSequence, SSEEvent, utc_timestamp
 from bedrock.payload import AgentRequest
@@ -64,14 +65,24 @@ class Agent:
             "recursion_limit": RECURSION_LIMIT,
         }
 
-    async def stream(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> AsyncIterator[SSEEvent]:
+    async def stream(
+        self, request: AgentRequest, callbacks: Iterable[Any] = (), shutdown: Any = None
+    ) -> AsyncIterator[SSEEvent]:
         """Yield the turn's events; a failure ends the stream with one `error` event, never an exception.
 
-        Cancellation (a client that went away, `asyncio.timeout`) propagates, stopping the graph run.
+        REQUEST_TIMEOUT_S, or SHUTDOWN_GRACE_S after `shutdown` (an event with `async wait()`) is set,
+        ends the turn with an `error` event. Cancellation (a client that went away, the caller's own
+        `asyncio.timeout`) propagates, stopping the graph run.
         """
         user_callbacks = list(callbacks)
         observers = [cb for cb in user_callbacks if callable(getattr(cb, "on_stream_event", None))]
-        async for event in self._events(request, user_callbacks):
+        events = bounded(
+            self._events(request, user_callbacks),
+            timeout_s=self.settings.request_timeout_s,
+            shutdown=shutdown,
+            grace_s=self.settings.shutdown_grace_s,
+        )
+        async for event in events:
             for observer in observers:
                 try:
                     await observer.on_stream_event(event)
@@ -97,13 +108,14 @@ class Agent:
         failure: Exception | None = None
         try:
             async with self.locks.hold(request.session_id):
+                graph_stream = self.graph.astream(
+                    {"messages": [HumanMessage(request.prompt, id=turn_id)]},
+                    config,
+                    stream_mode=modes,
+                    durability=self.settings.checkpoint_durability,
+                )
                 try:
-                    async for mode, chunk in self.graph.astream(
-                        {"messages": [HumanMessage(request.prompt, id=turn_id)]},
-                        config,
-                        stream_mode=modes,
-                        durability=self.settings.checkpoint_durability,
-                    ):
+                    async for mode, chunk in graph_stream:
                         if mode == "messages":
                             message, meta = chunk
                             if meta.get("langgraph_node") == "chatbot":
@@ -123,9 +135,9 @@ class Agent:
                                 if isinstance(message, AIMessage):
                                     output = message_text(message)
                     await self._prune(request)
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, GeneratorExit):
                     # The client went away or a deadline passed: drop the half turn, even while cancelled.
-                    cleanup = asyncio.ensure_future(self._discard_turn(request, turn_id))
+                    cleanup = asyncio.ensure_future(self._abandon(graph_stream, request, turn_id))
                     try:
                         await asyncio.shield(cleanup)
                     finally:
@@ -156,6 +168,13 @@ class Agent:
             self._can_prune = False
         except Exception:
             logger.exception("could not prune old checkpoints of session %s", request.session_id)
+
+    async def _abandon(self, graph_stream: Any, request: AgentRequest, turn_id: str) -> None:
+        """Stop the graph run (its tasks end with it), then drop the half turn."""
+        try:
+            await graph_stream.aclose()
+        finally:
+            await self._discard_turn(request, turn_id)
 
     async def _discard_turn(self, request: AgentRequest, turn_id: str) -> None:
         """Remove a failed turn's messages, so the session's history holds only complete turns."""

@@ -18,16 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
-from bedrock_agentcore.runtime import BedrockAgentCoreApp
+import anyio
+from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bedrock.agent import Agent
+from bedrock.capacity import InvocationSlots, SlotResponse
 from bedrock.config import Settings
 from bedrock.errors import AgentError
 from bedrock.events import ERROR, EventSequence, SSEEvent, utc_timestamp
 from bedrock.graph import build_graph
 from bedrock.memory import make_checkpointer
+from bedrock.middleware import JSONBodyGuard
 from bedrock.models import make_model
 from bedrock.offline_endpoint import OfflineBedrockEndpoint
 from bedrock.payload import AgentRequest, PayloadError, parse_request
@@ -36,6 +40,8 @@ from bedrock.tools import default_tools
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 logger = logging.getLogger("bedrock.agent_runtime")
+settings = Settings.from_env()
+slots = InvocationSlots(settings.max_concurrent_invocations)
 _build_lock = threading.Lock()
 
 
@@ -48,7 +54,7 @@ def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
 
 @asynccontextmanager
 async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
-    settings = get_agent().settings  # built before the first request, so no user pays for it
+    agent = get_agent()  # built before the first request, so no user pays for it
     # ChatBedrockConverse streams by running each blocking read on the loop's default executor;
     # its stock size (cores + 4) would cap concurrent model streams at 6 on a 2-core machine.
     asyncio.get_running_loop().set_default_executor(
@@ -58,22 +64,30 @@ async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
     endpoint = getattr(app.state, "offline_endpoint", None)
     if endpoint is not None:
         endpoint.stop()
-    close = getattr(app.state.agent.graph.checkpointer, "close", None)
+    close = getattr(agent.graph.checkpointer, "close", None)
     if callable(close):
         close()
 
 
-app = BedrockAgentCoreApp(lifespan=lifespan)
+app = BedrockAgentCoreApp(
+    lifespan=lifespan,
+    middleware=[
+        Middleware(
+            JSONBodyGuard,
+            paths=frozenset({"/invocations", "/invoke", "/stream"}),
+            max_bytes=settings.max_request_bytes,
+        )
+    ],
+)
 
 
 def get_agent() -> Agent:
-    """The process's agent, built once from the environment on first use."""
+    """The process's agent, built once on first use."""
     agent = getattr(app.state, "agent", None)
     if agent is None:
         with _build_lock:
             agent = getattr(app.state, "agent", None)
             if agent is None:
-                settings = Settings.from_env()
                 endpoint_url = None
                 if settings.model_provider == "offline":
                     endpoint = app.state.offline_endpoint = OfflineBedrockEndpoint(settings.offline_token_delay_ms)
@@ -84,7 +98,6 @@ def get_agent() -> Agent:
 
 def validate(payload: Any, header_session_id: str | None = None) -> AgentRequest:
     """Parse a payload against the runtime's settings; raises PayloadError."""
-    settings = get_agent().settings
     return parse_request(
         payload,
         header_session_id=header_session_id,
@@ -94,15 +107,23 @@ def validate(payload: Any, header_session_id: str | None = None) -> AgentRequest
 
 
 def respond(payload: Any, header_session_id: str | None = None, *, stream: bool = False) -> Response:
-    """Validate, then answer with the SSE stream or a JSON reply whose body runs the turn."""
+    """Validate, take a slot, then answer with the SSE stream or a JSON reply whose body runs the turn."""
     try:
         request = validate(payload, header_session_id)
     except PayloadError as error:
         return error_response(error.to_dict(), 400)
+    if not slots.try_acquire():
+        body = {"error": {"code": "server_busy", "message": "The server is at capacity; retry shortly.", "retryable": True}}
+        return error_response(body, 503)
     agent = get_agent()
     if stream or request.stream:
-        return sse_response(agent.stream(request), agent.settings.sse_ping_interval_s)
-    return DeferredJSONResponse(lambda: agent.invoke(request))
+        shutdown = anyio.Event()
+        response: Response = sse_response(
+            agent.stream(request, shutdown=shutdown), settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s
+        )
+    else:
+        response = DeferredJSONResponse(lambda: agent.invoke(request))
+    return SlotResponse(response, slots)
 
 
 @app.entrypoint
@@ -111,12 +132,15 @@ async def invoke(payload: Any, context: Any) -> Response:
     return respond(payload, getattr(context, "session_id", None))
 
 
+@app.ping
+def ping() -> PingStatus:
+    """HealthyBusy while every invocation slot is taken."""
+    return PingStatus.HEALTHY_BUSY if slots.busy else PingStatus.HEALTHY
+
+
 async def _local_route(request: Request) -> Response:
     """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
-    try:
-        payload = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error_response(PayloadError("the request body is not valid JSON").to_dict(), 400)
+    payload = json.loads(await request.body())  # JSONBodyGuard let only valid JSON through
     return respond(payload, request.headers.get(SESSION_HEADER), stream=request.url.path == "/stream")
 
 
@@ -154,11 +178,11 @@ def invoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = N
 __all__ = ["app", "invoke", "stream_agent", "invoke_agent", "ainvoke_agent", "AgentError", "PayloadError"]
 
 if __name__ == "__main__":
-    settings = Settings.from_env()
     # Our loggers only: the SDK's logger already has its own JSON handler.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("bedrock").addHandler(handler)
     logging.getLogger("bedrock").setLevel(settings.log_level)
     # Keep-alive longer than common clients' pools, so a reused connection is never closed under a request.
-    app.run(port=settings.port, timeout_keep_alive=75)
+    # Graceful shutdown outlasts SHUTDOWN_GRACE_S, so open streams end with their error event, not a cut.
+    app.run(port=settings.port, timeout_keep_alive=75, timeout_graceful_shutdown=settings.shutdown_grace_s + 5)

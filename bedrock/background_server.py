@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ class BackgroundServer:
         self.config = {"log_level": "warning", "lifespan": "off", **config}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.url = ""
 
     def start(self, timeout_s: float = 10.0) -> str:
@@ -30,9 +32,7 @@ class BackgroundServer:
         sock.bind((self.host, 0))
         port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=f"server-{port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name=f"server-{port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -41,6 +41,13 @@ class BackgroundServer:
             time.sleep(0.005)
         self.url = f"http://{self.host}:{port}"
         return self.url
+
+    def _serve(self, sock: socket.socket) -> None:
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop.run_until_complete(self._server.serve(sockets=[sock]))
+        finally:
+            self.loop.close()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ask the server to exit and wait for its thread."""

@@ -74,6 +74,10 @@ class Settings:
     checkpoint_history: str = "latest"
     history_max_messages: int = 40
     session_wait_s: float = 30.0
+    request_timeout_s: float = 300.0
+    shutdown_grace_s: float = 10.0
+    max_concurrent_invocations: int = 200
+    max_request_bytes: int = 1_048_576
     log_level: str = "INFO"
 
     @classmethod
@@ -106,5 +110,9 @@ class Settings:
             checkpoint_history=_choice(env, "CHECKPOINT_HISTORY", "latest", ("latest", "all")),
             history_max_messages=_int(env, "HISTORY_MAX_MESSAGES", 40, minimum=1),
             session_wait_s=_float(env, "SESSION_WAIT_S", 30.0),
+            request_timeout_s=_float(env, "REQUEST_TIMEOUT_S", 300.0),
+            shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", 10.0),
+            max_concurrent_invocations=_int(env, "MAX_CONCURRENT_INVOCATIONS", 200, minimum=1),
+            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1_048_576, minimum=1024),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
         )

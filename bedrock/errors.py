@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,14 @@ _STATUS: dict[str, int] = {
     "model_unreachable": 503,
     "timeout": 504,
     "session_busy": 409,
+    "memory_unavailable": 503,
+    "server_shutting_down": 503,
     "internal_error": 500,
 }
+
+
+# AgentCore Memory data-plane calls (a ClientError from them is a memory failure, not a model one).
+_MEMORY_OPERATIONS = frozenset({"CreateEvent", "ListEvents", "GetEvent", "DeleteEvent"})
 
 
 def status_for(code: str) -> int:
@@ -75,6 +82,9 @@ def classify(exc: BaseException) -> AgentError:
     """Map any exception from a run to the AgentError the client sees (no internals in the message)."""
     if isinstance(exc, AgentError):
         return exc
+    if isinstance(exc, sqlite3.Error) or getattr(exc, "operation_name", None) in _MEMORY_OPERATIONS:
+        return AgentError("memory_unavailable", "Session memory could not be read or written; retry.",
+                          "MemoryError", True, 503)
     code = _client_error_code(exc)
     if code:
         code = code[0].upper() + code[1:]  # in-stream exceptions are named "throttlingException" etc.

@@ -170,6 +170,8 @@ class OfflineBedrockEndpoint:
         if isinstance(action, HttpError):
             return self._error(action)
         reply = action if isinstance(action, Reply) else self._rules(body)
+        if self.token_delay_s:  # a whole answer takes as long as streaming it would
+            await asyncio.sleep(self.token_delay_s * max(0, len(tokenize(reply.text)) - 1))
         content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
         if reply.tool_call:
             call = reply.tool_call

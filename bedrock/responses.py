@@ -25,10 +25,25 @@ async def _frames(events: AsyncIterator[SSEEvent]) -> AsyncIterator[bytes]:
         yield event.encode()
 
 
-def sse_response(events: AsyncIterator[SSEEvent], ping_interval_s: float) -> EventSourceResponse:
-    """Stream already-framed events; `: ping` comments keep idle connections open through proxies."""
+def sse_response(
+    events: AsyncIterator[SSEEvent],
+    ping_interval_s: float,
+    shutdown: Any = None,
+    grace_s: float = 0.0,
+) -> EventSourceResponse:
+    """Stream already-framed events; `: ping` comments keep idle connections open through proxies.
+
+    On server shutdown sse-starlette sets `shutdown` and waits a little longer than the turn's own grace
+    (`grace_s`), so the stream can still send its closing `error` event before being cut.
+    """
     return EventSourceResponse(
-        _frames(events), headers=SSE_HEADERS, sep="\n", ping=ping_interval_s, ping_message_factory=_ping
+        _frames(events),
+        headers=SSE_HEADERS,
+        sep="\n",
+        ping=ping_interval_s,
+        ping_message_factory=_ping,
+        shutdown_event=shutdown,
+        shutdown_grace_period=grace_s + 1.0 if shutdown is not None else 0,
     )
 
 

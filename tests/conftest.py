@@ -45,18 +45,22 @@ class LiveServer:
     def __init__(self, env: dict[str, str] | None = None) -> None:
         memory = str(Path(tempfile.mkdtemp(prefix="agent-memory-")) / "checkpoints.sqlite")
         full_env = {**os.environ, **TEST_ENV, "AGENT_MEMORY_PATH": memory, **(env or {})}
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "serve.py")],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.memory_path = full_env["AGENT_MEMORY_PATH"]
+        # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty server once it fills.
+        self.log_path = Path(memory).parent / "server.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "serve.py")],
+                cwd=ROOT,
+                env=full_env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line.startswith("PORT="):
             self.process.kill()
-            raise RuntimeError(f"server did not start: {line!r} {self.process.stderr.read() if self.process.stderr else ''}")
+            raise RuntimeError(f"server did not start: {line!r} {self.log_path.read_text()}")
         self.port = int(line.strip().split("=", 1)[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
@@ -77,13 +81,14 @@ class LiveServer:
 
     def stop(self) -> str:
         """Stop the server; return what it wrote to stderr."""
-        self.process.terminate()
-        try:
-            _, err = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, err = self.process.communicate()
-        return err or ""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.communicate()
+        return self.log_path.read_text()
 
 
 @pytest.fixture(scope="session")
