@@ -15,7 +15,7 @@ from bedrock.callbacks import MetricsCallback
 from bedrock.config import Settings
 from bedrock.deadlines import bounded
 from bedrock.errors import AgentError, classify, status_for
-from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, LLM_TOKEN, EventSequence, SSEEvent, utc_timestamp
+from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, EventSequence, SSEEvent, utc_timestamp
 from bedrock.payload import AgentRequest
 from bedrock.sessions import SessionBusy, SessionLocks
 from bedrock.streaming_utils import TokenBuffer
@@ -65,30 +65,25 @@ class Agent:
             "recursion_limit": RECURSION_LIMIT,
         }
 
-    async def stream(
+    def stream(
         self, request: AgentRequest, callbacks: Iterable[Any] = (), shutdown: Any = None
     ) -> AsyncIterator[SSEEvent]:
-        """Yield the turn's events; a failure ends the stream with one `error` event, never an exception.
+        """The turn's events; a failure ends the stream with one `error` event, never an exception.
 
         REQUEST_TIMEOUT_S, or SHUTDOWN_GRACE_S after `shutdown` (an event with `async wait()`) is set,
         ends the turn with an `error` event. Cancellation (a client that went away, the caller's own
         `asyncio.timeout`) propagates, stopping the graph run.
         """
         user_callbacks = list(callbacks)
-        observers = [cb for cb in user_callbacks if callable(getattr(cb, "on_stream_event", None))]
         events = bounded(
             self._events(request, user_callbacks),
             timeout_s=self.settings.request_timeout_s,
             shutdown=shutdown,
             grace_s=self.settings.shutdown_grace_s,
         )
-        async for event in events:
-            for observer in observers:
-                try:
-                    await observer.on_stream_event(event)
-                except Exception:
-                    logger.exception("on_stream_event of %s failed", type(observer).__name__)
-            yield event
+        observers = [cb for cb in user_callbacks if callable(getattr(cb, "on_stream_event", None))]
+        # No extra generator layer unless someone observes: every layer costs each event ~0.5 µs.
+        return _observed(events, observers) if observers else events
 
     async def _events(self, request: AgentRequest, user_callbacks: list[Any]) -> AsyncIterator[SSEEvent]:
         seq = EventSequence()
@@ -123,13 +118,13 @@ class Agent:
                                 if text:
                                     batch = buffer.add(text)
                                     if batch:
-                                        yield seq.emit(LLM_TOKEN, {"token": batch, "step": step + 1})
+                                        yield seq.token(batch, step + 1)
                             continue
                         for node, update in chunk.items():
                             for message in (update or {}).get("messages", ()):
                                 rest = buffer.flush()
                                 if rest:
-                                    yield seq.emit(LLM_TOKEN, {"token": rest, "step": step + 1})
+                                    yield seq.token(rest, step + 1)
                                 step += 1
                                 yield seq.emit(AGENT_STEP, step_data(step, node, message))
                                 if isinstance(message, AIMessage):
@@ -192,6 +187,17 @@ class Agent:
     async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""
         return await fold(self.stream(request, callbacks))
+
+
+async def _observed(events: AsyncIterator[SSEEvent], observers: list[Any]) -> AsyncIterator[SSEEvent]:
+    """Show each event to the callbacks' `on_stream_event` before yielding it; a failing observer is logged."""
+    async for event in events:
+        for observer in observers:
+            try:
+                await observer.on_stream_event(event)
+            except Exception:
+                logger.exception("on_stream_event of %s failed", type(observer).__name__)
+        yield event
 
 
 async def fold(events: AsyncIterator[SSEEvent]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ if not __package__:  # run as a script, or imported flat from inside bedrock/
 import asyncio
 import json
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -55,11 +56,10 @@ def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
 @asynccontextmanager
 async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
     agent = get_agent()  # built before the first request, so no user pays for it
-    # ChatBedrockConverse streams by running each blocking read on the loop's default executor;
-    # its stock size (cores + 4) would cap concurrent model streams at 6 on a 2-core machine.
-    asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="model")
-    )
+    # ChatBedrockConverse streams by running each blocking read on the loop's default executor, holding a
+    # thread per streaming turn; the stock size (cores + 4) would cap concurrent model streams at 6 here.
+    threads = settings.model_threads or settings.max_concurrent_invocations + 16
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="model"))
     yield
     endpoint = getattr(app.state, "offline_endpoint", None)
     if endpoint is not None:
@@ -185,4 +185,10 @@ if __name__ == "__main__":
     logging.getLogger("bedrock").setLevel(settings.log_level)
     # Keep-alive longer than common clients' pools, so a reused connection is never closed under a request.
     # Graceful shutdown outlasts SHUTDOWN_GRACE_S, so open streams end with their error event, not a cut.
-    app.run(port=settings.port, timeout_keep_alive=75, timeout_graceful_shutdown=settings.shutdown_grace_s + 5)
+    # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
+    app.run(
+        port=settings.port,
+        host=os.environ.get("BIND_HOST") or None,
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=settings.shutdown_grace_s + 5,
+    )

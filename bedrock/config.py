@@ -59,7 +59,7 @@ class Settings:
     bedrock_max_attempts: int = 4
     bedrock_connect_timeout_s: float = 10.0
     bedrock_read_timeout_s: float = 120.0
-    model_threads: int = 64
+    model_threads: int = 0  # 0: MAX_CONCURRENT_INVOCATIONS + 16
     port: int = 8080
     sse_ping_interval_s: float = 15.0
     token_buffer_size: int = 4
@@ -94,7 +94,7 @@ class Settings:
             bedrock_max_attempts=_int(env, "BEDROCK_MAX_ATTEMPTS", 4, minimum=1),
             bedrock_connect_timeout_s=_float(env, "BEDROCK_CONNECT_TIMEOUT_S", 10.0),
             bedrock_read_timeout_s=_float(env, "BEDROCK_READ_TIMEOUT_S", 120.0),
-            model_threads=_int(env, "MODEL_THREADS", 64, minimum=1),
+            model_threads=_int(env, "MODEL_THREADS", 0),
             port=_int(env, "PORT", 8080),
             sse_ping_interval_s=_float(env, "SSE_PING_INTERVAL_S", 15.0),
             token_buffer_size=_int(env, "TOKEN_BUFFER_SIZE", 4, minimum=1),

@@ -166,6 +166,8 @@ class TokenBuffer:
     def add(self, token: str) -> str | None:
         """Buffer one token; return the joined batch when it is due."""
         tokens = self._tokens
+        if self.buffer_size == 1 and not tokens:
+            return token  # unbatched: no clock reads on the per-token path
         if not tokens and self.max_delay_s is not None:
             self._first_at = self._clock()
         tokens.append(token)

@@ -28,13 +28,13 @@ OFFLINE_ENV = {
 class Server:
     """`tests/serve.py` (the real app under uvicorn) in a subprocess, on 127.0.0.1 port 0."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, script: list[str] | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="bench-"))
         self.memory_path = str(self.folder / "checkpoints.sqlite")
         full = {**os.environ, **OFFLINE_ENV, "AGENT_MEMORY_PATH": self.memory_path, **(env or {})}
         with open(self.folder / "server.log", "w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "tests" / "serve.py")], cwd=ROOT, env=full,
+                [sys.executable, *(script or [str(ROOT / "tests" / "serve.py")])], cwd=ROOT, env=full,
                 stdout=subprocess.PIPE, stderr=log, text=True,
             )
         line = self.process.stdout.readline() if self.process.stdout else ""
@@ -44,11 +44,30 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/ping", timeout=1).status_code == 200:
-                    return
+                httpx.get(self.url + "/ping", timeout=1)  # any answer (even 404 from a bare app) means ready
+                return
             except httpx.TransportError:
                 time.sleep(0.05)
         raise RuntimeError("server never became ready")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory (VmHWM) of the server process."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def rss_mb(self) -> float:
+        """Current resident memory (VmRSS) of the server process."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def stop(self) -> None:
         self.process.terminate()

@@ -87,3 +87,11 @@ def test_sse_event_is_a_str_with_attributes():
     assert "agent_end" in frame and isinstance(frame, str)
     assert frame.data["metrics"]["tokens"] == 3
     assert json.loads(frame.split("\n")[1][len("data: "):]) == frame.data
+
+
+def test_token_frame_matches_the_generic_encoder():
+    from bedrock.events import LLM_TOKEN, encode_frame, token_frame
+
+    for token in ["plain", 'quo"te\\', "naïve ☃ \u2028 \n\t", ""]:
+        fast, generic = token_frame(token, 3, 9), encode_frame(LLM_TOKEN, {"token": token, "step": 3}, 9)
+        assert fast == generic and fast.data == generic.data and fast.id == 9 and fast.type == LLM_TOKEN

@@ -1,0 +1,36 @@
+# The AgentCore Runtime image: ARM64 (AgentCore runs Graviton), built by `agentcore launch` (CodeBuild)
+# or `docker buildx build --platform linux/arm64 .`. Follows the starter toolkit's Dockerfile template.
+FROM ghcr.io/astral-sh/uv:python3.11-bookworm-slim
+WORKDIR /app
+
+# DOCKER_CONTAINER makes BedrockAgentCoreApp bind 0.0.0.0. The session memory file lives under /tmp, the one
+# place the non-root user can write (AgentCore Memory replaces it once `agentcore launch` injects a memory id).
+ENV UV_SYSTEM_PYTHON=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_NO_PROGRESS=1 \
+    PYTHONUNBUFFERED=1 \
+    DOCKER_CONTAINER=1 \
+    AWS_REGION=us-east-1 \
+    AWS_DEFAULT_REGION=us-east-1 \
+    MODEL_PROVIDER=bedrock \
+    AGENT_MEMORY_PATH=/tmp/agent-memory/checkpoints.sqlite
+
+# Dependencies first, so code changes do not reinstall them.
+COPY requirements.txt requirements.txt
+RUN uv pip install -r requirements.txt
+
+# Observability: AgentCore collects traces through the ADOT distro's `opentelemetry-instrument`.
+RUN uv pip install "aws-opentelemetry-distro>=0.18.0,<1.0.0"
+
+# Non-root user (uid 1000, as the toolkit's template), owning the memory folder.
+RUN useradd -m -u 1000 bedrock_agentcore \
+    && mkdir -p /tmp/agent-memory \
+    && chown bedrock_agentcore /tmp/agent-memory
+USER bedrock_agentcore
+
+EXPOSE 8080
+
+# Copy the project (respecting .dockerignore).
+COPY . .
+
+CMD ["opentelemetry-instrument", "python", "-m", "bedrock.agent_runtime"]

@@ -1,0 +1,78 @@
+"""SSE framework cost and token batching, over real HTTP on loopback.
+
+1. The same frames streamed by plain Starlette (baseline), by our app, and by the SDK's generator path:
+   events/s and server CPU µs per event.
+2. A real agent whose model streams 2000 tokens with no latency: tokens/s reaching the client with
+   TOKEN_BUFFER_SIZE 1 (unbatched, baseline), 4 (the default) and 10.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Server, median, table  # noqa: E402
+from bench.sse_apps import LONG_REPLY_TOKENS  # noqa: E402
+
+APPS = str(Path(__file__).resolve().parent / "sse_apps.py")
+
+
+def stream_once(client: httpx.Client, url: str, payload: dict) -> tuple[float, int]:
+    started = time.perf_counter()
+    events = 0
+    with client.stream("POST", url + "/invocations", json=payload) as response:
+        for chunk in response.iter_raw():
+            events += chunk.count(b"\n\n")
+    return time.perf_counter() - started, events
+
+
+def framework(events: int, repeat: int) -> tuple[str, dict[str, float]]:
+    rows, results = [], {}
+    for variant in ("raw", "ours", "sdk-generator"):
+        with Server(script=[APPS, variant]) as server, httpx.Client(timeout=300) as client:
+            stream_once(client, server.url, {"prompt": "1000", "stream": True})  # warm up
+            walls, cpus = [], []
+            for _ in range(repeat):
+                cpu = server.cpu_seconds()
+                wall, seen = stream_once(client, server.url, {"prompt": str(events), "stream": True})
+                cpus.append(server.cpu_seconds() - cpu)
+                walls.append(wall)
+                assert seen >= events, (variant, seen)
+            results[variant] = events / median(walls)
+            results[variant + "_cpu_us"] = median(cpus) / events * 1e6
+    for variant in ("raw", "ours", "sdk-generator"):
+        rows.append((variant if variant != "raw" else "raw Starlette (baseline)", f"{results[variant]:,.0f}",
+                     f"{results[variant + '_cpu_us']:.1f}", f"{results[variant] / results['raw']:.2f}×"))
+    return table(("server", "events/s", "server CPU µs/event", "× raw"), rows), results
+
+
+def batching(repeat: int) -> tuple[str, dict[str, float]]:
+    rows, results = [], {}
+    for size in (1, 4, 10):
+        env = {"TOKEN_BUFFER_SIZE": str(size), "TOKEN_BUFFER_MAX_DELAY_MS": "50"}
+        with Server(env, script=[APPS, "agent-long"]) as server, httpx.Client(timeout=300) as client:
+            payload = {"prompt": "go", "stream": True, "stream_tokens": True}
+            stream_once(client, server.url, {**payload, "session_id": f"warm-{uuid.uuid4().hex}"})
+            walls, frames = [], 0
+            for _ in range(repeat):
+                wall, frames = stream_once(client, server.url, {**payload, "session_id": f"b-{uuid.uuid4().hex}"})
+                walls.append(wall)
+            results[str(size)] = LONG_REPLY_TOKENS / median(walls)
+            results[f"{size}_events"] = frames
+    for size in ("1", "4", "10"):
+        label = {"1": "1 (unbatched, baseline)", "4": "4 (default)", "10": "10"}[size]
+        rows.append((label, f"{results[size]:,.0f}", results[f"{size}_events"], f"{results[size] / results['1']:.2f}×"))
+    return table(("TOKEN_BUFFER_SIZE", "model tokens/s at the client", "events sent", "× unbatched"), rows), results
+
+
+if __name__ == "__main__":
+    smoke = "--smoke" in sys.argv
+    print(framework(200 if smoke else 20_000, 1 if smoke else 5)[0])
+    print()
+    print(batching(1 if smoke else 5)[0])

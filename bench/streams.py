@@ -1,0 +1,138 @@
+"""Many open streams over HTTP (offline endpoint, paced): isolation, pacing fidelity, memory per stream.
+
+1. Isolation: with N slow streams open, p99 latency of `/ping` and of a new stream's first token,
+   against the same measured with no stream open (baseline).
+2. Paced load: M streams at once, the model pacing chunks at 20 ms (50 tokens/s): each stream's total time
+   against its ideal (chunks × 20 ms), and the largest gap between two chunks of a stream.
+3. Server memory: RSS idle, peak RSS during (2), and per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Server, percentile, table  # noqa: E402
+
+PROMPT = "Tell me about the sea"  # the offline model's plain reply: ~40 chunks
+
+
+async def first_token_ms(client: httpx.AsyncClient, url: str) -> float:
+    payload = {"prompt": PROMPT, "session_id": f"probe-{uuid.uuid4().hex}", "stream_tokens": True}
+    started = time.perf_counter()
+    async with client.stream("POST", url + "/stream", json=payload) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("event: llm_token"):
+                return (time.perf_counter() - started) * 1000
+    raise RuntimeError("stream ended without a token")
+
+
+async def probes(url: str, samples: int) -> tuple[list[float], list[float]]:
+    pings, tokens = [], []
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(samples):
+            started = time.perf_counter()
+            await client.get(url + "/ping")
+            pings.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.01)
+        for _ in range(max(3, samples // 3)):
+            tokens.append(await first_token_ms(client, url))
+    return pings, tokens
+
+
+async def hold_stream(client: httpx.AsyncClient, url: str, opened: asyncio.Event, counter: list[int], total: int,
+                      stop: asyncio.Event) -> None:
+    payload = {"prompt": PROMPT, "session_id": f"slow-{uuid.uuid4().hex}", "stream_tokens": True}
+    async with client.stream("POST", url + "/stream", json=payload) as response:
+        async for _ in response.aiter_raw():
+            counter[0] += 1
+            if counter[0] == total:
+                opened.set()
+            if stop.is_set():
+                return
+            break
+        async for _ in response.aiter_raw():
+            if stop.is_set():
+                return
+
+
+async def isolation(streams: int, samples: int) -> tuple[str, dict[str, float]]:
+    env = {"OFFLINE_TOKEN_DELAY_MS": "250", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}
+    with Server(env) as server:
+        await probes(server.url, 3)  # warm up
+        idle_pings, idle_tokens = await probes(server.url, samples)
+        opened, stop, counter = asyncio.Event(), asyncio.Event(), [0]
+        limits = httpx.Limits(max_connections=streams + 10)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            holders = [asyncio.ensure_future(hold_stream(client, server.url, opened, counter, streams, stop))
+                       for _ in range(streams)]
+            await asyncio.wait_for(opened.wait(), 60)
+            busy_pings, busy_tokens = await probes(server.url, samples)
+            stop.set()
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
+    values = {"ping_idle": percentile(idle_pings, 99), "ping_busy": percentile(busy_pings, 99),
+              "token_idle": percentile(idle_tokens, 99), "token_busy": percentile(busy_tokens, 99)}
+    rows = [("/ping p99", f"{values['ping_idle']:.1f} ms", f"{values['ping_busy']:.1f} ms"),
+            ("new stream's first token p99", f"{values['token_idle']:.1f} ms", f"{values['token_busy']:.1f} ms")]
+    return table(("latency", "no stream open (baseline)", f"{streams} slow streams open"), rows), values
+
+
+async def paced_stream(client: httpx.AsyncClient, url: str, pace_ms: float) -> tuple[float, float, int]:
+    payload = {"prompt": PROMPT, "session_id": f"paced-{uuid.uuid4().hex}", "stream_tokens": True}
+    started = time.perf_counter()
+    arrivals = []
+    async with client.stream("POST", url + "/stream", json=payload) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("event: llm_token"):
+                arrivals.append(time.perf_counter())
+    total = (arrivals[-1] - arrivals[0]) * 1000 if len(arrivals) > 1 else 0.0
+    ideal = (len(arrivals) - 1) * pace_ms
+    gaps = [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:])]
+    return total / ideal if ideal else 1.0, max(gaps, default=0.0), len(arrivals)
+
+
+async def paced(streams: int) -> tuple[str, dict[str, float]]:
+    pace = 20.0
+    env = {"OFFLINE_TOKEN_DELAY_MS": str(int(pace)), "TOKEN_BUFFER_SIZE": "1",
+           "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}
+    with Server(env) as server:
+        async with httpx.AsyncClient(timeout=120) as client:
+            await paced_stream(client, server.url, pace)  # warm up
+        idle_rss = server.rss_mb()
+        limits = httpx.Limits(max_connections=streams + 10)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            alone = [await paced_stream(client, server.url, pace) for _ in range(3)]
+            results = await asyncio.gather(*(paced_stream(client, server.url, pace) for _ in range(streams)))
+        peak_rss = server.peak_rss_mb()
+    values = {
+        "ratio_alone_p99": percentile([r[0] for r in alone], 99),
+        "ratio_p99": percentile([r[0] for r in results], 99),
+        "gap_alone_p99": percentile([r[1] for r in alone], 99),
+        "gap_p99": percentile([r[1] for r in results], 99),
+        "idle_rss": idle_rss, "peak_rss": peak_rss, "per_stream_kb": (peak_rss - idle_rss) * 1024 / streams,
+    }
+    rows = [("stream time ÷ ideal, p99", f"{values['ratio_alone_p99']:.3f}", f"{values['ratio_p99']:.3f}"),
+            ("largest gap between chunks, p99", f"{values['gap_alone_p99']:.1f} ms", f"{values['gap_p99']:.1f} ms")]
+    text = table(("50 tokens/s", "one stream alone (baseline)", f"{streams} streams at once"), rows)
+    text += "\n\n" + table(("server memory", "MB"), [
+        ("RSS idle (after one turn)", f"{idle_rss:.1f}"),
+        (f"peak RSS with {streams} streams", f"{peak_rss:.1f}"),
+        ("per stream", f"{values['per_stream_kb']:.0f} KB"),
+    ])
+    return text, values
+
+
+if __name__ == "__main__":
+    smoke = "--smoke" in sys.argv
+    print(asyncio.run(isolation(5 if smoke else 200, 5 if smoke else 30))[0])
+    print()
+    print(asyncio.run(paced(5 if smoke else 100))[0])

@@ -1,0 +1,94 @@
+"""Per-token cost of our streaming layer, and the Bedrock wire path's cost, in-process.
+
+1. A zero-latency model streaming 2000 tokens: `Agent.stream` (TOKEN_BUFFER_SIZE=1, one event per token)
+   against raw `graph.astream(stream_mode=["messages", "updates"])` on the same graph — µs added per token.
+2. An agent round trip ("What is 25 * 4?": two model calls and a tool) through ChatBedrockConverse and the local
+   Bedrock endpoint, against the same rules as an in-process chat model (baseline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+from langchain_core.messages import HumanMessage  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+
+from bench.common import median, table  # noqa: E402
+from bench.sse_apps import LONG_REPLY_TOKENS, long_reply_model  # noqa: E402
+from bedrock.agent import Agent  # noqa: E402
+from bedrock.config import Settings  # noqa: E402
+from bedrock.graph import build_graph  # noqa: E402
+from bedrock.models import make_model  # noqa: E402
+from bedrock.offline import OfflineChatModel  # noqa: E402
+from bedrock.offline_endpoint import OfflineBedrockEndpoint  # noqa: E402
+from bedrock.payload import parse_request  # noqa: E402
+from bedrock.tools import default_tools  # noqa: E402
+
+
+async def raw_graph(graph, session: str) -> float:
+    config = {"configurable": {"thread_id": session}}
+    started = time.perf_counter()
+    async for _ in graph.astream({"messages": [HumanMessage("go")]}, config, stream_mode=["messages", "updates"]):
+        pass
+    return time.perf_counter() - started
+
+
+async def ours(agent: Agent, session: str, tokens: bool = True) -> float:
+    request = parse_request({"prompt": "go" if tokens else "What is 25 * 4?", "session_id": session, "stream_tokens": tokens})
+    started = time.perf_counter()
+    async for _ in agent.stream(request):
+        pass
+    return time.perf_counter() - started
+
+
+async def per_token(repeat: int) -> tuple[str, dict[str, float]]:
+    graph = build_graph(long_reply_model(), default_tools(), InMemorySaver())
+    unbatched = Agent(graph, Settings(memory_backend="memory", token_buffer_size=1))
+    batched = Agent(graph, Settings(memory_backend="memory"))  # the defaults: 4 tokens or 50 ms
+    runs: dict[str, list[float]] = {"raw": [], "unbatched": [], "batched": []}
+    await raw_graph(graph, "warm-raw")
+    await ours(unbatched, "warm-ours")
+    for _ in range(repeat):  # interleaved, so drift hits all alike
+        runs["raw"].append(await raw_graph(graph, uuid.uuid4().hex))
+        runs["unbatched"].append(await ours(unbatched, uuid.uuid4().hex))
+        runs["batched"].append(await ours(batched, uuid.uuid4().hex))
+    us = {name: median(times) / LONG_REPLY_TOKENS * 1e6 for name, times in runs.items()}
+    rows = [("graph.astream(messages, updates) (baseline)", f"{us['raw']:.1f}", "—")]
+    for name, label in (("unbatched", "Agent.stream, TOKEN_BUFFER_SIZE=1 (an event per token)"),
+                        ("batched", "Agent.stream, defaults (an event per 4 tokens)")):
+        rows.append((label, f"{us[name]:.1f}", f"+{us[name] - us['raw']:.1f} µs ({us[name] / us['raw']:.2f}×)"))
+    return table(("per model token", "µs", "added by us"), rows), {
+        "added_us": us["unbatched"] - us["raw"], "added_batched_us": us["batched"] - us["raw"]}
+
+
+async def bedrock_path(repeat: int) -> tuple[str, dict[str, float]]:
+    endpoint = OfflineBedrockEndpoint().start()
+    try:
+        settings = Settings(model_provider="offline", memory_backend="memory")
+        scripted = Agent(build_graph(OfflineChatModel(), default_tools(), InMemorySaver()), settings)
+        wire = Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings)
+        results = {}
+        for name, agent in (("scripted", scripted), ("wire", wire)):
+            await ours(agent, "warm", tokens=False)
+            results[name] = median([await ours(agent, uuid.uuid4().hex, tokens=False) for _ in range(repeat)]) * 1000
+    finally:
+        endpoint.stop()
+    rows = [("rules as an in-process chat model (baseline)", f"{results['scripted']:.1f}", "1.00×"),
+            ("ChatBedrockConverse → botocore → local endpoint", f"{results['wire']:.1f}",
+             f"{results['wire'] / results['scripted']:.2f}×")]
+    return table(("agent round trip (2 model calls + tool)", "ms", "×"), rows), results
+
+
+if __name__ == "__main__":
+    smoke = "--smoke" in sys.argv
+    print(asyncio.run(per_token(1 if smoke else 7))[0])
+    print()
+    print(asyncio.run(bedrock_path(2 if smoke else 30))[0])
