@@ -99,6 +99,7 @@ class Agent:
         # Token streaming costs a messages-mode hop per chunk; skip it unless the client asked for tokens.
         modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
         output = ""
+        awaiting_first_token = True
         turn_id = f"turn-{uuid.uuid4().hex}"
         failure: Exception | None = None
         try:
@@ -115,7 +116,12 @@ class Agent:
                             message, meta = chunk
                             if meta.get("langgraph_node") == "chatbot":
                                 text = message_text(message)
-                                if text:
+                                if text and awaiting_first_token:
+                                    # The first token of a message goes out at once (time to first token);
+                                    # the buffer can only flush on a later token or the message's end.
+                                    awaiting_first_token = False
+                                    yield seq.token(text, step + 1)
+                                elif text:
                                     batch = buffer.add(text)
                                     if batch:
                                         yield seq.token(batch, step + 1)
@@ -126,6 +132,7 @@ class Agent:
                                 if rest:
                                     yield seq.token(rest, step + 1)
                                 step += 1
+                                awaiting_first_token = True
                                 yield seq.emit(AGENT_STEP, step_data(step, node, message))
                                 if isinstance(message, AIMessage):
                                     output = message_text(message)

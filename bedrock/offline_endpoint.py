@@ -226,3 +226,15 @@ def _usage(reply: Reply) -> dict[str, int]:
         "outputTokens": reply.output_tokens,
         "totalTokens": reply.input_tokens + reply.output_tokens,
     }
+
+
+if __name__ == "__main__":
+    # A standalone endpoint, e.g. for benchmarks that keep the model out of the server's process:
+    # `python -m bedrock.offline_endpoint` prints its URL; point AWS_ENDPOINT_URL_BEDROCK_RUNTIME at it.
+    import threading
+
+    from bedrock.config import Settings
+
+    endpoint = OfflineBedrockEndpoint(Settings.from_env().offline_token_delay_ms).start()
+    print(f"URL={endpoint.url}", flush=True)
+    threading.Event().wait()

@@ -83,6 +83,31 @@ class Server:
         self.stop()
 
 
+class Endpoint:
+    """The offline Bedrock endpoint in a process of its own, so the server's CPU is the server's alone."""
+
+    def __init__(self, delay_ms: float) -> None:
+        env = {**os.environ, **OFFLINE_ENV, "OFFLINE_TOKEN_DELAY_MS": str(int(delay_ms))}
+        self.process = subprocess.Popen([sys.executable, "-m", "bedrock.offline_endpoint"], cwd=ROOT, env=env,
+                                        stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line.startswith("URL="):
+            self.process.kill()
+            raise RuntimeError("offline endpoint did not start")
+        self.url = line.strip().split("=", 1)[1]
+
+    def server_env(self) -> dict[str, str]:
+        """Environment that points a server's ChatBedrockConverse here (the bedrock provider, endpoint swapped)."""
+        return {"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url}
+
+    def __enter__(self) -> "Endpoint":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)

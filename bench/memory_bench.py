@@ -69,7 +69,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="10 turns, one session")
     args = parser.parse_args()
+    if args.smoke:
+        args.turns, args.repeat = 10, 1
     marks = [m for m in MARKS if m <= args.turns]
     endpoint = OfflineBedrockEndpoint().start()
     table: dict[str, tuple[dict[int, float], dict[int, int]]] = {}

@@ -1,4 +1,4 @@
-"""Many open streams over HTTP (offline endpoint, paced): isolation, pacing fidelity, memory per stream.
+"""Many open streams over HTTP (offline endpoint in its own process, paced): isolation, pacing fidelity, memory per stream.
 
 1. Isolation: with N slow streams open, p99 latency of `/ping` and of a new stream's first token,
    against the same measured with no stream open (baseline).
@@ -19,7 +19,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, percentile, table  # noqa: E402
+from bench.common import Endpoint, Server, percentile, table  # noqa: E402
 
 PROMPT = "Tell me about the sea"  # the offline model's plain reply: ~40 chunks
 
@@ -64,8 +64,7 @@ async def hold_stream(client: httpx.AsyncClient, url: str, opened: asyncio.Event
 
 
 async def isolation(streams: int, samples: int) -> tuple[str, dict[str, float]]:
-    env = {"OFFLINE_TOKEN_DELAY_MS": "250", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}
-    with Server(env) as server:
+    with Endpoint(250) as endpoint, Server({**endpoint.server_env(), "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}) as server:
         await probes(server.url, 3)  # warm up
         idle_pings, idle_tokens = await probes(server.url, samples)
         opened, stop, counter = asyncio.Event(), asyncio.Event(), [0]
@@ -74,6 +73,7 @@ async def isolation(streams: int, samples: int) -> tuple[str, dict[str, float]]:
             holders = [asyncio.ensure_future(hold_stream(client, server.url, opened, counter, streams, stop))
                        for _ in range(streams)]
             await asyncio.wait_for(opened.wait(), 60)
+            await asyncio.sleep(1.0)  # past the open burst: measure the steady state of N open streams
             busy_pings, busy_tokens = await probes(server.url, samples)
             stop.set()
             for holder in holders:
@@ -102,26 +102,29 @@ async def paced_stream(client: httpx.AsyncClient, url: str, pace_ms: float) -> t
 
 async def paced(streams: int) -> tuple[str, dict[str, float]]:
     pace = 20.0
-    env = {"OFFLINE_TOKEN_DELAY_MS": str(int(pace)), "TOKEN_BUFFER_SIZE": "1",
-           "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}
-    with Server(env) as server:
+    with Endpoint(pace) as endpoint, Server({**endpoint.server_env(), "TOKEN_BUFFER_SIZE": "1",
+                                             "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}) as server:
         async with httpx.AsyncClient(timeout=120) as client:
             await paced_stream(client, server.url, pace)  # warm up
         idle_rss = server.rss_mb()
         limits = httpx.Limits(max_connections=streams + 10)
         async with httpx.AsyncClient(timeout=120, limits=limits) as client:
             alone = [await paced_stream(client, server.url, pace) for _ in range(3)]
+            cpu = server.cpu_seconds()
             results = await asyncio.gather(*(paced_stream(client, server.url, pace) for _ in range(streams)))
+            cpu = server.cpu_seconds() - cpu
         peak_rss = server.peak_rss_mb()
     values = {
         "ratio_alone_p99": percentile([r[0] for r in alone], 99),
         "ratio_p99": percentile([r[0] for r in results], 99),
         "gap_alone_p99": percentile([r[1] for r in alone], 99),
         "gap_p99": percentile([r[1] for r in results], 99),
+        "cpu_us_per_chunk": cpu / sum(r[2] for r in results) * 1e6,
         "idle_rss": idle_rss, "peak_rss": peak_rss, "per_stream_kb": (peak_rss - idle_rss) * 1024 / streams,
     }
     rows = [("stream time ÷ ideal, p99", f"{values['ratio_alone_p99']:.3f}", f"{values['ratio_p99']:.3f}"),
-            ("largest gap between chunks, p99", f"{values['gap_alone_p99']:.1f} ms", f"{values['gap_p99']:.1f} ms")]
+            ("largest gap between chunks, p99", f"{values['gap_alone_p99']:.1f} ms", f"{values['gap_p99']:.1f} ms"),
+            ("server CPU per model chunk", "—", f"{values['cpu_us_per_chunk']:.0f} µs")]
     text = table(("50 tokens/s", "one stream alone (baseline)", f"{streams} streams at once"), rows)
     text += "\n\n" + table(("server memory", "MB"), [
         ("RSS idle (after one turn)", f"{idle_rss:.1f}"),

@@ -1,0 +1,92 @@
+"""`make bench`: every benchmark, bounded (< 5 minutes), printed and written to bench/RESULTS.md.
+
+    python bench/run_all.py            # full sizes → bench/RESULTS.md
+    python bench/run_all.py --smoke    # tiny sizes, checks the benches run; writes nothing, asserts no times
+
+Each table compares against a baseline measured in the same run: this machine is shared and noisy, so
+ratios are the result; absolute numbers drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import framework, streams, token_cost  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+
+
+def script(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout.strip()
+
+
+def goal(met: bool, text: str) -> str:
+    return f"- {'met' if met else '**missed**'}: {text}"
+
+
+def main() -> int:
+    smoke = "--smoke" in sys.argv
+    started = time.monotonic()
+    sections: list[str] = []
+    goals: list[str] = []
+
+    text, values = framework.framework(200 if smoke else 20_000, 1 if smoke else 5)
+    sections.append("## 1. SSE framework: the same frames, three servers\n\n" + text)
+    goals.append(goal(values["ours"] / values["raw"] >= 0.9, f"our app ≥ 0.9× raw Starlette events/s "
+                      f"({values['ours'] / values['raw']:.2f}×)"))
+
+    text, values = asyncio.run(token_cost.per_token(1 if smoke else 7))
+    sections.append("## 2. Our per-token cost (zero-latency model, in-process)\n\n" + text)
+    goals.append(goal(values["added_us"] <= 5, f"≤ 5 µs added per token, one event per token "
+                      f"(+{values['added_us']:.1f} µs; defaults +{values['added_batched_us']:.1f} µs)"))
+
+    text, values = framework.batching(1 if smoke else 5)
+    sections.append("## 3. TokenBuffer over HTTP (2000-token answer, zero-latency model)\n\n" + text)
+    goals.append(goal(values["10"] / values["1"] >= 1.7, f"batched ≥ 1.7× unbatched tokens/s "
+                      f"(10: {values['10'] / values['1']:.2f}×, default 4: {values['4'] / values['1']:.2f}×)"))
+
+    text, values = asyncio.run(streams.isolation(5 if smoke else 200, 5 if smoke else 30))
+    sections.append("## 4. Isolation: many slow streams open (model paced at 250 ms a chunk)\n\n" + text)
+    goals.append(goal(max(values["ping_busy"], values["token_busy"]) < 50,
+                      f"/ping and a new stream's first token p99 < 50 ms with 200 streams open "
+                      f"({values['ping_busy']:.1f} ms, {values['token_busy']:.1f} ms)"))
+
+    text, values = asyncio.run(streams.paced(5 if smoke else 100))
+    sections.append("## 5 and 7. Paced load (50 tokens/s per stream) and server memory\n\n" + text)
+    goals.append(goal(values["ratio_p99"] <= 1.1, f"100 paced streams: p99 stream time ≤ 1.1× ideal "
+                      f"({values['ratio_p99']:.2f}×; largest gap p99 {values['gap_p99']:.0f} ms)"))
+
+    text, values = asyncio.run(token_cost.bedrock_path(2 if smoke else 30))
+    sections.append("## 6. The Bedrock wire path\n\n" + text)
+
+    sections.append("## Session memory (bench/memory_bench.py)\n\n" +
+                    script("memory_bench.py", *(["--turns", "10", "--repeat", "1"] if smoke else [])))
+    sections.append("## Load (bench/load.py)\n\n" +
+                    script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
+    if (BENCH / "cold_start.py").exists():
+        sections.append("## Cold start (bench/cold_start.py)\n\n" + script("cold_start.py", *(["--smoke"] if smoke else [])))
+
+    header = (f"# Benchmark results\n\n`make bench`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+              f"{platform.machine()}, Python {platform.python_version()}, "
+              f"{len(__import__('os').sched_getaffinity(0))} cores; took {time.monotonic() - started:.0f} s.\n"
+              "Ratios compare against a baseline measured in the same run.\n\n## Goals\n\n" + "\n".join(goals))
+    report = header + "\n\n" + "\n\n".join(sections) + "\n"
+    print(report)
+    if not smoke:
+        (BENCH / "RESULTS.md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
