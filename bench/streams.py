@@ -88,7 +88,6 @@ async def isolation(streams: int, samples: int) -> tuple[str, dict[str, float]]:
 
 async def paced_stream(client: httpx.AsyncClient, url: str, pace_ms: float) -> tuple[float, float, int]:
     payload = {"prompt": PROMPT, "session_id": f"paced-{uuid.uuid4().hex}", "stream_tokens": True}
-    started = time.perf_counter()
     arrivals = []
     async with client.stream("POST", url + "/stream", json=payload) as response:
         async for line in response.aiter_lines():

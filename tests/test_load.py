@@ -7,7 +7,6 @@ import json
 
 import httpx
 
-from bedrock.config import Settings
 from bedrock.graph import build_graph
 from bedrock.memory import ThreadedSqliteSaver
 from bedrock.offline import OfflineChatModel
