@@ -22,6 +22,11 @@ RUN uv pip install -r requirements.txt
 # Observability: AgentCore collects traces through the ADOT distro's `opentelemetry-instrument`.
 RUN uv pip install "aws-opentelemetry-distro>=0.18.0,<1.0.0"
 
+# Copy the project (respecting .dockerignore), compiled now: every AgentCore session is a cold start,
+# and the non-root user could not write the bytecode (~15 ms recompiled per session otherwise).
+COPY . .
+RUN python -m compileall -q bedrock
+
 # Non-root user (uid 1000, as the toolkit's template), owning the memory folder.
 RUN useradd -m -u 1000 bedrock_agentcore \
     && mkdir -p /tmp/agent-memory \
@@ -29,8 +34,5 @@ RUN useradd -m -u 1000 bedrock_agentcore \
 USER bedrock_agentcore
 
 EXPOSE 8080
-
-# Copy the project (respecting .dockerignore).
-COPY . .
 
 CMD ["opentelemetry-instrument", "python", "-m", "bedrock.agent_runtime"]

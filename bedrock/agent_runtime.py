@@ -7,6 +7,15 @@ DESIGN §4. `"stream": true` answers with an SSE stream; otherwise with one JSON
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # Every new AgentCore session starts here from cold. Its imports leave ~230k objects that the cyclic
+    # collector would scan again and again while they load (~130 ms) and while the model client is built
+    # (~90 ms): collect nothing until they are loaded, then freeze them out of later collections (they live
+    # as long as the process anyway). See bench/RESULTS_cold_start.md.
+    import gc
+
+    gc.disable()
+
 if not __package__:  # run as a script, or imported flat from inside bedrock/
     import _pathfix  # noqa: F401
 
@@ -14,8 +23,9 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
@@ -34,7 +44,6 @@ from bedrock.graph import build_graph
 from bedrock.memory import make_checkpointer
 from bedrock.middleware import JSONBodyGuard
 from bedrock.models import make_model
-from bedrock.offline_endpoint import OfflineBedrockEndpoint
 from bedrock.payload import AgentRequest, PayloadError, parse_request
 from bedrock.responses import DeferredJSONResponse, error_response, sse_response
 from bedrock.tools import default_tools
@@ -44,6 +53,8 @@ logger = logging.getLogger("bedrock.agent_runtime")
 settings = Settings.from_env()
 slots = InvocationSlots(settings.max_concurrent_invocations)
 _build_lock = threading.Lock()
+_start_lock = threading.Lock()
+BUILD_FAILED = AgentError("internal_error", "The agent could not be started; see the server logs.", "InternalError")
 
 
 def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
@@ -55,16 +66,21 @@ def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
 
 @asynccontextmanager
 async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
-    agent = get_agent()  # built before the first request, so no user pays for it
+    # Built before the first request is served, but on a worker thread: every new AgentCore session is a
+    # cold start, and /ping answers while the model client, graph and checkpointer are being built.
+    build = start_build()
+    build.add_done_callback(_stop_if_failed)
     # ChatBedrockConverse streams by running each blocking read on the loop's default executor, holding a
     # thread per streaming turn; the stock size (cores + 4) would cap concurrent model streams at 6 here.
     threads = settings.model_threads or settings.max_concurrent_invocations + 16
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="model"))
     yield
+    await asyncio.wait([asyncio.wrap_future(build)], timeout=settings.shutdown_grace_s)  # close what was built
     endpoint = getattr(app.state, "offline_endpoint", None)
     if endpoint is not None:
         endpoint.stop()
-    close = getattr(agent.graph.checkpointer, "close", None)
+    agent = getattr(app.state, "agent", None)
+    close = getattr(agent and agent.graph.checkpointer, "close", None)
     if callable(close):
         close()
 
@@ -90,10 +106,44 @@ def get_agent() -> Agent:
             if agent is None:
                 endpoint_url = None
                 if settings.model_provider == "offline":
+                    # Imported here: a Bedrock cold start has no use for it.
+                    from bedrock.offline_endpoint import OfflineBedrockEndpoint
+
                     endpoint = app.state.offline_endpoint = OfflineBedrockEndpoint(settings.offline_token_delay_ms)
                     endpoint_url = endpoint.start().url
                 agent = app.state.agent = build_agent(settings, endpoint_url)
     return agent
+
+
+def start_build() -> Future[Agent]:
+    """Build the agent (`get_agent()`) on a worker thread, once, or again after a failure."""
+    with _start_lock:
+        build: Future[Agent] | None = getattr(app.state, "build", None)
+        if build is None or (build.done() and build.exception() is not None):
+            build = app.state.build = Future()
+            build.set_running_or_notify_cancel()  # a cancelled waiter must not cancel the build
+            threading.Thread(target=_run_build, args=(build,), name="agent-build", daemon=True).start()
+        return build
+
+
+def _run_build(build: Future[Agent]) -> None:
+    try:
+        build.set_result(get_agent())
+    except BaseException as error:
+        logger.exception("could not build the agent")
+        build.set_exception(error)
+
+
+def _stop_if_failed(build: Future[Agent]) -> None:
+    """A server whose agent cannot be built stops, as a failed startup would, rather than answer errors."""
+    if build.exception() is not None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def ready_agent() -> Agent:
+    """The agent, awaiting its build without blocking this thread's event loop (uvicorn's or the SDK's)."""
+    agent = getattr(app.state, "agent", None)
+    return agent if agent is not None else await asyncio.wrap_future(start_build())
 
 
 def validate(payload: Any, header_session_id: str | None = None) -> AgentRequest:
@@ -106,16 +156,19 @@ def validate(payload: Any, header_session_id: str | None = None) -> AgentRequest
     )
 
 
-def respond(payload: Any, header_session_id: str | None = None, *, stream: bool = False) -> Response:
-    """Validate, take a slot, then answer with the SSE stream or a JSON reply whose body runs the turn."""
+async def respond(payload: Any, header_session_id: str | None = None, *, stream: bool = False) -> Response:
+    """Validate, await the agent, take a slot, then answer with the SSE stream or a JSON reply whose body runs the turn."""
     try:
         request = validate(payload, header_session_id)
     except PayloadError as error:
         return error_response(error.to_dict(), 400)
+    try:
+        agent = await ready_agent()
+    except Exception:
+        return error_response(BUILD_FAILED.to_dict(), BUILD_FAILED.status)
     if not slots.try_acquire():
         body = {"error": {"code": "server_busy", "message": "The server is at capacity; retry shortly.", "retryable": True}}
         return error_response(body, 503)
-    agent = get_agent()
     if stream or request.stream:
         shutdown = anyio.Event()
         response: Response = sse_response(
@@ -129,7 +182,7 @@ def respond(payload: Any, header_session_id: str | None = None, *, stream: bool 
 @app.entrypoint
 async def invoke(payload: Any, context: Any) -> Response:
     """AgentCore's `POST /invocations`."""
-    return respond(payload, getattr(context, "session_id", None))
+    return await respond(payload, getattr(context, "session_id", None))
 
 
 @app.ping
@@ -141,7 +194,7 @@ def ping() -> PingStatus:
 async def _local_route(request: Request) -> Response:
     """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
     payload = json.loads(await request.body())  # JSONBodyGuard let only valid JSON through
-    return respond(payload, request.headers.get(SESSION_HEADER), stream=request.url.path == "/stream")
+    return await respond(payload, request.headers.get(SESSION_HEADER), stream=request.url.path == "/stream")
 
 
 app.add_route("/invoke", _local_route, methods=["POST"])
@@ -178,6 +231,8 @@ def invoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = N
 __all__ = ["app", "invoke", "stream_agent", "invoke_agent", "ainvoke_agent", "AgentError", "PayloadError"]
 
 if __name__ == "__main__":
+    gc.freeze()
+    gc.enable()
     # Our loggers only: the SDK's logger already has its own JSON handler.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -188,7 +243,7 @@ if __name__ == "__main__":
     # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
     app.run(
         port=settings.port,
-        host=os.environ.get("BIND_HOST") or None,
+        host=settings.bind_host or None,
         timeout_keep_alive=75,
         timeout_graceful_shutdown=settings.shutdown_grace_s + 5,
     )

@@ -58,6 +58,7 @@ class Settings:
     bedrock_read_timeout_s: float = 120.0
     model_threads: int = 0  # 0: MAX_CONCURRENT_INVOCATIONS + 16
     port: int = 8080
+    bind_host: str = ""
     sse_ping_interval_s: float = 15.0
     token_buffer_size: int = 4
     token_buffer_max_delay_ms: int = 50
@@ -93,6 +94,7 @@ class Settings:
             bedrock_read_timeout_s=_float(env, "BEDROCK_READ_TIMEOUT_S", 120.0),
             model_threads=_int(env, "MODEL_THREADS", 0),
             port=_int(env, "PORT", 8080),
+            bind_host=env.get("BIND_HOST") or "",
             sse_ping_interval_s=_float(env, "SSE_PING_INTERVAL_S", 15.0),
             token_buffer_size=_int(env, "TOKEN_BUFFER_SIZE", 4, minimum=1),
             token_buffer_max_delay_ms=_int(env, "TOKEN_BUFFER_MAX_DELAY_MS", 50),

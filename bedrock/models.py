@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from botocore.config import Config
 from langchain_aws import ChatBedrockConverse
+from langchain_aws.utils import create_aws_client
 
 from bedrock.config import Settings
 
@@ -21,12 +23,49 @@ def botocore_config(settings: Settings) -> Config:
     )
 
 
+class LazyClient:
+    """A boto3 client built on first use, by `factory`, once; attribute access reaches the real client."""
+
+    def __init__(self, factory: Callable[[], Any] | None = None) -> None:
+        self.factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or self.factory is None:  # copy/pickle probes, or not wired yet
+            raise AttributeError(name)
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self.factory()
+        return getattr(self._client, name)
+
+
+def control_plane_client(model: ChatBedrockConverse) -> Any:
+    """The `bedrock` client ChatBedrockConverse would have built itself, from the same fields."""
+    return create_aws_client(
+        region_name=model.region_name,
+        credentials_profile_name=model.credentials_profile_name,
+        aws_access_key_id=model.aws_access_key_id,
+        aws_secret_access_key=model.aws_secret_access_key,
+        aws_session_token=model.aws_session_token,
+        endpoint_url=model.endpoint_url,
+        config=model.config,
+        service_name="bedrock",
+        api_key=model.bedrock_api_key,
+    )
+
+
 def make_model(settings: Settings, endpoint_url: str | None = None) -> ChatBedrockConverse:
     """ChatBedrockConverse for `bedrock` and `offline` alike.
 
     Offline runs only swap the endpoint (the local rule-based one; started here unless `endpoint_url`
     names one) and use dummy credentials; signing, retries and stream decoding stay botocore's.
     A `bedrock` run honours `endpoint_url`, else botocore's own resolution (incl. AWS_ENDPOINT_URL_BEDROCK_RUNTIME).
+
+    ChatBedrockConverse also builds a Bedrock *control-plane* client, which it calls only to resolve an
+    application inference profile: ~90 ms of every cold start (its own botocore session, endpoint data and
+    service model). It is given a LazyClient instead, built from the model's own fields on first use.
     """
     extra: dict[str, Any] = {}
     if settings.model_provider == "offline":
@@ -37,11 +76,15 @@ def make_model(settings: Settings, endpoint_url: str | None = None) -> ChatBedro
         extra.update(OFFLINE_CREDENTIALS)
     if endpoint_url is not None:
         extra["endpoint_url"] = endpoint_url
-    return ChatBedrockConverse(
+    control_plane = LazyClient()
+    model = ChatBedrockConverse(
         model=settings.bedrock_model_id,
         region_name=settings.aws_region,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         config=botocore_config(settings),
+        bedrock_client=control_plane,
         **extra,
     )
+    control_plane.factory = lambda: control_plane_client(model)
+    return model
