@@ -34,41 +34,54 @@ def stream_once(client: httpx.Client, url: str, payload: dict) -> tuple[float, i
 
 
 def framework(events: int, repeat: int) -> tuple[str, dict[str, float]]:
-    rows, results = [], {}
-    for variant in ("raw", "ours", "sdk-generator"):
-        with Server(script=[APPS, variant]) as server, httpx.Client(timeout=300) as client:
-            stream_once(client, server.url, {"prompt": "1000", "stream": True})  # warm up
-            walls, cpus = [], []
-            for _ in range(repeat):
-                cpu = server.cpu_seconds()
-                wall, seen = stream_once(client, server.url, {"prompt": str(events), "stream": True})
-                cpus.append(server.cpu_seconds() - cpu)
-                walls.append(wall)
-                assert seen >= events, (variant, seen)
-            results[variant] = events / median(walls)
-            results[variant + "_cpu_us"] = median(cpus) / events * 1e6
-    for variant in ("raw", "ours", "sdk-generator"):
-        rows.append((variant if variant != "raw" else "raw Starlette (baseline)", f"{results[variant]:,.0f}",
-                     f"{results[variant + '_cpu_us']:.1f}", f"{results[variant] / results['raw']:.2f}×"))
+    variants = ("raw", "ours", "sdk-generator")
+    servers = {variant: Server(script=[APPS, variant]) for variant in variants}
+    walls: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
+    try:
+        with httpx.Client(timeout=300) as client:
+            for variant, server in servers.items():
+                stream_once(client, server.url, {"prompt": "1000", "stream": True})  # warm up
+            for _ in range(repeat):  # interleaved, so the machine's drift hits every variant alike
+                for variant, server in servers.items():
+                    cpu = server.cpu_seconds()
+                    wall, seen = stream_once(client, server.url, {"prompt": str(events), "stream": True})
+                    cpus[variant].append(server.cpu_seconds() - cpu)
+                    walls[variant].append(wall)
+                    assert seen >= events, (variant, seen)
+    finally:
+        for server in servers.values():
+            server.stop()
+    results: dict[str, float] = {}
+    for variant in variants:
+        results[variant] = events / median(walls[variant])
+        results[variant + "_cpu_us"] = median(cpus[variant]) / events * 1e6
+    rows = [(variant if variant != "raw" else "raw Starlette (baseline)", f"{results[variant]:,.0f}",
+             f"{results[variant + '_cpu_us']:.1f}", f"{results[variant] / results['raw']:.2f}×") for variant in variants]
     return table(("server", "events/s", "server CPU µs/event", "× raw"), rows), results
 
 
 def batching(repeat: int) -> tuple[str, dict[str, float]]:
-    rows, results = [], {}
-    for size in (1, 4, 10):
-        env = {"TOKEN_BUFFER_SIZE": str(size), "TOKEN_BUFFER_MAX_DELAY_MS": "50"}
-        with Server(env, script=[APPS, "agent-long"]) as server, httpx.Client(timeout=300) as client:
-            payload = {"prompt": "go", "stream": True, "stream_tokens": True}
-            stream_once(client, server.url, {**payload, "session_id": f"warm-{uuid.uuid4().hex}"})
-            walls, frames = [], 0
-            for _ in range(repeat):
-                wall, frames = stream_once(client, server.url, {**payload, "session_id": f"b-{uuid.uuid4().hex}"})
-                walls.append(wall)
-            results[str(size)] = LONG_REPLY_TOKENS / median(walls)
-            results[f"{size}_events"] = frames
-    for size in ("1", "4", "10"):
-        label = {"1": "1 (unbatched, baseline)", "4": "4 (default)", "10": "10"}[size]
-        rows.append((label, f"{results[size]:,.0f}", results[f"{size}_events"], f"{results[size] / results['1']:.2f}×"))
+    sizes = ("1", "4", "10")
+    servers = {size: Server({"TOKEN_BUFFER_SIZE": size, "TOKEN_BUFFER_MAX_DELAY_MS": "50"}, script=[APPS, "agent-long"])
+               for size in sizes}
+    walls: dict[str, list[float]] = {size: [] for size in sizes}
+    frames: dict[str, int] = {}
+    payload = {"prompt": "go", "stream": True, "stream_tokens": True}
+    try:
+        with httpx.Client(timeout=300) as client:
+            for server in servers.values():
+                stream_once(client, server.url, {**payload, "session_id": f"warm-{uuid.uuid4().hex}"})
+            for _ in range(repeat):  # interleaved
+                for size, server in servers.items():
+                    wall, frames[size] = stream_once(client, server.url, {**payload, "session_id": f"b-{uuid.uuid4().hex}"})
+                    walls[size].append(wall)
+    finally:
+        for server in servers.values():
+            server.stop()
+    results: dict[str, float] = {size: LONG_REPLY_TOKENS / median(walls[size]) for size in sizes}
+    labels = {"1": "1 (unbatched, baseline)", "4": "4 (default)", "10": "10"}
+    rows = [(labels[size], f"{results[size]:,.0f}", frames[size], f"{results[size] / results['1']:.2f}×") for size in sizes]
     return table(("TOKEN_BUFFER_SIZE", "model tokens/s at the client", "events sent", "× unbatched"), rows), results
 
 

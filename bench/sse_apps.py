@@ -79,16 +79,16 @@ def ours_app() -> Any:
 
 
 def agent_long_app() -> Any:
-    from langgraph.checkpoint.memory import InMemorySaver
-
     from bedrock import agent_runtime
     from bedrock.agent import Agent
     from bedrock.graph import build_graph
+    from bedrock.memory import make_checkpointer
     from bedrock.tools import default_tools
 
-    agent_runtime.app.state.agent = Agent(
-        build_graph(long_reply_model(), default_tools(), InMemorySaver()), agent_runtime.settings
-    )
+    # The configured (SQLite) saver, as in production: an in-process one would grow the heap every turn.
+    settings = agent_runtime.settings
+    graph = build_graph(long_reply_model(), default_tools(), make_checkpointer(settings))
+    agent_runtime.app.state.agent = Agent(graph, settings)
     return agent_runtime.app
 
 
