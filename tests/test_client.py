@@ -270,6 +270,22 @@ def test_cli_prints_tokens_then_metrics(server):
     assert METRICS_LINE.fullmatch(lines[-1]) and "tool_calls=1 errors=0" in lines[-1]
 
 
+def test_cli_prints_tokens_live_before_the_end(make_server):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "40"})  # as `make run` paces it
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "bedrock.client", "--url", live.url, "Tell me about the sea"],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    first = process.stdout.read(1)  # the first character of the first token
+    first_at = time.monotonic() - started
+    rest = process.stdout.read()
+    assert process.wait(30) == 0
+    ended_at = time.monotonic() - started
+    assert first and METRICS_LINE.fullmatch((first + rest).splitlines()[-1])
+    # ~40 chunks at 40 ms: output starts about 1.5 s before the end, not with it (the interpreter start is shared).
+    assert ended_at - first_at > 0.3
+
+
 def test_cli_refusal_exits_1_with_the_message_on_stderr(server):
     result = run([sys.executable, "-m", "bedrock.client", "--url", server.url, ""], cwd=ROOT)
     assert result.returncode == 1 and result.stdout == ""
