@@ -103,52 +103,60 @@ class Agent:
         turn_id = f"turn-{uuid.uuid4().hex}"
         failure: Exception | None = None
         try:
-            async with self.locks.hold(request.session_id):
-                graph_stream = self.graph.astream(
-                    {"messages": [HumanMessage(request.prompt, id=turn_id)]},
-                    config,
-                    stream_mode=modes,
-                    durability=self.settings.checkpoint_durability,
-                )
-                try:
-                    async for mode, chunk in graph_stream:
-                        if mode == "messages":
-                            message, meta = chunk
-                            if meta.get("langgraph_node") == "chatbot":
-                                text = message_text(message)
-                                if text and awaiting_first_token:
-                                    # The first token of a message goes out at once (time to first token);
-                                    # the buffer can only flush on a later token or the message's end.
-                                    awaiting_first_token = False
-                                    yield seq.token(text, step + 1)
-                                elif text:
-                                    batch = buffer.add(text)
-                                    if batch:
-                                        yield seq.token(batch, step + 1)
-                            continue
-                        for node, update in chunk.items():
-                            for message in (update or {}).get("messages", ()):
-                                rest = buffer.flush()
-                                if rest:
-                                    yield seq.token(rest, step + 1)
-                                step += 1
-                                awaiting_first_token = True
-                                yield seq.emit(AGENT_STEP, step_data(step, node, message))
-                                if isinstance(message, AIMessage):
-                                    output = message_text(message)
-                    await self._prune(request)
-                except (asyncio.CancelledError, GeneratorExit):
-                    # The client went away or a deadline passed: drop the half turn, even while cancelled.
-                    cleanup = asyncio.ensure_future(self._abandon(graph_stream, request, turn_id))
-                    try:
-                        await asyncio.shield(cleanup)
-                    finally:
-                        raise
-                except Exception as exc:
-                    failure = exc
-                    await self._discard_turn(request, turn_id)  # still holding the session
+            await self.locks.acquire(request.session_id)
         except SessionBusy as exc:
             failure = exc
+        else:
+            release = True
+            graph_stream = self.graph.astream(
+                {"messages": [HumanMessage(request.prompt, id=turn_id)]},
+                config,
+                stream_mode=modes,
+                durability=self.settings.checkpoint_durability,
+            )
+            try:
+                async for mode, chunk in graph_stream:
+                    if mode == "messages":
+                        message, meta = chunk
+                        if meta.get("langgraph_node") == "chatbot":
+                            text = message_text(message)
+                            if text and awaiting_first_token:
+                                # The first token of a message goes out at once (time to first token);
+                                # the buffer can only flush on a later token or the message's end.
+                                awaiting_first_token = False
+                                yield seq.token(text, step + 1)
+                            elif text:
+                                batch = buffer.add(text)
+                                if batch:
+                                    yield seq.token(batch, step + 1)
+                        continue
+                    for node, update in chunk.items():
+                        for message in (update or {}).get("messages", ()):
+                            rest = buffer.flush()
+                            if rest:
+                                yield seq.token(rest, step + 1)
+                            step += 1
+                            awaiting_first_token = True
+                            yield seq.emit(AGENT_STEP, step_data(step, node, message))
+                            if isinstance(message, AIMessage):
+                                output = message_text(message)
+                await self._prune(request)
+            except (asyncio.CancelledError, GeneratorExit):
+                # The client went away or a deadline passed: drop the half turn, even while being cancelled,
+                # and keep the session until that is done, so the next turn never sees the half turn.
+                cleanup = asyncio.ensure_future(self._abandon(graph_stream, request, turn_id))
+                cleanup.add_done_callback(lambda _: self.locks.release(request.session_id))
+                release = False
+                try:
+                    await asyncio.shield(cleanup)
+                finally:
+                    raise
+            except Exception as exc:
+                failure = exc
+                await self._discard_turn(request, turn_id)  # still holding the session
+            finally:
+                if release:
+                    self.locks.release(request.session_id)
         if failure is not None:
             error = classify(failure)
             metrics.record_error()

@@ -24,18 +24,18 @@ class SessionLocks:
             weakref.WeakKeyDictionary()
         )
 
-    @asynccontextmanager
-    async def hold(self, session_id: str) -> AsyncIterator[None]:
-        """Hold the session for one turn; raise SessionBusy after waiting `wait_s`."""
+    async def acquire(self, session_id: str) -> None:
+        """Take the session for one turn; raise SessionBusy after waiting `wait_s`. Pair with `release`."""
         locks = self._locks.setdefault(asyncio.get_running_loop(), {})
         lock, users = locks.get(session_id, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         locks[session_id] = (lock, users + 1)
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), self.wait_s)
-            except asyncio.TimeoutError:
+            await asyncio.wait_for(lock.acquire(), self.wait_s)
+        except BaseException as exc:
+            self._forget(locks, session_id)
+            if isinstance(exc, asyncio.TimeoutError):
                 raise SessionBusy(
                     "session_busy",
                     f"Another turn of this session is still running after {self.wait_s:g} s; retry when it ends.",
@@ -43,13 +43,28 @@ class SessionLocks:
                     True,
                     409,
                 ) from None
-            try:
-                yield
-            finally:
-                lock.release()
+            raise
+
+    def release(self, session_id: str) -> None:
+        """Give the session back (from the loop that took it, possibly from a callback)."""
+        locks = self._locks[asyncio.get_running_loop()]
+        lock, _ = locks[session_id]
+        lock.release()
+        self._forget(locks, session_id)
+
+    @asynccontextmanager
+    async def hold(self, session_id: str) -> AsyncIterator[None]:
+        """`acquire` … `release` around a block."""
+        await self.acquire(session_id)
+        try:
+            yield
         finally:
-            lock, users = locks[session_id]
-            if users == 1:
-                del locks[session_id]
-            else:
-                locks[session_id] = (lock, users - 1)
+            self.release(session_id)
+
+    @staticmethod
+    def _forget(locks: dict[str, tuple[asyncio.Lock, int]], session_id: str) -> None:
+        lock, users = locks[session_id]
+        if users == 1:
+            del locks[session_id]
+        else:
+            locks[session_id] = (lock, users - 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any, Iterator
 
@@ -111,3 +112,37 @@ async def test_memory_failures_are_one_typed_error_and_history_survives(endpoint
     assert await history(agent, session_id) == ["human", "ai"]
     events = await turn(agent, "What's my name?", session_id)
     assert events[-1].data["output"] == "Your name is Alice."
+
+
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+async def test_a_turn_right_after_an_abandoned_one_never_sees_its_half(tmp_path, session_id, durability):
+    endpoint = OfflineBedrockEndpoint(token_delay_ms=20).start()
+    try:
+        settings = Settings(model_provider="bedrock", memory_path=str(tmp_path / "m.sqlite"), token_buffer_size=1,
+                            checkpoint_durability=durability)
+        agent = build_agent(settings, endpoint.url)
+        await turn(agent, "My name is Alice", session_id)
+        first_token = asyncio.Event()
+
+        async def consume() -> None:
+            request = parse_request({"prompt": "Tell me about the sea", "session_id": session_id, "stream_tokens": True})
+            async for event in agent.stream(request):
+                if event.type == "llm_token":
+                    first_token.set()
+
+        consumer = asyncio.ensure_future(consume())
+        await first_token.wait()
+        # The client leaves mid-answer, cancelled the way sse-starlette's cancel scope does it: again and again,
+        # so the cleanup cannot be awaited by the cancelled task …
+        for _ in range(5):
+            consumer.cancel()
+            await asyncio.sleep(0)
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        nxt = await turn(agent, "What's my name?", session_id)  # … and the next turn starts at once
+        assert nxt[-1].data["output"] == "Your name is Alice."
+        sent = [m["content"][0].get("text") for m in endpoint.requests[-1].body["messages"]]
+        assert "Tell me about the sea" not in sent
+        assert await history(agent, session_id) == ["human", "ai", "human", "ai"]
+    finally:
+        endpoint.stop()
