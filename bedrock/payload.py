@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -126,12 +128,16 @@ def parse_request(
 def _session_from_header(header_session_id: str | None) -> str:
     if not header_session_id:
         return f"session-{uuid.uuid4().hex}"
+    if re.fullmatch(ID_PATTERN, header_session_id) and len(header_session_id) > MAX_SESSION_ID:
+        # AgentCore runtime session ids may be up to 256 characters, AgentCore Memory's only 100: a stable
+        # digest keeps every turn of that runtime session in one memory session.
+        return "rt-" + hashlib.sha256(header_session_id.encode()).hexdigest()
     try:
         return AgentRequest.model_validate({"prompt": "x", "session_id": header_session_id}).session_id or ""
     except ValidationError:
         raise PayloadError(
-            "invalid session header: X-Amzn-Bedrock-AgentCore-Runtime-Session-Id must be at most "
-            f"{MAX_SESSION_ID} letters, digits, '_' or '-'; send a valid session_id in the payload instead",
+            "invalid session header: X-Amzn-Bedrock-AgentCore-Runtime-Session-Id must hold only letters, "
+            "digits, '_' or '-'; send a valid session_id in the payload instead",
             [{"field": "session_id", "message": "invalid session header"}],
         ) from None
 

@@ -55,3 +55,11 @@ def test_invalid_payloads_name_the_field(payload, field):
 def test_invalid_header_session_is_refused():
     with pytest.raises(PayloadError, match="session header"):
         parse_request({"prompt": "x"}, header_session_id="a/b")
+
+
+def test_long_runtime_session_header_maps_to_a_stable_memory_session():
+    header = "r" * 200
+    first = parse_request({"prompt": "x"}, header_session_id=header).session_id
+    assert first == parse_request({"prompt": "y"}, header_session_id=header).session_id
+    assert len(first) <= 100 and first.startswith("rt-")
+    assert parse_request({"prompt": "x"}, header_session_id="s" * 99 + "x").session_id != first
