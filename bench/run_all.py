@@ -68,7 +68,8 @@ def main() -> int:
                       f"({values['ratio_p99']:.2f}×; largest gap p99 {values['gap_p99']:.0f} ms)"))
 
     text, values = asyncio.run(token_cost.bedrock_path(2 if smoke else 30))
-    sections.append("## 6. The Bedrock wire path\n\n" + text)
+    text2, _ = asyncio.run(token_cost.wire_stream(1 if smoke else 5))
+    sections.append("## 6. The Bedrock wire path\n\n" + text + "\n\n" + text2)
 
     sections.append("## Session memory (bench/memory_bench.py)\n\n" +
                     script("memory_bench.py", *(["--turns", "10", "--repeat", "1"] if smoke else [])))

@@ -98,8 +98,49 @@ async def bedrock_path(repeat: int) -> tuple[str, dict[str, float]]:
     return table(("agent round trip (2 model calls + tool)", "ms", "×"), rows), results
 
 
+async def wire_stream(repeat: int) -> tuple[str, dict[str, float]]:
+    """Per streamed chunk through the local endpoint: our bridged async stream vs LangChain's fallback
+    (an executor round trip per chunk), same agent otherwise. Server and endpoint share this process."""
+    from langchain_aws import ChatBedrockConverse
+
+    from bedrock import models
+    from bedrock.offline import Reply
+
+    endpoint = OfflineBedrockEndpoint().start()
+    settings = Settings(model_provider="offline", memory_backend="memory", token_buffer_size=1)
+    chunks = 1000
+    try:
+        agents = {"bridged": Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings)}
+        bridged_class = models.BridgedChatBedrockConverse
+        models.BridgedChatBedrockConverse = ChatBedrockConverse  # the stock class, built the same way
+        try:
+            agents["fallback"] = Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings)
+        finally:
+            models.BridgedChatBedrockConverse = bridged_class
+        cpu: dict[str, list[float]] = {name: [] for name in agents}
+        for rep in range(repeat + 1):
+            for name, agent in agents.items():
+                endpoint.then(Reply("word " * chunks, None, 10, chunks))
+                request = parse_request({"prompt": "x", "session_id": uuid.uuid4().hex, "stream_tokens": True})
+                settle()
+                started = time.process_time()
+                async for _ in agent.stream(request):
+                    pass
+                if rep:  # the first round warms up
+                    cpu[name].append((time.process_time() - started) / chunks * 1e6)
+    finally:
+        endpoint.stop()
+    values = {name: median(v) for name, v in cpu.items()}
+    rows = [("LangChain's fallback: an executor round trip per chunk (baseline)", f"{values['fallback']:.0f}", "1.00×"),
+            ("bridged: one reader thread per model call", f"{values['bridged']:.0f}",
+             f"{values['bridged'] / values['fallback']:.2f}×")]
+    return table(("ChatBedrockConverse stream, 1000 chunks", "CPU µs per chunk (server + endpoint)", "×"), rows), values
+
+
 if __name__ == "__main__":
     smoke = "--smoke" in sys.argv
     print(asyncio.run(per_token(1 if smoke else 7))[0])
     print()
     print(asyncio.run(bedrock_path(2 if smoke else 30))[0])
+    print()
+    print(asyncio.run(wire_stream(1 if smoke else 5))[0])

@@ -42,6 +42,19 @@ def test_make_model_offline_is_chat_bedrock_converse_on_a_local_endpoint():
     assert model.invoke("What is my name?").content  # the endpoint answers
 
 
+async def test_bridged_stream_yields_every_chunk_and_stops_early_cleanly(endpoint):
+    model = make_model(Settings(model_provider="offline"), endpoint.url)
+    endpoint.then(Reply("one two three four", None, 1, 4), Reply("a b c d e f g h", None, 1, 8))
+    chunks = [c async for c in model.astream("hi")]
+    assert "".join(c.text for c in chunks) == "one two three four"
+    assert sum(c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata) == 4
+    stream = model.astream("hi")
+    async for _ in stream:
+        break  # the reader leaves: the pump thread stops and closes botocore's stream
+    await stream.aclose()
+    assert (await model.ainvoke("What is 2 * 2?")).content  # the model is still usable
+
+
 def test_make_model_bedrock_uses_configured_retries():
     model = make_model(Settings(model_provider="bedrock", bedrock_max_attempts=7, bedrock_retry_mode="standard"))
     assert isinstance(model, ChatBedrockConverse) and model.endpoint_url is None
