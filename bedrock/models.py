@@ -26,6 +26,9 @@ def botocore_config(settings: Settings) -> Config:
         retries={"mode": settings.bedrock_retry_mode, "total_max_attempts": settings.bedrock_max_attempts},
         connect_timeout=settings.bedrock_connect_timeout_s,
         read_timeout=settings.bedrock_read_timeout_s,
+        # botocore keeps 10 connections by default: past 10 concurrent turns every model call would open
+        # (in production: TLS-handshake) a new connection and then throw it away.
+        max_pool_connections=settings.max_concurrent_invocations,
     )
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 from pathlib import Path
@@ -108,6 +109,9 @@ VARIANTS = {"raw": raw_app, "sdk-generator": sdk_generator_app, "ours": ours_app
 
 def main() -> None:
     app = VARIANTS[sys.argv[1]]()
+    # As `python -m bedrock.agent_runtime` does: the loaded modules leave the cyclic collector's scans.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     print(f"PORT={sock.getsockname()[1]}", flush=True)

@@ -1,5 +1,6 @@
 """Serve the real app on 127.0.0.1 port 0 and print `PORT=N` (used by tests' live-server fixtures)."""
 
+import gc
 import socket
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ from bedrock.agent_runtime import app, settings  # noqa: E402
 
 
 def main() -> None:
+    # As `python -m bedrock.agent_runtime` does: the loaded modules leave the cyclic collector's scans.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
