@@ -1,4 +1,4 @@
-"""The guide's code blocks, read from docs/STREAMING_GUIDE.md (a verbatim copy of the spec) by heading."""
+"""The guide's code blocks, read from the spec (or docs/STREAMING_GUIDE.md, its verbatim copy) by heading."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import re
 import textwrap
 from pathlib import Path
 
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "STREAMING_GUIDE.md"
+ROOT = Path(__file__).resolve().parent.parent
+# The spec itself when the checkout sits beside it (developers' machines and CI), else the repository's copy.
+SPEC = ROOT.parent / "shared" / "spec" / "STREAMING_GUIDE.md"
+GUIDE = SPEC if SPEC.exists() else ROOT / "docs" / "STREAMING_GUIDE.md"
 
 
 def snippet(heading: str, index: int = 0) -> str:
