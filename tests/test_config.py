@@ -4,6 +4,7 @@ from bedrock.config import ConfigError, Settings
 
 
 def test_defaults_need_no_environment():
+    assert Settings.from_env({}) == Settings()
     settings = Settings.from_env({})
     assert settings.model_provider == "offline" and settings.port == 8080
     assert settings.memory_backend == "" and settings.checkpoint_durability == "exit"
