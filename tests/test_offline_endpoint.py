@@ -172,3 +172,23 @@ def test_http_stream_ends_with_error_event_when_model_fails(make_server, endpoin
         assert reply.json()["error"]["retryable"] is True
         ok = client.post(live.url + "/invocations", json={"prompt": "What is 1 + 1?", "session_id": session_id})
         assert ok.status_code == 200 and ok.json()["output"] == "The result of 1 + 1 is 2."
+
+
+def test_offline_turn_over_http_goes_through_the_endpoint(session_id):
+    """The real app, offline mode, served over HTTP in this process so its endpoint's record can be read."""
+    from bedrock import agent_runtime
+    from bedrock.background_server import BackgroundServer
+
+    server = BackgroundServer(agent_runtime.app)
+    url = server.start()
+    try:
+        response = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id,
+                                                          "stream": True}, timeout=30)
+        assert frames_of(response.content)[-1][1]["output"] == "The result of 25 * 4 is 100."
+        endpoint = agent_runtime.app.state.offline_endpoint
+        mine = [r for r in endpoint.requests if r.body["messages"][0]["content"][0].get("text") == "What is 25 * 4?"
+                and len(r.body["messages"]) == 3]
+        assert mine, "the second model call of the turn never reached the endpoint"
+        assert mine[-1].body["messages"][-1]["content"][0]["toolResult"]["content"][0]["text"] == "100"
+    finally:
+        server.stop()
