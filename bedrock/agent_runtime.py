@@ -238,6 +238,8 @@ if __name__ == "__main__":
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("bedrock").addHandler(handler)
     logging.getLogger("bedrock").setLevel(settings.log_level)
+    model = "offline rule-based stand-in (not an LLM)" if settings.model_provider == "offline" else settings.bedrock_model_id
+    logger.info("serving POST /invocations on port %d; model: %s", settings.port, model)
     # Keep-alive longer than common clients' pools, so a reused connection is never closed under a request.
     # Graceful shutdown outlasts SHUTDOWN_GRACE_S, so open streams end with their error event, not a cut.
     # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
