@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator, Iterable, Sequence
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from bedrock.callbacks import MetricsCallback
@@ -50,7 +51,13 @@ class Agent:
         self.graph = graph
         self.settings = settings
         self.locks = SessionLocks(settings.session_wait_s)
-        self._can_prune = True
+        # Only savers that implement pruning (our SQLite one) are pruned; the base class's aprune just raises.
+        checkpointer = graph.checkpointer
+        self._can_prune = (
+            settings.checkpoint_history == "latest"
+            and isinstance(checkpointer, BaseCheckpointSaver)
+            and type(checkpointer).aprune is not BaseCheckpointSaver.aprune
+        )
 
     def run_config(self, request: AgentRequest, callbacks: Sequence[Any]) -> dict[str, Any]:
         """LangGraph config: the session is the thread; preferences and custom_data ride along."""
@@ -170,12 +177,10 @@ class Agent:
 
     async def _prune(self, request: AgentRequest) -> None:
         """Drop the session's superseded checkpoints, where the saver supports it (CHECKPOINT_HISTORY)."""
-        if self.settings.checkpoint_history != "latest" or not self._can_prune:
+        if not self._can_prune:
             return
         try:
             await self.graph.checkpointer.aprune([request.session_id], strategy="keep_latest")
-        except NotImplementedError:
-            self._can_prune = False
         except Exception:
             logger.exception("could not prune old checkpoints of session %s", request.session_id)
 
