@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextlib import aclosing
 from typing import Any, AsyncIterator, Iterable, Sequence
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -18,6 +19,7 @@ from bedrock.deadlines import bounded
 from bedrock.errors import AgentError, classify, status_for
 from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, EventSequence, SSEEvent, utc_timestamp
 from bedrock.payload import AgentRequest
+from bedrock.rollback import roll_back, turn_metadata
 from bedrock.sessions import SessionBusy, SessionLocks
 from bedrock.streaming_utils import TokenBuffer
 
@@ -51,6 +53,7 @@ class Agent:
         self.graph = graph
         self.settings = settings
         self.locks = SessionLocks(settings.session_wait_s)
+        self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
         # Only savers that implement pruning (our SQLite one) are pruned; the base class's aprune just raises.
         checkpointer = graph.checkpointer
         self._can_prune = (
@@ -59,8 +62,11 @@ class Agent:
             and type(checkpointer).aprune is not BaseCheckpointSaver.aprune
         )
 
-    def run_config(self, request: AgentRequest, callbacks: Sequence[Any]) -> dict[str, Any]:
-        """LangGraph config: the session is the thread; preferences and custom_data ride along."""
+    def run_config(self, request: AgentRequest, callbacks: Sequence[Any], turn_id: str = "") -> dict[str, Any]:
+        """LangGraph config: the session is the thread; preferences and custom_data ride along.
+
+        `metadata` marks every checkpoint the turn writes with its id, which is how a cut turn is rolled back.
+        """
         return {
             "configurable": {
                 "thread_id": request.session_id,
@@ -68,6 +74,7 @@ class Agent:
                 "preferences": request.preferences or {},
                 "custom_data": request.custom_data or {},
             },
+            "metadata": turn_metadata(turn_id) if turn_id else {},
             "callbacks": list(callbacks),
             "recursion_limit": RECURSION_LIMIT,
         }
@@ -79,7 +86,8 @@ class Agent:
 
         REQUEST_TIMEOUT_S, or SHUTDOWN_GRACE_S after `shutdown` (an event with `async wait()`) is set,
         ends the turn with an `error` event. Cancellation (a client that went away, the caller's own
-        `asyncio.timeout`) propagates, stopping the graph run.
+        `asyncio.timeout`) propagates, stopping the graph run. Whatever ends a turn before its `agent_end`,
+        the session's memory is left as it was before the turn (see ARCHITECTURE.md, "A turn's life").
         """
         user_callbacks = list(callbacks)
         events = bounded(
@@ -101,69 +109,62 @@ class Agent:
         )
         step = 1
         yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
-        config = self.run_config(request, [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]])
+        try:
+            await self.locks.acquire(request.session_id)
+        except SessionBusy as busy:
+            metrics.record_error()
+            yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
+            return
+        # From here the session is ours until `_settle` gives it back, on every way out of this block.
+        turn_id = f"turn-{uuid.uuid4().hex}"
+        callbacks = [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]]
+        config = self.run_config(request, callbacks, turn_id)
         buffer = TokenBuffer(self.settings.token_buffer_size, self.settings.token_buffer_max_delay_ms)
         # Token streaming costs a messages-mode hop per chunk; skip it unless the client asked for tokens.
         modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
         output = ""
         awaiting_first_token = True
-        turn_id = f"turn-{uuid.uuid4().hex}"
         failure: Exception | None = None
+        completed = False
+        graph_stream = None
         try:
-            await self.locks.acquire(request.session_id)
-        except SessionBusy as exc:
-            failure = exc
-        else:
-            release = True
             graph_stream = self.graph.astream(
                 {"messages": [HumanMessage(request.prompt, id=turn_id)]},
                 config,
                 stream_mode=modes,
                 durability=self.settings.checkpoint_durability,
             )
-            try:
-                async for mode, chunk in graph_stream:
-                    if mode == "messages":
-                        message, meta = chunk
-                        if meta.get("langgraph_node") == "chatbot":
-                            text = message_text(message)
-                            if text and awaiting_first_token:
-                                # The first token of a message goes out at once (time to first token);
-                                # the buffer can only flush on a later token or the message's end.
-                                awaiting_first_token = False
-                                yield seq.token(text, step + 1)
-                            elif text:
-                                batch = buffer.add(text)
-                                if batch:
-                                    yield seq.token(batch, step + 1)
-                        continue
-                    for node, update in chunk.items():
-                        for message in (update or {}).get("messages", ()):
-                            rest = buffer.flush()
-                            if rest:
-                                yield seq.token(rest, step + 1)
-                            step += 1
-                            awaiting_first_token = True
-                            yield seq.emit(AGENT_STEP, step_data(step, node, message))
-                            if isinstance(message, AIMessage):
-                                output = message_text(message)
-                await self._prune(request)
-            except (asyncio.CancelledError, GeneratorExit):
-                # The client went away or a deadline passed: drop the half turn, even while being cancelled,
-                # and keep the session until that is done, so the next turn never sees the half turn.
-                cleanup = asyncio.ensure_future(self._abandon(graph_stream, request, turn_id))
-                cleanup.add_done_callback(lambda _: self.locks.release(request.session_id))
-                release = False
-                try:
-                    await asyncio.shield(cleanup)
-                finally:
-                    raise
-            except Exception as exc:
-                failure = exc
-                await self._discard_turn(request, turn_id)  # still holding the session
-            finally:
-                if release:
-                    self.locks.release(request.session_id)
+            async for mode, chunk in graph_stream:
+                if mode == "messages":
+                    message, meta = chunk
+                    if meta.get("langgraph_node") == "chatbot":
+                        text = message_text(message)
+                        if text and awaiting_first_token:
+                            # The first token of a message goes out at once (time to first token);
+                            # the buffer can only flush on a later token or the message's end.
+                            awaiting_first_token = False
+                            yield seq.token(text, step + 1)
+                        elif text:
+                            batch = buffer.add(text)
+                            if batch:
+                                yield seq.token(batch, step + 1)
+                    continue
+                for node, update in chunk.items():
+                    for message in (update or {}).get("messages", ()):
+                        rest = buffer.flush()
+                        if rest:
+                            yield seq.token(rest, step + 1)
+                        step += 1
+                        awaiting_first_token = True
+                        yield seq.emit(AGENT_STEP, step_data(step, node, message))
+                        if isinstance(message, AIMessage):
+                            output = message_text(message)
+            completed = True  # the graph run finished and wrote its last checkpoint: the turn is kept
+        except Exception as exc:
+            failure = exc
+        finally:
+            # Every way out (done, failed, cancelled, closed at a yield) passes here exactly once.
+            await self._settle(graph_stream, request, turn_id, completed)
         if failure is not None:
             error = classify(failure)
             metrics.record_error()
@@ -175,6 +176,36 @@ class Agent:
         logger.info("turn done: session=%s steps=%d latency_ms=%s", request.session_id, step, snapshot["latency_ms"])
         yield seq.emit(AGENT_END, {"output": output, "steps": step, "metrics": snapshot, "timestamp": utc_timestamp()})
 
+    async def _settle(self, graph_stream: Any, request: AgentRequest, turn_id: str, completed: bool) -> None:
+        """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.
+
+        The work runs as its own task, so nothing cancels it: the session stays locked until it is done,
+        and the release is the task's done-callback, exactly once, whether or not anyone still waits.
+        A cut turn's rollback is awaited (shielded: a second cancellation, a deadline landing on a
+        disconnect, stops only our wait), so whoever gets the error or the cancellation finds memory
+        already restored. A completed turn's prune is not: between the graph's end and `agent_end` there
+        must be no await, or a cancellation landing there would leave a kept turn the caller never saw end.
+        """
+        if completed and not self._can_prune:
+            self.locks.release(request.session_id)
+            return
+        work = self._prune(request) if completed else self._abandon(graph_stream, request, turn_id)
+        task = asyncio.ensure_future(work)
+        self._settling.add(task)
+        task.add_done_callback(lambda done: self._settled(request.session_id, done))
+        if not completed:
+            await asyncio.shield(task)
+
+    def _settled(self, session_id: str, task: asyncio.Future[None]) -> None:
+        self._settling.discard(task)
+        self.locks.release(session_id)
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for turns being committed or rolled back (before the server closes the checkpointer)."""
+        pending = {task for task in self._settling if task.get_loop() is asyncio.get_running_loop()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+
     async def _prune(self, request: AgentRequest) -> None:
         """Drop the session's superseded checkpoints, where the saver supports it (CHECKPOINT_HISTORY)."""
         if not self._can_prune:
@@ -185,24 +216,19 @@ class Agent:
             logger.exception("could not prune old checkpoints of session %s", request.session_id)
 
     async def _abandon(self, graph_stream: Any, request: AgentRequest, turn_id: str) -> None:
-        """Stop the graph run (its tasks end with it), then drop the half turn."""
-        try:
-            await graph_stream.aclose()
-        finally:
-            await self._discard_turn(request, turn_id)
-
-    async def _discard_turn(self, request: AgentRequest, turn_id: str) -> None:
-        """Remove a failed turn's messages, so the session's history holds only complete turns."""
+        """Stop the graph run (its tasks and its exit checkpoint end with it), then roll the session back."""
+        if graph_stream is not None:
+            try:
+                await graph_stream.aclose()
+            except Exception:
+                logger.exception("the cut turn of session %s failed while stopping", request.session_id)
         config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
         try:
-            state = await self.graph.aget_state(config)
-            messages = state.values.get("messages", [])
-            ids = [m.id for m in messages]
-            if turn_id in ids:
-                removals = [RemoveMessage(id=m.id) for m in messages[ids.index(turn_id):]]
-                await self.graph.aupdate_state(config, {"messages": removals}, as_node="chatbot")
+            await roll_back(self.graph, config, turn_id)
         except Exception:
-            logger.exception("could not discard the failed turn of session %s", request.session_id)
+            logger.exception("could not roll back the cut turn of session %s", request.session_id)
+            return
+        await self._prune(request)
 
     async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""
@@ -211,32 +237,34 @@ class Agent:
 
 async def _observed(events: AsyncIterator[SSEEvent], observers: list[Any]) -> AsyncIterator[SSEEvent]:
     """Show each event to the callbacks' `on_stream_event` before yielding it; a failing observer is logged."""
-    async for event in events:
-        for observer in observers:
-            try:
-                await observer.on_stream_event(event)
-            except Exception:
-                logger.exception("on_stream_event of %s failed", type(observer).__name__)
-        yield event
+    async with aclosing(events):  # closed with us, not whenever the collector finds it: it holds a session
+        async for event in events:
+            for observer in observers:
+                try:
+                    await observer.on_stream_event(event)
+                except Exception:
+                    logger.exception("on_stream_event of %s failed", type(observer).__name__)
+            yield event
 
 
 async def fold(events: AsyncIterator[SSEEvent]) -> dict[str, Any]:
     """`{"output", "session_id", "actor_id", "steps", "metrics"}` from a turn's events."""
     start: dict[str, Any] = {}
-    async for event in events:
-        if event.type == AGENT_START:
-            start = event.data
-        elif event.type == AGENT_END:
-            end = event.data
-            return {
-                "output": end["output"],
-                "session_id": start.get("session_id"),
-                "actor_id": start.get("actor_id"),
-                "steps": end["steps"],
-                "metrics": end["metrics"],
-            }
-        elif event.type == ERROR:
-            raise error_from_event(event.data)
+    async with aclosing(events):
+        async for event in events:
+            if event.type == AGENT_START:
+                start = event.data
+            elif event.type == AGENT_END:
+                end = event.data
+                return {
+                    "output": end["output"],
+                    "session_id": start.get("session_id"),
+                    "actor_id": start.get("actor_id"),
+                    "steps": end["steps"],
+                    "metrics": end["metrics"],
+                }
+            elif event.type == ERROR:
+                raise error_from_event(event.data)
     raise AgentError("internal_error", "The turn ended without a result.")
 
 

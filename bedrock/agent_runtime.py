@@ -26,7 +26,7 @@ import os
 import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
 import anyio
@@ -80,6 +80,8 @@ async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
     if endpoint is not None:
         endpoint.stop()
     agent = getattr(app.state, "agent", None)
+    if agent is not None:
+        await agent.drain(settings.shutdown_grace_s)  # turns still rolling back write before the saver closes
     close = getattr(agent and agent.graph.checkpointer, "close", None)
     if callable(close):
         close()
@@ -210,8 +212,11 @@ async def stream_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | No
                 "details": error.details, "timestamp": utc_timestamp()}
         yield EventSequence().emit(ERROR, data)
         return
-    async for event in get_agent().stream(request, callbacks or ()):
-        yield event
+    # Closed with this generator (a caller that stops early, or is cancelled), not whenever the collector
+    # gets to it: until it is closed its turn holds the session.
+    async with aclosing(get_agent().stream(request, callbacks or ())) as events:
+        async for event in events:
+            yield event
 
 
 async def ainvoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = None) -> dict[str, Any]:

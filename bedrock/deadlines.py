@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any, AsyncIterator
 
 from bedrock.errors import AgentError
@@ -80,10 +79,10 @@ async def bounded(
             except StopAsyncIteration:
                 return
             except asyncio.CancelledError:
-                if not deadline.cancelled_by_us:
+                # Ours alone: the turn ends with the deadline's error event. If someone else (the caller's
+                # own timeout, a disconnect) also cancelled this task, theirs wins and propagates.
+                if not deadline.cancelled_by_us or (task is not None and task.uncancel() > 0):
                     raise
-                if sys.version_info >= (3, 11) and task is not None:
-                    task.uncancel()  # our own cancellation: keep the task's cancel count honest
                 break
             finally:
                 deadline.waiting = None

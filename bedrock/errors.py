@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
 class AgentError(Exception):
-    """A turn that did not complete; `status` is the HTTP status of a non-streamed reply."""
+    """A turn that did not complete; `status` is the HTTP status of a non-streamed reply.
 
-    code: str
-    message: str
-    type: str = "AgentError"
-    retryable: bool = False
-    status: int = 500
+    An ordinary exception class (not a frozen dataclass): Python sets `__traceback__`, `__context__` and
+    `__cause__` on whatever it raises, and `@contextmanager` re-raises through `exc.__traceback__ = ...`,
+    which a frozen dataclass refuses with FrozenInstanceError. The fields are read-only properties.
+    """
+
+    __slots__ = ("_code", "_message", "_type", "_retryable", "_status")
+
+    def __init__(
+        self, code: str, message: str, type: str = "AgentError", retryable: bool = False, status: int = 500
+    ) -> None:
+        super().__init__(code, message, type, retryable, status)  # args: what pickling rebuilds it from
+        self._code, self._message, self._type, self._retryable, self._status = code, message, type, retryable, status
+
+    code = property(lambda self: self._code, doc="Stable, machine-readable code, e.g. `model_throttled`.")
+    message = property(lambda self: self._message, doc="Safe, human-readable message (no internals).")
+    type = property(lambda self: self._type, doc="The kind of failure, e.g. `ThrottlingException`.")
+    retryable = property(lambda self: self._retryable, doc="Whether the same request may succeed if retried.")
+    status = property(lambda self: self._status, doc="HTTP status of a non-streamed reply.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.type!r}, {self.retryable!r}, {self.status!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AgentError):
+            return NotImplemented
+        return (self.code, self.message, self.type, self.retryable, self.status) == (
+            other.code, other.message, other.type, other.retryable, other.status)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.message, self.type, self.retryable, self.status))
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

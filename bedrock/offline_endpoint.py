@@ -77,6 +77,61 @@ def turns_from_converse(body: dict[str, Any]) -> list[Turn]:
     return turns
 
 
+class ConverseValidationError(ValueError):
+    """A request Bedrock's Converse API would refuse with ValidationException (HTTP 400)."""
+
+
+def validate_converse(body: dict[str, Any]) -> None:
+    """Refuse, as Converse does, a conversation the model cannot be given.
+
+    The rules a stored history can break: it starts with a user message; roles alternate; each assistant
+    `toolUse` is answered, id for id, by `toolResult` blocks in the next user message, and no `toolResult`
+    answers a `toolUse` that was not made; no message is empty and no text block is blank. The messages
+    follow Bedrock's own wording, so an offline run fails where a real one would.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ConverseValidationError("The messages field is empty. Add at least one message and try again.")
+    if messages[0].get("role") != "user":
+        raise ConverseValidationError(
+            "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+        )
+    asked: list[str] = []  # toolUse ids of the previous assistant message, to be answered next
+    for i, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if i and role == messages[i - 1].get("role"):
+            raise ConverseValidationError(
+                "A conversation must alternate between user and assistant roles. Make sure the conversation "
+                "alternates between user and assistant roles and try again."
+            )
+        if not isinstance(content, list) or not content:
+            raise ConverseValidationError(
+                f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object to "
+                "the content field and try again."
+            )
+        for j, block in enumerate(content):
+            if "text" in block and not str(block["text"]).strip():
+                raise ConverseValidationError(
+                    f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank. Add text to "
+                    "the text field, and try again."
+                )
+        if role == "assistant":
+            asked = [b["toolUse"]["toolUseId"] for b in content if "toolUse" in b]
+            continue
+        answered = [b["toolResult"]["toolUseId"] for b in content if "toolResult" in b]
+        missing = [tool_use_id for tool_use_id in asked if tool_use_id not in answered]
+        if missing:
+            raise ConverseValidationError(
+                f"Expected toolResult blocks at messages.{i}.content for the following Ids: {', '.join(missing)}"
+            )
+        if len(answered) > len(asked) or set(answered) - set(asked):
+            raise ConverseValidationError(
+                f"The number of toolResult blocks at messages.{i}.content exceeds the number of toolUse blocks "
+                "of previous turn."
+            )
+        asked = []
+
+
 def offered_tools(body: dict[str, Any]) -> set[str]:
     return {t["toolSpec"]["name"] for t in body.get("toolConfig", {}).get("tools", []) if "toolSpec" in t}
 
@@ -110,13 +165,19 @@ class Recorded:
 
 
 class OfflineBedrockEndpoint:
-    """Serves `POST /model/{modelId}/converse` and `/converse-stream`; scriptable and recording."""
+    """Serves `POST /model/{modelId}/converse` and `/converse-stream`; scriptable, and recording if asked.
 
-    def __init__(self, token_delay_ms: float = 0, responder: Callable[[Sequence[Turn]], Reply] = respond) -> None:
+    `record`: how many of the latest requests (and usage reports) to keep for `requests` and
+    `usage_reported`; 0, the default, keeps none, so a long-running `make run` does not grow with them.
+    """
+
+    def __init__(
+        self, token_delay_ms: float = 0, responder: Callable[[Sequence[Turn]], Reply] = respond, *, record: int = 0
+    ) -> None:
         self.token_delay_s = token_delay_ms / 1000
         self.responder = responder
-        self.requests: list[Recorded] = []
-        self.usage_reported: list[dict[str, int]] = []
+        self.requests: deque[Recorded] = deque(maxlen=record)
+        self.usage_reported: deque[dict[str, int]] = deque(maxlen=record)
         self.script: deque[Reply | HttpError | BreakStream] = deque()
         self.app = Starlette(
             routes=[
@@ -137,6 +198,12 @@ class OfflineBedrockEndpoint:
     def stop(self) -> None:
         self._server.stop()
 
+    def record(self, last: int) -> "OfflineBedrockEndpoint":
+        """Keep the `last` requests and usage reports from now on (0: keep none)."""
+        self.requests = deque(maxlen=last)
+        self.usage_reported = deque(maxlen=last)
+        return self
+
     def then(self, *actions: Reply | HttpError | BreakStream) -> "OfflineBedrockEndpoint":
         """Queue what the next requests get, in order; once the script is empty the rules answer."""
         self.script.extend(actions)
@@ -144,7 +211,12 @@ class OfflineBedrockEndpoint:
 
     async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | None]:
         body = json.loads(await request.body())
-        self.requests.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
+        if self.requests.maxlen:
+            self.requests.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
+        try:
+            validate_converse(body)
+        except ConverseValidationError as invalid:
+            return body, HttpError(400, "ValidationException", str(invalid))  # before any scripted action
         return body, self.script.popleft() if self.script else None
 
     def _rules(self, body: dict[str, Any]) -> Reply:
@@ -161,7 +233,8 @@ class OfflineBedrockEndpoint:
 
     def _report(self, reply: Reply) -> dict[str, int]:
         usage = _usage(reply)
-        self.usage_reported.append(usage)
+        if self.usage_reported.maxlen:
+            self.usage_reported.append(usage)
         return usage
 
     async def _converse(self, request: Request) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -71,6 +72,9 @@ class DeferredJSONResponse(Response):
 
     BedrockAgentCoreApp runs an async entrypoint on a separate worker loop but sends the returned
     response from uvicorn's loop; doing the turn here keeps every turn on one loop, whether streamed or not.
+    While the turn runs, the connection is watched: a client that goes away cancels the turn (which rolls
+    it back) as it would a stream, rather than leaving it to run to the end holding its slot. Starlette's
+    own responses only notice a disconnect when they next send, and this one sends once, at the end.
     """
 
     def __init__(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> None:
@@ -79,8 +83,25 @@ class DeferredJSONResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        turn = asyncio.ensure_future(self.compute())
+        watch = asyncio.ensure_future(_disconnected(receive))
         try:
-            response: Response = JSONResponse(await self.compute())
+            await asyncio.wait((turn, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            if not turn.done():
+                turn.cancel()  # the client left (or this response was cancelled): stop and roll back the turn
+                await asyncio.wait((turn,))  # until the rollback is done; the slot is held meanwhile
+        if turn.cancelled():
+            return
+        try:
+            response: Response = JSONResponse(turn.result())
         except AgentError as error:
             response = error_response(error.to_dict(), error.status)
         await response(scope, receive, send)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the request body was already read, so nothing else arrives)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

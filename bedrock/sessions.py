@@ -32,10 +32,15 @@ class SessionLocks:
             lock = asyncio.Lock()
         locks[session_id] = (lock, users + 1)
         try:
-            await asyncio.wait_for(lock.acquire(), self.wait_s)
+            # asyncio.timeout, not asyncio.wait_for: on 3.11, wait_for runs the acquire as its own task and,
+            # when that task finishes in the same loop iteration as an outer cancel, returns its result and
+            # drops the cancel (a caller's `asyncio.timeout(1e-6)` then ran the whole turn). timeout cancels
+            # this task itself; Lock.acquire, cancelled after being handed the lock, passes it on.
+            async with asyncio.timeout(self.wait_s):
+                await lock.acquire()
         except BaseException as exc:
             self._forget(locks, session_id)
-            if isinstance(exc, asyncio.TimeoutError):
+            if isinstance(exc, TimeoutError):
                 raise SessionBusy(
                     "session_busy",
                     f"Another turn of this session is still running after {self.wait_s:g} s; retry when it ends.",

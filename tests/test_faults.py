@@ -116,7 +116,7 @@ async def test_memory_failures_are_one_typed_error_and_history_survives(endpoint
 
 @pytest.mark.parametrize("durability", ["exit", "sync"])
 async def test_a_turn_right_after_an_abandoned_one_never_sees_its_half(tmp_path, session_id, durability):
-    endpoint = OfflineBedrockEndpoint(token_delay_ms=20).start()
+    endpoint = OfflineBedrockEndpoint(token_delay_ms=20, record=100).start()
     try:
         settings = Settings(model_provider="bedrock", memory_path=str(tmp_path / "m.sqlite"), token_buffer_size=1,
                             checkpoint_durability=durability)

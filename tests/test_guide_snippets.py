@@ -115,6 +115,19 @@ async def test_handle_timeout_yields_a_timeout_error_frame(session_id):
     assert complete[-1].type == "agent_end"
 
 
+@pytest.mark.parametrize("timeout", [1e-6, 1e-5, 1e-4])
+async def test_handle_timeout_never_loses_a_tiny_timeout(session_id, timeout):
+    """The snippet over the real `stream_agent`: a timeout landing anywhere, even while the turn takes its
+    session, reaches the caller (100 runs), and none of the cut turns is left in the session's memory."""
+    namespace = {"stream_agent": stream_agent, "format_sse_event": format_sse_event}
+    exec(snippet("Handle Timeout"), namespace)
+    for _ in range(100):
+        events = [e async for e in namespace["stream_with_timeout"]({"prompt": "My name is Zed", "session_id": session_id}, timeout=timeout)]
+        assert parse_sse_event(events[-1]) == {"type": "error", "data": {"error": "Request timeout", "timeout": timeout}}
+    reply = await ainvoke_agent({"prompt": "What's my name?", "session_id": session_id})
+    assert reply["output"].startswith("I don't know")
+
+
 async def slow_stream_agent(payload: dict[str, Any]):
     """stream_agent with a pause between events, so a short timeout fires mid-stream."""
     async for event in stream_agent(payload):

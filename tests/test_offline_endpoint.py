@@ -20,7 +20,7 @@ from tests.test_http import frames_of
 
 @pytest.fixture
 def endpoint() -> Iterator[OfflineBedrockEndpoint]:
-    ep = OfflineBedrockEndpoint().start()
+    ep = OfflineBedrockEndpoint(record=100).start()
     yield ep
     ep.stop()
 
@@ -62,6 +62,8 @@ def test_make_model_bedrock_uses_configured_retries():
 
 
 async def test_offline_runtime_turn_goes_through_the_endpoint(session_id):
+    get_agent()
+    app.state.offline_endpoint.record(100)
     events = [e async for e in stream_agent({"prompt": "What is 25 * 4?", "session_id": session_id})]
     assert events[-1].data["output"] == "The result of 25 * 4 is 100."
     endpoint = app.state.offline_endpoint
@@ -136,7 +138,7 @@ async def test_scripted_reply_is_served(endpoint, session_id):
 
 @pytest.fixture
 def paced_endpoint() -> Iterator[OfflineBedrockEndpoint]:
-    ep = OfflineBedrockEndpoint(token_delay_ms=40).start()
+    ep = OfflineBedrockEndpoint(token_delay_ms=40, record=100).start()
     yield ep
     ep.stop()
 
@@ -182,6 +184,8 @@ def test_offline_turn_over_http_goes_through_the_endpoint(session_id):
     server = BackgroundServer(agent_runtime.app)
     url = server.start()
     try:
+        get_agent()
+        agent_runtime.app.state.offline_endpoint.record(100)
         response = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id,
                                                           "stream": True}, timeout=30)
         assert frames_of(response.content)[-1][1]["output"] == "The result of 25 * 4 is 100."
@@ -192,3 +196,94 @@ def test_offline_turn_over_http_goes_through_the_endpoint(session_id):
         assert mine[-1].body["messages"][-1]["content"][0]["toolResult"]["content"][0]["text"] == "100"
     finally:
         server.stop()
+
+
+def user(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": list(blocks)}
+
+
+def assistant(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "assistant", "content": list(blocks)}
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"text": value}
+
+
+def tool_use(tool_use_id: str) -> dict[str, Any]:
+    return {"toolUse": {"toolUseId": tool_use_id, "name": "calculator", "input": {"expression": "1 + 1"}}}
+
+
+def tool_result(tool_use_id: str) -> dict[str, Any]:
+    return {"toolResult": {"toolUseId": tool_use_id, "content": [{"text": "2"}]}}
+
+
+INVALID_CONVERSATIONS = {
+    "starts with the assistant": ([assistant(text("Hi")), user(text("Hello"))], "must start with a user message"),
+    "two user messages in a row": ([user(text("Hi")), user(text("Hello"))], "must alternate between user and assistant"),
+    "two assistant messages in a row": (
+        [user(text("Hi")), assistant(text("a")), assistant(text("b"))], "must alternate between user and assistant"),
+    "a toolUse left unanswered": (
+        [user(text("1 + 1?")), assistant(tool_use("tooluse_a")), user(text("What's my name?"))],
+        "Expected toolResult blocks at messages.2.content for the following Ids: tooluse_a"),
+    "one of two toolUses unanswered": (
+        [user(text("?")), assistant(tool_use("tooluse_a"), tool_use("tooluse_b")), user(tool_result("tooluse_a"))],
+        "Expected toolResult blocks at messages.2.content for the following Ids: tooluse_b"),
+    "a toolResult with no toolUse": (
+        [user(text("?")), assistant(text("Sure.")), user(tool_result("tooluse_x"))], "exceeds the number of toolUse"),
+    "a toolResult answering another id": (
+        [user(text("?")), assistant(tool_use("tooluse_a")), user(tool_result("tooluse_a"), tool_result("tooluse_z"))],
+        "exceeds the number of toolUse"),
+    "empty content": ([user()], "The content field in the Message object at messages.0 is empty"),
+    "blank text": ([user(text("  \n"))], "The text field in the ContentBlock object at messages.0.content.0 is blank"),
+    "no messages": ([], "The messages field is empty"),
+}
+
+
+@pytest.mark.parametrize("path", ["converse", "converse-stream"])
+@pytest.mark.parametrize("name", list(INVALID_CONVERSATIONS))
+def test_the_endpoint_refuses_what_converse_refuses(endpoint, path, name):
+    messages, says = INVALID_CONVERSATIONS[name]
+    reply = httpx.post(f"{endpoint.url}/model/m/{path}", json={"messages": messages}, timeout=10)
+    assert reply.status_code == 400 and reply.headers["x-amzn-errortype"] == "ValidationException"
+    assert says in reply.json()["message"]
+
+
+def test_botocore_raises_the_validation_exception(endpoint):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("bedrock-runtime", endpoint_url=endpoint.url, region_name="us-east-1")
+    messages, _ = INVALID_CONVERSATIONS["a toolUse left unanswered"]
+    with pytest.raises(ClientError) as raised:
+        client.converse(modelId="m", messages=messages)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    good = [user(text("1 + 1?")), assistant(text("Let me see."), tool_use("tooluse_a")), user(tool_result("tooluse_a"))]
+    assert client.converse(modelId="m", messages=good)["stopReason"] == "end_turn"
+
+
+async def test_a_turn_cut_after_its_tool_call_leaves_a_conversation_the_endpoint_accepts(endpoint, session_id):
+    agent = build_agent(bedrock_settings(memory_backend="memory"), endpoint.url)
+    request = parse_request({"prompt": "What is 25 * 4?", "session_id": session_id})
+    async for event in agent.stream(request):
+        if event.type == "agent_step" and event.data["type"] == "tool":
+            break  # cut right after the tool ran: a toolUse with its result, but no answer yet
+    else:
+        pytest.fail("the turn never reached its tool step")
+    events = await run_turn(agent, "What's my name?", session_id)
+    assert events[-1].type == "agent_end"
+    assert endpoint.requests[-1].body["messages"][0]["content"][0]["text"] == "What's my name?"
+
+
+def test_the_request_log_is_off_unless_asked_and_bounded():
+    ep = OfflineBedrockEndpoint().start()
+    try:
+        for _ in range(3):
+            httpx.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
+        assert len(ep.requests) == 0 and len(ep.usage_reported) == 0
+        ep.record(2)
+        for _ in range(3):
+            httpx.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
+        assert len(ep.requests) == 2 and len(ep.usage_reported) == 2
+    finally:
+        ep.stop()
