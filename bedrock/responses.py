@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -22,8 +23,11 @@ def _ping() -> ServerSentEvent:
 
 async def _frames(events: AsyncIterator[SSEEvent]) -> AsyncIterator[bytes]:
     # Bytes, not str: sse-starlette re-wraps a str (even an SSEEvent) as `data: …`.
-    async for event in events:
-        yield event.encode()
+    # Closed with the response (sse-starlette cancels it mid-send when the client leaves), not whenever
+    # the collector finds it: until the turn is closed it holds its session.
+    async with aclosing(events):
+        async for event in events:
+            yield event.encode()
 
 
 class _EventSourceResponse(EventSourceResponse):

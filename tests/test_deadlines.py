@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import socket
+import threading
 import time
 
 import anyio
@@ -138,3 +141,90 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(monkeypatch, tmp_p
     finally:
         server.stop()
         endpoint.stop()
+
+
+def wait_for_ping(url: str, status: str, timeout_s: float = 10.0) -> None:
+    """Poll /ping until it reports `status` (HealthyBusy while every slot is taken)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if httpx.get(url + "/ping", timeout=5).json()["status"] == status:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"/ping never said {status}")
+
+
+def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(make_server, session_id):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "200", "MAX_CONCURRENT_INVOCATIONS": "1"})
+    body = json.dumps({"prompt": "My name is Zed", "session_id": session_id}).encode()
+    with socket.create_connection(("127.0.0.1", live.port)) as conn:
+        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        wait_for_ping(live.url, "HealthyBusy")  # the turn holds the only slot
+    left_at = time.monotonic()
+    wait_for_ping(live.url, "Healthy")  # freed when the client left, not when the turn would have ended (~1.6 s)
+    assert time.monotonic() - left_at < 1.0
+    reply = httpx.post(live.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=30)
+    assert reply.status_code == 200 and reply.json()["output"].startswith("I don't know")
+
+
+def test_first_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
+    env = {"SHUTDOWN_GRACE_S": "0.3", "OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1",
+           "AGENT_MEMORY_PATH": str(tmp_path / "memory.sqlite")}
+    live = make_server(env)
+    sessions = [f"sigterm-{i}" for i in range(8)]
+    started = threading.Barrier(len(sessions) + 1, timeout=20)
+    ends: dict[str, str] = {}
+
+    def converse(session: str) -> None:
+        body = bytearray()
+        payload = {"prompt": f"My name is Zed. {LONG_PROMPT}", "session_id": session, "stream_tokens": True}
+        with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
+            waiting = True
+            for chunk in response.iter_raw():
+                body += chunk
+                if waiting and b"llm_token" in body:
+                    waiting = False
+                    started.wait()
+        ends[session] = frames_of(bytes(body))[-1][1].get("code", "")
+
+    threads = [threading.Thread(target=converse, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    started.wait()  # every turn is streaming its answer
+    live.process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(30)
+    assert live.process.wait(timeout=15) is not None
+    assert ends == {s: "server_shutting_down" for s in sessions}
+    again = make_server(env)
+    for session in sessions:
+        reply = httpx.post(again.url + "/invocations", json={"prompt": "What's my name?", "session_id": session}, timeout=30)
+        assert reply.json()["output"].startswith("I don't know"), session
+
+
+async def test_a_callers_cancel_landing_with_the_deadline_is_not_swallowed(monkeypatch):
+    from bedrock import deadlines
+
+    async def slow():
+        seq = EventSequence()
+        yield seq.emit("agent_start", {})
+        await asyncio.sleep(10)
+        yield seq.emit("agent_end", {})
+
+    async def consume() -> list:
+        return [e async for e in bounded(slow(), timeout_s=0.05)]
+
+    consumer = asyncio.ensure_future(consume())
+    fire = deadlines._Deadline._fire
+
+    def fire_and_cancel(self) -> None:  # the caller's cancel lands in the very callback the deadline fires in
+        fire(self)
+        consumer.cancel()
+
+    monkeypatch.setattr(deadlines._Deadline, "_fire", fire_and_cancel)
+    try:
+        await consumer
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the caller's cancel was swallowed into a timeout event")
