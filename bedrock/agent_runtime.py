@@ -224,12 +224,20 @@ async def ainvoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | N
     return await get_agent().invoke(validate(payload), callbacks or ())
 
 
+async def _invoke_and_settle(payload: dict[str, Any], callbacks: Iterable[Any] | None) -> dict[str, Any]:
+    try:
+        return await ainvoke_agent(payload, callbacks=callbacks)
+    finally:
+        # A kept turn's checkpoint pruning runs after its result, on this loop; asyncio.run would cancel it.
+        await get_agent().drain()
+
+
 def invoke_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
     """Synchronous `ainvoke_agent`, for scripts (inside a running event loop, await `ainvoke_agent`)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(ainvoke_agent(payload, callbacks=callbacks))
+        return asyncio.run(_invoke_and_settle(payload, callbacks))
     raise RuntimeError("invoke_agent() cannot run inside an event loop; use `await ainvoke_agent(payload)`")
 
 

@@ -54,7 +54,9 @@ async def session(settings: Settings, endpoint_url: str, turns: int, path: Path)
         await agent.invoke(request)
         times.append((time.perf_counter() - started) * 1000)
         if turn in MARKS and path.exists():
+            await agent.drain()  # the turn's prune runs after agent_end, holding the session
             sizes[turn] = stored_bytes(path)
+    await agent.drain()
     close = getattr(agent.graph.checkpointer, "close", None)
     if close:
         close()

@@ -121,3 +121,17 @@ def test_sqlite_saver_works_from_successive_event_loops(tmp_path):
     asyncio.run(agent.invoke(parse_request({"prompt": "My name is Zed", "session_id": "loops"})))
     reply = asyncio.run(agent.invoke(parse_request({"prompt": "What's my name?", "session_id": "loops"})))
     assert reply["output"] == "Your name is Zed."
+
+
+def test_invoke_agent_prunes_each_kept_turn(session_id):
+    """The kept turn's pruning runs after its result; the synchronous helper waits for it before its loop ends."""
+    import sqlite3
+
+    from bedrock.agent_runtime import invoke_agent, settings
+
+    for prompt in ["My name is Zed", "What is 2 * 21?", "What's my name?"]:
+        reply = invoke_agent({"prompt": prompt, "session_id": session_id})
+    assert reply["output"] == "Your name is Zed."
+    with sqlite3.connect(settings.memory_path) as conn:
+        count = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (session_id,)).fetchone()[0]
+    assert count == 1
