@@ -18,6 +18,7 @@ from bedrock.config import Settings
 from bedrock.deadlines import bounded
 from bedrock.errors import AgentError, classify, status_for
 from bedrock.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, EventSequence, SSEEvent, utc_timestamp
+from bedrock.ownership import SessionForbidden, SessionOwners, make_owners
 from bedrock.payload import AgentRequest
 from bedrock.rollback import roll_back, turn_metadata
 from bedrock.sessions import SessionBusy, SessionLocks
@@ -49,9 +50,10 @@ def step_data(step: int, node: str, message: BaseMessage) -> dict[str, Any]:
 class Agent:
     """The compiled graph and what a turn needs; streams or folds one turn at a time."""
 
-    def __init__(self, graph: CompiledStateGraph, settings: Settings) -> None:
+    def __init__(self, graph: CompiledStateGraph, settings: Settings, owners: SessionOwners | None = None) -> None:
         self.graph = graph
         self.settings = settings
+        self.owners = owners or make_owners(graph.checkpointer, settings.agentcore_memory_id, settings.aws_region)
         self.locks = SessionLocks(settings.session_wait_s)
         self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
         # Only savers that implement pruning (our SQLite one) are pruned; the base class's aprune just raises.
@@ -103,6 +105,14 @@ class Agent:
     async def _events(self, request: AgentRequest, user_callbacks: list[Any]) -> AsyncIterator[SSEEvent]:
         seq = EventSequence()
         metrics = MetricsCallback()
+        try:  # before anything runs or is read: someone else's session gets one error event, as a bad payload does
+            await self.owners.check(request.session_id, request.actor_id)
+        except Exception as refused:
+            error = classify(refused)
+            if not isinstance(refused, SessionForbidden):
+                logger.error("could not check the owner of session %s: %s", request.session_id, error, exc_info=refused)
+            yield seq.emit(ERROR, error.event_data(utc_timestamp()))
+            return
         yield seq.emit(
             AGENT_START,
             {"session_id": request.session_id, "actor_id": request.actor_id, "timestamp": utc_timestamp()},

@@ -38,9 +38,10 @@ from starlette.responses import Response
 from bedrock.agent import Agent
 from bedrock.capacity import InvocationSlots, SlotResponse
 from bedrock.config import Settings
-from bedrock.errors import AgentError
+from bedrock.errors import AgentError, classify
 from bedrock.events import ERROR, EventSequence, SSEEvent, utc_timestamp
 from bedrock.graph import build_graph
+from bedrock.identity import BearerAuth, TokenVerifier, bind_actor, verified_actor
 from bedrock.memory import make_checkpointer
 from bedrock.middleware import JSONBodyGuard
 from bedrock.models import make_model
@@ -87,12 +88,15 @@ async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
         close()
 
 
+INVOCATION_PATHS = frozenset({"/invocations", "/invoke", "/stream"})
 app = BedrockAgentCoreApp(
     lifespan=lifespan,
     middleware=[
+        # Outermost: an unauthenticated caller's body is not even read (AUTH_MODE=jwt; a no-op otherwise).
+        Middleware(BearerAuth, paths=INVOCATION_PATHS, verifier=TokenVerifier(settings) if settings.auth_mode == "jwt" else None),
         Middleware(
             JSONBodyGuard,
-            paths=frozenset({"/invocations", "/invoke", "/stream"}),
+            paths=INVOCATION_PATHS,
             max_bytes=settings.max_request_bytes,
         )
     ],
@@ -148,26 +152,40 @@ async def ready_agent() -> Agent:
     return agent if agent is not None else await asyncio.wrap_future(start_build())
 
 
-def validate(payload: Any, header_session_id: str | None = None) -> AgentRequest:
-    """Parse a payload against the runtime's settings; raises PayloadError."""
-    return parse_request(
+def validate(payload: Any, header_session_id: str | None = None, verified: str | None = None) -> AgentRequest:
+    """Parse a payload against the runtime's settings; raises PayloadError, or ActorForbidden when a verified
+    caller's payload names another actor. A verified actor is the request's actor."""
+    request = parse_request(
         payload,
         header_session_id=header_session_id,
-        default_actor_id=settings.default_actor_id,
+        default_actor_id=verified or settings.default_actor_id,
         max_prompt_chars=settings.max_prompt_chars,
     )
+    if verified is not None:
+        bind_actor(payload, verified)
+    return request
 
 
-async def respond(payload: Any, header_session_id: str | None = None, *, stream: bool = False) -> Response:
-    """Validate, await the agent, take a slot, then answer with the SSE stream or a JSON reply whose body runs the turn."""
+async def respond(
+    payload: Any, header_session_id: str | None = None, *, stream: bool = False, verified: str | None = None
+) -> Response:
+    """Validate, await the agent, check the session's owner, take a slot, then answer with the SSE stream or
+    a JSON reply whose body runs the turn. Every refusal comes before a stream starts, as a JSON error."""
     try:
-        request = validate(payload, header_session_id)
+        request = validate(payload, header_session_id, verified)
     except PayloadError as error:
         return error_response(error.to_dict(), 400)
+    except AgentError as error:
+        return error_response(error.to_dict(), error.status)
     try:
         agent = await ready_agent()
     except Exception:
         return error_response(BUILD_FAILED.to_dict(), BUILD_FAILED.status)
+    try:
+        await agent.owners.check(request.session_id, request.actor_id)
+    except Exception as refused:
+        error = classify(refused)
+        return error_response(error.to_dict(), error.status)
     if not slots.try_acquire():
         body = {"error": {"code": "server_busy", "message": "The server is at capacity; retry shortly.", "retryable": True}}
         return error_response(body, 503)
@@ -184,7 +202,8 @@ async def respond(payload: Any, header_session_id: str | None = None, *, stream:
 @app.entrypoint
 async def invoke(payload: Any, context: Any) -> Response:
     """AgentCore's `POST /invocations`."""
-    return await respond(payload, getattr(context, "session_id", None))
+    raw = getattr(context, "request", None)
+    return await respond(payload, getattr(context, "session_id", None), verified=verified_actor(raw.scope) if raw else None)
 
 
 @app.ping
@@ -196,7 +215,8 @@ def ping() -> PingStatus:
 async def _local_route(request: Request) -> Response:
     """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
     payload = json.loads(await request.body())  # JSONBodyGuard let only valid JSON through
-    return await respond(payload, request.headers.get(SESSION_HEADER), stream=request.url.path == "/stream")
+    return await respond(payload, request.headers.get(SESSION_HEADER), stream=request.url.path == "/stream",
+                         verified=verified_actor(request.scope))
 
 
 app.add_route("/invoke", _local_route, methods=["POST"])

@@ -77,13 +77,22 @@ class Settings:
     max_concurrent_invocations: int = 200
     max_request_bytes: int = 1_048_576
     log_level: str = "INFO"
+    auth_mode: str = "none"
+    jwt_jwks_file: str = ""
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_algorithms: tuple[str, ...] = ("RS256",)
+    jwt_actor_claim: str = "sub"
+    jwt_leeway_s: float = 30.0
+    jwt_jwks_refresh_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read settings from `env` (default: the process environment)."""
         env = os.environ if env is None else env
         d = cls()  # the defaults are the fields' own, written once
-        return cls(
+        settings = cls(
             model_provider=_choice(env, "MODEL_PROVIDER", d.model_provider, ("offline", "bedrock")),
             bedrock_model_id=env.get("BEDROCK_MODEL_ID") or d.bedrock_model_id,
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or d.aws_region,
@@ -115,4 +124,39 @@ class Settings:
             max_concurrent_invocations=_int(env, "MAX_CONCURRENT_INVOCATIONS", d.max_concurrent_invocations, minimum=1),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", d.max_request_bytes, minimum=1024),
             log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
+            auth_mode=_choice(env, "AUTH_MODE", d.auth_mode, ("none", "jwt")),
+            jwt_jwks_file=env.get("JWT_JWKS_FILE") or "",
+            jwt_jwks_url=env.get("JWT_JWKS_URL") or "",
+            jwt_issuer=env.get("JWT_ISSUER") or "",
+            jwt_audience=env.get("JWT_AUDIENCE") or "",
+            jwt_algorithms=_algorithms(env.get("JWT_ALGORITHMS"), d.jwt_algorithms),
+            jwt_actor_claim=env.get("JWT_ACTOR_CLAIM") or d.jwt_actor_claim,
+            jwt_leeway_s=_float(env, "JWT_LEEWAY_S", d.jwt_leeway_s),
+            jwt_jwks_refresh_s=_float(env, "JWT_JWKS_REFRESH_S", d.jwt_jwks_refresh_s),
         )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work (raised at startup, not at the first request)."""
+        if self.auth_mode == "jwt":
+            if not (self.jwt_jwks_file or self.jwt_jwks_url):
+                raise ConfigError("AUTH_MODE=jwt needs JWT_JWKS_FILE or JWT_JWKS_URL")
+            if not self.jwt_issuer:
+                raise ConfigError("AUTH_MODE=jwt needs JWT_ISSUER (the token issuer to accept)")
+
+
+# Signature algorithms with public keys only: `none` and the HMAC family (whose "key" would be the public
+# key itself, the classic confusion attack) are refused whatever JWT_ALGORITHMS says.
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def _algorithms(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return default
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    refused = [name for name in names if name not in ASYMMETRIC_ALGORITHMS]
+    if refused or not names:
+        raise ConfigError(f"JWT_ALGORITHMS must name public-key algorithms ({', '.join(ASYMMETRIC_ALGORITHMS)}), "
+                          f"got {raw!r}")
+    return names

@@ -8,10 +8,12 @@ from typing import Any
 
 import boto3
 import httpx
+import pytest
 from moto import mock_aws
 
 from bedrock.agent_runtime import build_agent
 from bedrock.config import Settings
+from bedrock.errors import AgentError
 from bedrock.memory import ThreadedSqliteSaver, make_checkpointer, memory_backend
 from bedrock.payload import parse_request
 
@@ -65,13 +67,19 @@ def test_agentcore_memory_under_moto(monkeypatch, session_id):
             for prompt in ["My name is Alice", "What's my name?"]:
                 request = parse_request({"prompt": prompt, "session_id": session_id, "actor_id": "alice"})
                 outputs.append((await agent.invoke(request))["output"])
-            other = parse_request({"prompt": "What's my name?", "session_id": session_id, "actor_id": "bob"})
-            outputs.append((await agent.invoke(other))["output"])
+            # bob may not use alice's session: refused before anything is read, also by a fresh process
+            # (another agent, empty caches) that only has AgentCore Memory to go by.
+            for whose in (agent, build_agent(settings)):
+                other = parse_request({"prompt": "What's my name?", "session_id": session_id, "actor_id": "bob"})
+                with pytest.raises(AgentError) as refused:
+                    await whose.invoke(other)
+                assert refused.value.code == "session_forbidden" and refused.value.status == 403
+            again = parse_request({"prompt": "What's my name?", "session_id": session_id, "actor_id": "alice"})
+            outputs.append((await build_agent(settings).invoke(again))["output"])
             return outputs
 
         outputs = asyncio.run(turns())
-    assert outputs[1] == "Your name is Alice."
-    assert outputs[2].startswith("I don't know")  # memory is per actor as well as per session
+    assert outputs[1] == outputs[2] == "Your name is Alice."
     assert "CreateEvent" in calls and "ListEvents" in calls
 
 
