@@ -73,6 +73,8 @@ def main() -> int:
 
     sections.append("## Session memory (bench/memory_bench.py)\n\n" +
                     script("memory_bench.py", *(["--turns", "10", "--repeat", "1"] if smoke else [])))
+    sections.append("## Owned sessions and verified tokens (bench/auth_bench.py)\n\n" +
+                    script("auth_bench.py", *(["--turns", "5", "--checks", "200"] if smoke else [])))
     sections.append("## Load (bench/load.py)\n\n" +
                     script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
     if (BENCH / "cold_start.py").exists():
