@@ -15,15 +15,17 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bedrock.config import Settings
 from bedrock.errors import AgentError
 from bedrock.payload import ID_PATTERN, MAX_ACTOR_ID
+
+if TYPE_CHECKING:
+    import jwt
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +59,13 @@ class TokenVerifier:
     """
 
     def __init__(self, settings: Settings) -> None:
+        # Imported here: PyJWT and cryptography cost a cold start ~25 ms, and only AUTH_MODE=jwt needs them.
+        import jwt
+
+        self._jwt = jwt
         self.settings = settings
         self.algorithms = list(settings.jwt_algorithms)
-        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._keys: dict[str | None, "jwt.PyJWK"] = {}
         self._loaded_at = float("-inf")
         self._reload_lock = asyncio.Lock()
         # PyJWKClient does the fetching (timeouts, headers, errors); its blocking call runs on a thread.
@@ -68,9 +74,8 @@ class TokenVerifier:
             self._keys = self._parse(json.loads(Path(settings.jwt_jwks_file).read_text()))  # fail at startup
             self._loaded_at = time.monotonic()
 
-    @staticmethod
-    def _parse(data: dict[str, Any]) -> dict[str | None, jwt.PyJWK]:
-        return {key.key_id: key for key in jwt.PyJWKSet.from_dict(data).keys}
+    def _parse(self, data: dict[str, Any]) -> dict[str | None, "jwt.PyJWK"]:
+        return {key.key_id: key for key in self._jwt.PyJWKSet.from_dict(data).keys}
 
     async def _reload(self) -> None:
         async with self._reload_lock:
@@ -86,7 +91,7 @@ class TokenVerifier:
             except Exception:
                 logger.exception("could not reload the JWKS; keeping the keys already loaded")
 
-    async def _key(self, kid: str | None) -> jwt.PyJWK:
+    async def _key(self, kid: str | None) -> "jwt.PyJWK":
         if kid not in self._keys:
             await self._reload()
         key = self._keys.get(kid)
@@ -100,6 +105,7 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("A bearer token is required.")
         token = token.strip()
+        jwt = self._jwt
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
