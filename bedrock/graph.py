@@ -25,7 +25,7 @@ def preferences_message(preferences: dict[str, Any]) -> SystemMessage:
 
 def tool_error_message(error: Exception) -> str:
     """What the model (and the client, as a tool step) sees when a tool fails: never internals."""
-    if isinstance(error, (ToolException, ValueError, ArithmeticError)):
+    if isinstance(error, ToolException):  # our tools raise these with fixed, safe messages
         return f"Error: {error}"
     logger.exception("tool failed", exc_info=error)
     return "Error: the tool failed unexpectedly."

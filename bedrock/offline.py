@@ -25,7 +25,11 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 CALCULATOR = "calculator"
-_EXPRESSION = re.compile(r"[-(\d][\d\s.+\-*/()%]*[\d)]")
+# Runs of the characters arithmetic is written with. One greedy character class and nothing after it: it
+# never backtracks. (The old `[-(\d][…]*[\d)]` did, from every start: 32,000 "(" took 6.6 s, holding the GIL.)
+_ARITHMETIC_RUN = re.compile(r"[\d\s.+\-*/()%]+")
+_STARTS = frozenset("-(0123456789")
+_ENDS = frozenset(")0123456789")
 _OPERATOR = re.compile(r"[\d)]\s*(\*\*|//|[+\-*/%])\s*[-(\d]")
 _MY_NAME_IS = re.compile(r"\bmy name is\s+([A-Za-z][\w'-]{0,63})", re.IGNORECASE)
 _ASK_NAME = re.compile(r"\bwhat(?:'s|\s+is)\s+my\s+name\b|\bwho\s+am\s+i\b", re.IGNORECASE)
@@ -53,9 +57,14 @@ class Reply:
 
 
 def find_expression(text: str) -> str | None:
-    """The first arithmetic expression in `text` that has an operator, e.g. "25 * 4"."""
-    for match in _EXPRESSION.finditer(text):
-        candidate = match.group(0).strip()
+    """The first arithmetic expression in `text` that has an operator, e.g. "25 * 4". Linear in `text`."""
+    for match in _ARITHMETIC_RUN.finditer(text):
+        run = match.group(0)
+        start = next((i for i, c in enumerate(run) if c in _STARTS), None)
+        end = next((i for i in range(len(run) - 1, -1, -1) if run[i] in _ENDS), None)
+        if start is None or end is None or end <= start:
+            continue
+        candidate = run[start:end + 1].strip()
         if _OPERATOR.search(candidate):
             return candidate
     return None

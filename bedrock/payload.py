@@ -77,7 +77,8 @@ class AgentRequest(BaseModel):
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "payload"
+    # A key may itself be a lone surrogate: escaped, so the error body can still be written as UTF-8.
+    return ".".join(str(part) for part in loc).encode("utf-8", "backslashreplace").decode() or "payload"
 
 
 def _describe(errors: list[Any]) -> list[dict[str, str]]:
@@ -112,6 +113,14 @@ def parse_request(
         details = _describe(exc.errors())
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
         raise PayloadError(f"invalid payload: {summary}", details) from None
+    unencodable = _unencodable_field(payload)
+    if unencodable is not None:
+        # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 writer (memory, the model's
+        # request, the SSE stream) can encode: refuse them here, before anything is stored.
+        raise PayloadError(
+            f"invalid payload: {unencodable}: text is not valid Unicode (a lone surrogate)",
+            [{"field": unencodable, "message": "not valid Unicode (a lone surrogate)"}],
+        )
     if len(request.prompt) > max_prompt_chars:
         raise PayloadError(
             f"invalid payload: prompt: longer than {max_prompt_chars} characters",
@@ -123,6 +132,30 @@ def parse_request(
     if request.actor_id is None:
         updates["actor_id"] = _actor_from_custom_data(request.custom_data) or default_actor_id
     return request.model_copy(update=updates) if updates else request
+
+
+def _unencodable_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) in `value` that UTF-8 cannot encode, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "payload"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _unencodable_field(key) is not None:
+                return where.encode("utf-8", "backslashreplace").decode()
+            found = _unencodable_field(item, where)
+            if found is not None:
+                return found.encode("utf-8", "backslashreplace").decode()
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unencodable_field(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
 
 
 def _session_from_header(header_session_id: str | None) -> str:

@@ -25,21 +25,30 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {
 _UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
+TOO_LARGE = f"the result is too large (more than {MAX_RESULT_DIGITS} digits)"
+
+
 def _check_size(value: int | float) -> int | float:
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ToolException("the result is too large to represent")
+        if not math.isfinite(value) or abs(value) >= 10.0**MAX_RESULT_DIGITS:
+            raise ToolException(TOO_LARGE)
     elif abs(value) >= 10**MAX_RESULT_DIGITS:
-        raise ToolException(f"the result has more than {MAX_RESULT_DIGITS} digits")
+        raise ToolException(TOO_LARGE)
     return value
 
 
 def _power(base: int | float, exponent: int | float) -> int | float:
+    """`base ** exponent`, refused before computing when it would be too large, complex, or undefined."""
     if abs(exponent) > MAX_EXPONENT:
         raise ToolException(f"exponents are limited to ±{MAX_EXPONENT}")
-    # Bound the result before computing it: 9**999 is cheap, but its size says whether to refuse.
-    if base not in (0, 1, -1) and abs(exponent) * math.log10(abs(base)) >= MAX_RESULT_DIGITS:
-        raise ToolException(f"the result has more than {MAX_RESULT_DIGITS} digits")
+    if base == 0 and exponent < 0:
+        raise ToolException("division by zero")
+    if base < 0 and exponent != int(exponent):
+        raise ToolException("a negative number to a fractional power has no real result")
+    # The result has about exponent × log10|base| digits, signed: 0.5 ** -1000 is huge (301 digits) and
+    # 10 ** -1000 tiny (it rounds to 0). Bound it before computing: 9 ** 999 is cheap, but too long to return.
+    if base not in (0, 1, -1) and exponent * math.log10(abs(base)) >= MAX_RESULT_DIGITS:
+        raise ToolException(TOO_LARGE)
     return base**exponent
 
 
@@ -52,12 +61,14 @@ def _eval(node: ast.AST) -> int | float:
         return _UNARY[type(node.op)](_eval(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow):
-            return _check_size(_power(left, right))
         try:
+            if isinstance(node.op, ast.Pow):
+                return _check_size(_power(left, right))
             return _check_size(_BINARY[type(node.op)](left, right))
         except ZeroDivisionError:
             raise ToolException("division by zero") from None
+        except OverflowError:  # float arithmetic past ~1.8e308 (int arithmetic is bounded by the checks)
+            raise ToolException(TOO_LARGE) from None
     raise ToolException(
         f"unsupported syntax ({type(node).__name__}): only numbers, + - * / // % ** and parentheses are allowed"
     )
@@ -69,9 +80,12 @@ def evaluate(expression: str) -> int | float:
         raise ToolException(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: NUL bytes; deep nesting
         raise ToolException(f"not an arithmetic expression: {expression!r}") from None
-    return _eval(tree)
+    try:
+        return _eval(tree)
+    except RecursionError:
+        raise ToolException("the expression is nested too deeply") from None
 
 
 def format_number(value: int | float) -> str:

@@ -43,3 +43,36 @@ def test_refusals_are_fast_and_clear(expression, reason):
 
 def test_format_number():
     assert format_number(4.0) == "4" and format_number(1 / 3) == "0.333333333333"
+
+
+@pytest.mark.parametrize(
+    "expression, reason",
+    [
+        ("0.1 ** -1000", "too large"),  # was raw "(34, 'Numerical result out of range')"
+        ("0.5 ** -1000", "too large"),  # was 1.07e301, past the bound (the size check ignored the sign)
+        ("(-8) ** 0.5", "no real result"),  # was a complex number
+        ("(-8) ** (1/3)", "no real result"),
+        ("0 ** -1", "division by zero"),
+        ("0.0 ** -2.5", "division by zero"),
+        ("1e308 / 1e-10", "too large"),
+        ("1e200 ** 2", "too large"),
+        ("7.5 // 0.0", "division by zero"),
+        ("10 % 0", "division by zero"),
+        ("1e150", "too large"),
+        ("(" * 150 + "1" + ")" * 150, "longer than 200"),
+        ("(" * 99 + "1" + ")" * 99, ""),  # nested deep but within bounds: fine or a clear refusal
+    ],
+)
+def test_every_operator_and_sign_is_bounded_with_a_fixed_message(expression, reason):
+    try:
+        result = evaluate(expression)
+    except ToolException as refused:
+        assert reason and reason in str(refused)
+        return
+    assert not reason and isinstance(result, (int, float))
+
+
+@pytest.mark.parametrize("expression, expected", [("10 ** -1000 + 1", "1"), ("(-8) ** 2.0", "64"), ("(-2) ** 3", "-8"),
+                                                  ("2 ** -1000", "9.33263618503e-302"), ("0.5 ** -100", "1.26765060023e+30")])
+def test_tiny_and_negative_powers_that_have_real_bounded_results(expression, expected):
+    assert calculator.invoke({"expression": expression}) == expected
