@@ -98,6 +98,7 @@ app = BedrockAgentCoreApp(
             JSONBodyGuard,
             paths=INVOCATION_PATHS,
             max_bytes=settings.max_request_bytes,
+            read_timeout_s=settings.request_read_timeout_s,
         )
     ],
 )
@@ -273,12 +274,7 @@ if __name__ == "__main__":
     logging.getLogger("bedrock").setLevel(settings.log_level)
     model = "offline rule-based stand-in (not an LLM)" if settings.model_provider == "offline" else settings.bedrock_model_id
     logger.info("serving POST /invocations on port %d; model: %s", settings.port, model)
-    # Keep-alive longer than common clients' pools, so a reused connection is never closed under a request.
-    # Graceful shutdown outlasts SHUTDOWN_GRACE_S, so open streams end with their error event, not a cut.
     # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
-    app.run(
-        port=settings.port,
-        host=settings.bind_host or None,
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=settings.shutdown_grace_s + 5,
-    )
+    from bedrock.http_server import uvicorn_options
+
+    app.run(port=settings.port, host=settings.bind_host or None, **uvicorn_options(settings))

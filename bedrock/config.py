@@ -76,6 +76,8 @@ class Settings:
     shutdown_grace_s: float = 10.0
     max_concurrent_invocations: int = 200
     max_request_bytes: int = 1_048_576
+    request_read_timeout_s: float = 10.0
+    max_connections: int = 1000
     log_level: str = "INFO"
     auth_mode: str = "none"
     jwt_jwks_file: str = ""
@@ -123,6 +125,8 @@ class Settings:
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", d.shutdown_grace_s),
             max_concurrent_invocations=_int(env, "MAX_CONCURRENT_INVOCATIONS", d.max_concurrent_invocations, minimum=1),
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", d.max_request_bytes, minimum=1024),
+            request_read_timeout_s=_float(env, "REQUEST_READ_TIMEOUT_S", d.request_read_timeout_s),
+            max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, minimum=1),
             log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
             auth_mode=_choice(env, "AUTH_MODE", d.auth_mode, ("none", "jwt")),
             jwt_jwks_file=env.get("JWT_JWKS_FILE") or "",

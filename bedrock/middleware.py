@@ -7,6 +7,7 @@ runtime get one shape for every bad request instead: 400/413 `{"error": {"code",
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.responses import JSONResponse
@@ -20,10 +21,11 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 class JSONBodyGuard:
     """Pure ASGI middleware for the POST routes in `paths`; the body is replayed to the app unchanged."""
 
-    def __init__(self, app: ASGIApp, paths: frozenset[str], max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, paths: frozenset[str], max_bytes: int, read_timeout_s: float = 0) -> None:
         self.app = app
         self.paths = paths
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
@@ -34,18 +36,22 @@ class JSONBodyGuard:
         if declared.isdigit() and int(declared) > self.max_bytes:
             await too_large(scope, receive, send)
             return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        chunks: list[bytes] = []
+        try:
+            # A body that trickles in (or a Content-Length larger than what is sent) would hold the
+            # connection and its memory indefinitely: REQUEST_READ_TIMEOUT_S for all of it.
+            async with asyncio.timeout(self.read_timeout_s):
+                complete = await self._read(receive, chunks)
+        except TimeoutError:
+            slow = _error(408, "request_timeout", f"the request body was not received within {self.read_timeout_s:g} s")
+            slow.headers["connection"] = "close"  # the rest of the body is never read: the connection ends
+            await slow(scope, receive, send)
+            return
+        if complete is None:
+            return  # the client went away
+        if not complete:
+            await too_large(scope, receive, send)
+            return
         body = b"".join(chunks)
         try:
             json.loads(body)
@@ -53,6 +59,22 @@ class JSONBodyGuard:
             await _error(400, "invalid_payload", "the request body is not valid JSON")(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+    async def _read(self, receive: Receive, chunks: list[bytes]) -> bool | None:
+        """Read the body into `chunks`: True when whole, False when over `max_bytes`, None on disconnect."""
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return False
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return True
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

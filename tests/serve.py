@@ -10,6 +10,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bedrock.agent_runtime import app, settings  # noqa: E402
+from bedrock.http_server import uvicorn_options  # noqa: E402
 
 
 def main() -> None:
@@ -20,9 +21,7 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     print(f"PORT={sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(
-        app, log_level="warning", timeout_keep_alive=75, timeout_graceful_shutdown=settings.shutdown_grace_s + 5
-    )
+    config = uvicorn.Config(app, log_level="warning", **uvicorn_options(settings))
     uvicorn.Server(config).run(sockets=[sock])
 
 

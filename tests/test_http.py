@@ -137,3 +137,24 @@ def test_decoder_reads_the_live_stream_chunk_by_chunk(server, session_id):
             for chunk in response.iter_raw():
                 events.extend(decoder.feed(chunk))
     assert events[-1]["type"] == "agent_end" and "42" in events[-1]["output"]
+
+
+@pytest.mark.parametrize("where", ["prompt", "preferences", "custom_data", "key"])
+@pytest.mark.parametrize("shape", [{"stream": True}, {"stream": True, "stream_tokens": True}, {},
+                                   {"stream_tokens": True}])
+def test_a_lone_surrogate_anywhere_is_a_400_and_nothing_is_stored(server, session_id, where, shape):
+    payload = {"prompt": "My name is Zed", "session_id": session_id, **shape}
+    if where == "prompt":
+        payload["prompt"] = "My name is Zed \ud800"
+    elif where == "key":
+        payload["custom_data"] = {"\udfff": 1}
+    else:
+        payload[where] = {"note": ["fine", "bad \ud800"]}
+    body = json.dumps(payload)  # ASCII escapes: "\ud800" on the wire, as a hostile client sends it
+    response = httpx.post(server.url + "/invocations", content=body, headers={"content-type": "application/json"},
+                          timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_payload"
+    after = httpx.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id},
+                       timeout=30)
+    assert after.status_code == 200 and after.json()["output"].startswith("I don't know")

@@ -1,3 +1,5 @@
+import time
+
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from bedrock.offline import OfflineChatModel, Turn, find_expression, respond, tokenize
@@ -63,3 +65,42 @@ def test_tool_message_turns():
          ToolMessage("6", tool_call_id="t")]
     )
     assert message.content == "The result of 2*3 is 6."
+
+
+def test_the_expression_finder_is_linear():
+    from bedrock.offline import find_expression
+
+    for text in ("(" * 32_000, "1 " * 16_000, "(1" * 16_000, ")" * 32_000 + "1+"):
+        started = time.perf_counter()
+        find_expression(text)
+        assert time.perf_counter() - started < 0.2  # was 6.6 s for 32,000 "(" (quadratic backtracking)
+
+
+def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
+    import statistics
+    import threading
+
+    import httpx
+
+    live = make_server()
+    statuses: list[int] = []
+
+    def hostile() -> None:
+        statuses.append(httpx.post(live.url + "/invocations", json={"prompt": "(" * 32_000}, timeout=60).status_code)
+
+    attackers = [threading.Thread(target=hostile) for _ in range(4)]
+    for thread in attackers:
+        thread.start()
+    latencies = []
+    with httpx.Client(timeout=10) as client:
+        while any(t.is_alive() for t in attackers) or len(latencies) < 20:
+            started = time.perf_counter()
+            assert client.get(live.url + "/ping").status_code == 200
+            latencies.append((time.perf_counter() - started) * 1000)
+            if len(latencies) >= 400:
+                break
+    for thread in attackers:
+        thread.join(60)
+    assert statuses == [200] * 4
+    p99 = statistics.quantiles(latencies, n=100)[98]
+    assert p99 < 50, f"/ping p99 {p99:.1f} ms while 4 hostile prompts ran"
