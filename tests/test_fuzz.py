@@ -1,0 +1,159 @@
+"""Fuzzing the payload and the calculator: 10,000 cases each, never an untyped failure, never half a turn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sqlite3
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langchain_core.tools import ToolException
+from starlette.responses import JSONResponse
+
+from bedrock.agent_runtime import build_agent
+from bedrock.config import Settings
+from bedrock.payload import AgentRequest, PayloadError, parse_request
+from bedrock.tools import evaluate
+
+FIXED_CALCULATOR_MESSAGES = ("division by zero", "too large", "no real result", "exponents are limited",
+                             "unsupported syntax", "not an arithmetic expression", "longer than 200",
+                             "nested too deeply")
+
+text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40)  # surrogates included
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text)
+json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                            st.dictionaries(text, inner, max_size=4)), max_leaves=12)
+known = st.fixed_dictionaries({}, optional={
+    "prompt": st.one_of(text, json_values),
+    "session_id": st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True), text, json_values),
+    "actor_id": st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True), text),
+    "stream": st.one_of(st.booleans(), json_values),
+    "stream_tokens": st.booleans(),
+    "preferences": st.one_of(st.dictionaries(text, json_values, max_size=3), json_values),
+    "custom_data": st.one_of(st.dictionaries(text, json_values, max_size=3), json_values),
+})
+payloads = st.one_of(known, st.dictionaries(text, json_values, max_size=5), json_values)
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payloads)
+def test_any_payload_is_a_request_or_one_clear_400(payload: Any):
+    try:
+        request = parse_request(payload)
+    except PayloadError as error:
+        body = JSONResponse(error.to_dict(), status_code=400).body  # always writable as UTF-8 JSON
+        assert json.loads(body)["error"]["code"] == "invalid_payload"
+        return
+    assert isinstance(request, AgentRequest) and request.prompt.strip()
+    request.prompt.encode("utf-8")
+    json.dumps(request.model_dump(), ensure_ascii=False).encode("utf-8")
+
+
+numbers = st.one_of(st.integers(-10**6, 10**6).map(str), st.floats(-1e6, 1e6, allow_nan=False).map(repr),
+                    st.sampled_from(["0", "0.0", "1", "-1", "0.5", "10", "1e308", "1e-308", "9" * 60]))
+operators = st.sampled_from(["+", "-", "*", "/", "//", "%", "**"])
+expressions = st.recursive(
+    numbers,
+    lambda inner: st.one_of(st.tuples(inner, operators, inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+                            inner.map(lambda e: f"-{e}")),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(expressions, text))
+def test_the_calculator_returns_a_bounded_real_number_or_a_fixed_refusal(expression: str):
+    try:
+        value = evaluate(expression)
+    except ToolException as refused:
+        assert any(message in str(refused) for message in FIXED_CALCULATOR_MESSAGES), str(refused)
+        return
+    assert isinstance(value, (int, float)) and not isinstance(value, bool)
+    assert math.isfinite(value) and abs(value) < 10**100
+
+
+def whole_turns(messages: list[Any]) -> bool:
+    """Human, then AI steps (tool calls each answered by their tool results), ending in an AI answer."""
+    i = 0
+    while i < len(messages):
+        if messages[i].type != "human":
+            return False
+        i += 1
+        while i < len(messages) and messages[i].type == "ai" and messages[i].tool_calls:
+            ids = {call["id"] for call in messages[i].tool_calls}
+            i += 1
+            while i < len(messages) and messages[i].type == "tool":
+                ids.discard(messages[i].tool_call_id)
+                i += 1
+            if ids:
+                return False
+        if i >= len(messages) or messages[i].type != "ai" or messages[i].tool_calls:
+            return False
+        i += 1
+    return True
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_thousand_fuzzed_turns_store_only_whole_turns(tmp_path, backend):
+    agent = build_agent(Settings(memory_backend=backend, memory_path=str(tmp_path / "m.sqlite")))
+    prompts = st.one_of(expressions.map(lambda e: f"What is {e}?"), text.filter(str.strip),
+                        st.sampled_from(["My name is Zed", "What's my name?"]))
+
+    async def run(examples: list[str]) -> None:
+        for i, prompt in enumerate(examples):
+            session_id = f"f{i % 20}"
+            try:
+                request = parse_request({"prompt": prompt, "session_id": session_id, "stream_tokens": i % 2 == 0})
+            except PayloadError:
+                continue
+            events = [e async for e in agent.stream(request)]
+            assert events[-1].type == "agent_end", events[-1].data  # no fuzzed prompt fails a turn
+        for i in range(20):
+            state = await agent.graph.aget_state({"configurable": {"thread_id": f"f{i}"}})
+            assert whole_turns(state.values.get("messages", []))
+
+    examples: list[str] = []
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(prompts)
+    def collect(prompt: str) -> None:
+        examples.append(prompt)
+
+    collect()
+    asyncio.run(run(examples))
+
+
+def test_fuzzed_payloads_over_http_never_get_a_500(server):
+    """Hostile bodies over the wire: always JSON, never a 500, and every stored turn whole."""
+    cases: list[Any] = []
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(payloads)
+    def collect(payload: Any) -> None:
+        cases.append(payload)
+
+    collect()
+    sessions = set()
+    with httpx.Client(timeout=30) as client:
+        for i, payload in enumerate(cases):
+            if isinstance(payload, dict) and isinstance(payload.get("prompt"), str) and payload["prompt"].strip():
+                payload = {**payload, "session_id": f"http-fuzz-{i % 10}", "actor_id": "fuzzer"}
+                sessions.add(payload["session_id"])
+            response = client.post(server.url + "/invocations", content=json.dumps(payload),
+                                   headers={"content-type": "application/json"})
+            assert response.status_code < 500, (payload, response.text)
+            if response.headers["content-type"].startswith("application/json"):
+                response.json()
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    with sqlite3.connect(server.memory_path) as conn:
+        saver = SqliteSaver(conn)
+        for session_id in sessions:
+            stored = saver.get_tuple({"configurable": {"thread_id": session_id, "checkpoint_ns": ""}})
+            if stored:
+                assert whole_turns(stored.checkpoint["channel_values"].get("messages", []))
