@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, AsyncIterator, Iterable
 
@@ -39,6 +39,7 @@ from bedrock.agent import Agent
 from bedrock.capacity import InvocationSlots, SlotResponse
 from bedrock.config import Settings
 from bedrock.errors import AgentError, classify
+from bedrock.executor import ElasticThreadPool
 from bedrock.events import ERROR, EventSequence, SSEEvent, utc_timestamp
 from bedrock.graph import build_graph
 from bedrock.identity import BearerAuth, TokenVerifier, bind_actor, verified_actor
@@ -55,6 +56,7 @@ settings = Settings.from_env()
 slots = InvocationSlots(settings.max_concurrent_invocations)
 _build_lock = threading.Lock()
 _start_lock = threading.Lock()
+INTERNAL = AgentError("internal_error", "The agent failed unexpectedly; see the server logs.", "InternalError")
 BUILD_FAILED = AgentError("internal_error", "The agent could not be started; see the server logs.", "InternalError")
 
 
@@ -73,8 +75,9 @@ async def lifespan(app: BedrockAgentCoreApp) -> AsyncIterator[None]:
     build.add_done_callback(_stop_if_failed)
     # ChatBedrockConverse streams by running each blocking read on the loop's default executor, holding a
     # thread per streaming turn; the stock size (cores + 4) would cap concurrent model streams at 6 here.
+    # Threads retire after 30 s idle, so a burst does not leave its peak's threads (and memory) behind.
     threads = settings.model_threads or settings.max_concurrent_invocations + 16
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="model"))
+    asyncio.get_running_loop().set_default_executor(ElasticThreadPool(threads, idle_s=30, thread_name_prefix="model"))
     yield
     await asyncio.wait([asyncio.wrap_future(build)], timeout=settings.shutdown_grace_s)  # close what was built
     endpoint = getattr(app.state, "offline_endpoint", None)
@@ -204,7 +207,12 @@ async def respond(
 async def invoke(payload: Any, context: Any) -> Response:
     """AgentCore's `POST /invocations`."""
     raw = getattr(context, "request", None)
-    return await respond(payload, getattr(context, "session_id", None), verified=verified_actor(raw.scope) if raw else None)
+    try:
+        return await respond(payload, getattr(context, "session_id", None),
+                             verified=verified_actor(raw.scope) if raw else None)
+    except Exception:  # the SDK would answer {"error": str(exc)}: internals, and not our error shape
+        logger.exception("invocation failed")
+        return error_response(INTERNAL.to_dict(), INTERNAL.status)
 
 
 @app.ping
@@ -220,6 +228,13 @@ async def _local_route(request: Request) -> Response:
                          verified=verified_actor(request.scope))
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Any unhandled failure (Starlette's default is a plain-text 500): the JSON error shape, no internals."""
+    logger.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(INTERNAL.to_dict(), INTERNAL.status)
+
+
+app.add_exception_handler(Exception, _internal_error)
 app.add_route("/invoke", _local_route, methods=["POST"])
 app.add_route("/stream", _local_route, methods=["POST"])
 
@@ -267,6 +282,9 @@ __all__ = ["app", "invoke", "stream_agent", "invoke_agent", "ainvoke_agent", "Ag
 if __name__ == "__main__":
     gc.freeze()
     gc.enable()
+    from bedrock.allocator import tune_allocator
+
+    tune_allocator()  # freed memory goes back to the system after bursts (bedrock/allocator.py)
     # Our loggers only: the SDK's logger already has its own JSON handler.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
@@ -16,16 +18,27 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from bedrock.config import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ThreadedSqliteSaver(SqliteSaver):
-    """langgraph-checkpoint-sqlite's SqliteSaver with its async methods run on a worker thread.
+    """langgraph-checkpoint-sqlite's SqliteSaver with its async methods run on its own worker thread.
 
     Why not its AsyncSqliteSaver: that one binds to the event loop it was created on, and its aiosqlite
     thread is not a daemon. This package serves from uvicorn's loop but also runs turns from callers' own
     loops (`invoke_agent` makes a new one per call), so one loop-agnostic saver serves them all.
     SqliteSaver already serialises access with a lock; WAL lets other processes read meanwhile.
+    Its calls run on one thread of its own, not the loop's default executor: they serialise on that lock
+    anyway, and on the shared pool 100 turns' waiting calls each held a thread (the pool grew by the peak
+    and never shrank: 25 → 109 threads over four rounds of stuck clients, bench/soak.py).
     """
+
+    _executor: ThreadPoolExecutor | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
     @classmethod
     def open(cls, path: str | Path) -> "ThreadedSqliteSaver":
@@ -35,11 +48,12 @@ class ThreadedSqliteSaver(SqliteSaver):
         conn = sqlite3.connect(str(path), check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         saver = cls(conn)
+        saver._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         saver.setup()
         return saver
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+        return await self._run(self.get_tuple, config)
 
     async def alist(
         self,
@@ -49,7 +63,7 @@ class ThreadedSqliteSaver(SqliteSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        items = await asyncio.to_thread(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
+        items = await self._run(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
         for item in items:
             yield item
 
@@ -60,15 +74,15 @@ class ThreadedSqliteSaver(SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+        return await self._run(self.put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+        await self._run(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+        await self._run(self.delete_thread, thread_id)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each thread's latest checkpoint (and its writes), or delete the threads.
@@ -98,10 +112,12 @@ class ThreadedSqliteSaver(SqliteSaver):
                 )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+        await self._run(self.prune, thread_ids, strategy=strategy)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (after the calls already queued)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         with self.lock:
             self.conn.close()
 

@@ -75,6 +75,8 @@ def main() -> int:
                     script("memory_bench.py", *(["--turns", "10", "--repeat", "1"] if smoke else [])))
     sections.append("## Owned sessions and verified tokens (bench/auth_bench.py)\n\n" +
                     script("auth_bench.py", *(["--turns", "5", "--checks", "200"] if smoke else [])))
+    sections.append("## Soak: memory after many turns and never-reading clients (bench/soak.py)\n\n" +
+                    script("soak.py", *(["--turns", "100", "--rounds", "2", "--stuck", "5"] if smoke else [])))
     sections.append("## Load (bench/load.py)\n\n" +
                     script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
     if (BENCH / "cold_start.py").exists():

@@ -158,3 +158,28 @@ def test_a_lone_surrogate_anywhere_is_a_400_and_nothing_is_stored(server, sessio
     after = httpx.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id},
                        timeout=30)
     assert after.status_code == 200 and after.json()["output"].startswith("I don't know")
+
+
+def test_an_unexpected_failure_is_a_json_500_without_internals(monkeypatch, session_id):
+    from bedrock import agent_runtime
+    from bedrock.background_server import BackgroundServer
+
+    agent = agent_runtime.get_agent()
+
+    async def broken(*_: object, **__: object) -> dict:
+        raise RuntimeError("secret /srv/internal/path")
+
+    monkeypatch.setattr(agent, "invoke", broken)
+    server = BackgroundServer(agent_runtime.app)
+    url = server.start()
+    try:
+        for path in ("/invocations", "/invoke"):
+            response = httpx.post(url + path, json={"prompt": "hi", "session_id": session_id}, timeout=30)
+            assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+            assert "secret" not in response.text
+        monkeypatch.setattr(agent_runtime, "respond", broken)  # a failure before any response exists
+        response = httpx.post(url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=30)
+        assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+        assert "secret" not in response.text
+    finally:
+        server.stop()
