@@ -76,7 +76,7 @@ def main() -> int:
     sections.append("## Owned sessions and verified tokens (bench/auth_bench.py)\n\n" +
                     script("auth_bench.py", *(["--turns", "5", "--checks", "200"] if smoke else [])))
     sections.append("## Soak: memory after many turns and never-reading clients (bench/soak.py)\n\n" +
-                    script("soak.py", *(["--turns", "100", "--rounds", "2", "--stuck", "5"] if smoke else [])))
+                    script("soak.py", *(["--turns", "100", "--rounds", "2", "--stuck", "5", "--idle-wait", "0"] if smoke else [])))
     sections.append("## Load (bench/load.py)\n\n" +
                     script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
     if (BENCH / "cold_start.py").exists():

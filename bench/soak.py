@@ -25,6 +25,7 @@ import httpx  # noqa: E402
 from bench.common import Server, table  # noqa: E402
 
 SAMPLE_EVERY = 500
+IDLE_S = 30  # the server's executor retires threads idle this long
 BIG_PROMPT = "é" * 30_000  # the input step echoes it: a ~60 KB frame, and another as the stored message
 
 
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--stuck", type=int, default=100)
+    parser.add_argument("--idle-wait", type=float, default=IDLE_S + 5, help="seconds idle before the last sample")
     args = parser.parse_args()
     with Server({"MAX_CONCURRENT_INVOCATIONS": str(max(200, args.stuck + 20))}) as server:
         samples = asyncio.run(turns(server, args.turns))
@@ -101,13 +103,17 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             stuck_round(server, args.stuck, port)
             rounds.append((round_, settle(server), threads_of(server)))
+        time.sleep(args.idle_wait)  # the executor retires threads idle IDLE_S (bedrock/executor.py)
+        idle = (server.rss_mb(), threads_of(server))
     print(table(["turns done", "server RSS MB", "threads"], [(n, f"{rss:.1f}", t) for n, rss, t in samples]))
     last = [rss for _, rss, _ in samples[-3:]]
     spread = (max(last) - min(last)) / min(last)
     print(f"\nlast three samples within {spread:.1%} of each other (goal ≤ 5%)\n")
     print(table(["never-reading round", "server RSS MB after", "threads"], [(r, f"{rss:.1f}", t) for r, rss, t in rounds]))
     growth = (rounds[-1][1] - rounds[0][1]) / rounds[0][1]
-    print(f"\nRSS after the last round is {growth:+.1%} of after the first (goal within ±20%)")
+    print(f"\nRSS after the last round is {growth:+.1%} of after the first (goal within ±20%); "
+          f"{args.idle_wait:.0f} s later, idle: {idle[0]:.1f} MB, {idle[1]} threads (before the rounds: "
+          f"{samples[-1][1]:.1f} MB, {samples[-1][2]} threads)")
 
 
 if __name__ == "__main__":
