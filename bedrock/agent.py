@@ -232,6 +232,8 @@ class Agent:
                 await graph_stream.aclose()
             except Exception:
                 logger.exception("the cut turn of session %s failed while stopping", request.session_id)
+        if self.graph.checkpointer is None:
+            return  # nothing was stored, nothing to undo
         config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
         try:
             await roll_back(self.graph, config, turn_id)
