@@ -196,7 +196,8 @@ async def respond(
     if stream or request.stream:
         shutdown = anyio.Event()
         response: Response = sse_response(
-            agent.stream(request, shutdown=shutdown), settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s
+            agent.stream(request, shutdown=shutdown), settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s,
+            settings.sse_stall_timeout_s,
         )
     else:
         response = DeferredJSONResponse(lambda: agent.invoke(request))

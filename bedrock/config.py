@@ -60,6 +60,7 @@ class Settings:
     port: int = 8080
     bind_host: str = ""
     sse_ping_interval_s: float = 15.0
+    sse_stall_timeout_s: float = 30.0
     token_buffer_size: int = 4
     token_buffer_max_delay_ms: int = 50
     max_prompt_chars: int = 32_000
@@ -108,6 +109,7 @@ class Settings:
             port=_int(env, "PORT", d.port),
             bind_host=env.get("BIND_HOST") or "",
             sse_ping_interval_s=_float(env, "SSE_PING_INTERVAL_S", d.sse_ping_interval_s),
+            sse_stall_timeout_s=_float(env, "SSE_STALL_TIMEOUT_S", d.sse_stall_timeout_s),
             token_buffer_size=_int(env, "TOKEN_BUFFER_SIZE", d.token_buffer_size, minimum=1),
             token_buffer_max_delay_ms=_int(env, "TOKEN_BUFFER_MAX_DELAY_MS", d.token_buffer_max_delay_ms),
             max_prompt_chars=_int(env, "MAX_PROMPT_CHARS", d.max_prompt_chars, minimum=1),

@@ -6,7 +6,10 @@ import asyncio
 from contextlib import aclosing
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+import logging
+
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -14,6 +17,7 @@ from bedrock.errors import AgentError
 from bedrock.events import SSEEvent
 
 # sse-starlette defaults Cache-Control to no-store; proxies and the guide's clients expect no-cache.
+logger = logging.getLogger(__name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -31,17 +35,56 @@ async def _frames(events: AsyncIterator[SSEEvent]) -> AsyncIterator[bytes]:
 
 
 class _EventSourceResponse(EventSourceResponse):
-    """sse-starlette's response, minus a cancel scope per event when no send timeout is set.
+    """sse-starlette's response, with a cheap stall bound instead of a cancel scope per event.
 
-    Its `_send_with_timeout` enters `anyio.move_on_after(None)` for every chunk: 3.4 µs of a ~10 µs
-    per-event budget, measured by bench/framework.py. With a send timeout configured it is used as is.
+    Its own `send_timeout` enters `anyio.move_on_after` for every chunk: 3.4 µs of a ~10 µs per-event
+    budget (bench/framework.py). Here a send only notes when it started, and one timer per stream checks
+    every `stall_s / 2`: a send pending longer than `stall_s` (a client that stopped reading, its buffers
+    full) is cancelled and becomes sse-starlette's SendTimeoutError, which closes the event iterator — the
+    turn is cancelled and rolled back — and frees the slot, instead of holding both until REQUEST_TIMEOUT_S.
     """
 
+    stall_s: float | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        self._clock = loop.time
+        self._since = 0.0  # when the pending body send began; 0.0: none pending
+        self._sender: asyncio.Task[Any] | None = None  # the task that streams the body
+        self._stalled = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        if self.stall_s:
+            self._watchdog = loop.call_later(self.stall_s / 2, self._check)
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            logger.warning("a client stopped reading its stream for %g s; the stream was ended", self.stall_s)
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+
+    def _check(self) -> None:
+        """Cancel a body send pending longer than `stall_s`; then look again in `stall_s / 2`."""
+        since, now = self._since, self._clock()
+        if since and now - since >= self.stall_s and self._sender is not None and not self._stalled:  # type: ignore[operator]
+            self._stalled = True
+            self._sender.cancel()
+        self._watchdog = asyncio.get_running_loop().call_later(self.stall_s / 2, self._check)  # type: ignore[operator]
+
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        if self.send_timeout is None:
+        if not self.stall_s:
             await send(message)
-        else:
-            await super()._send_with_timeout(send, message)
+            return
+        if self._sender is None:  # the first body send is the stream's (agent_start; pings come after 15 s)
+            self._sender = asyncio.current_task()
+        self._since = self._clock()
+        try:
+            await send(message)
+        except asyncio.CancelledError:
+            if self._stalled and self._sender is not None and self._sender.uncancel() == 0:
+                raise SendTimeoutError() from None  # ours alone: the stall, not a disconnect or shutdown
+            raise
+        self._since = 0.0
 
 
 def sse_response(
@@ -49,13 +92,15 @@ def sse_response(
     ping_interval_s: float,
     shutdown: Any = None,
     grace_s: float = 0.0,
+    stall_s: float = 0.0,
 ) -> EventSourceResponse:
     """Stream already-framed events; `: ping` comments keep idle connections open through proxies.
 
     On server shutdown sse-starlette sets `shutdown` and waits a little longer than the turn's own grace
-    (`grace_s`), so the stream can still send its closing `error` event before being cut.
+    (`grace_s`), so the stream can still send its closing `error` event before being cut. A client that
+    reads nothing for `stall_s` (SSE_STALL_TIMEOUT_S) has its stream ended and its turn rolled back.
     """
-    return _EventSourceResponse(
+    response = _EventSourceResponse(
         _frames(events),
         headers=SSE_HEADERS,
         sep="\n",
@@ -64,6 +109,8 @@ def sse_response(
         shutdown_event=shutdown,
         shutdown_grace_period=grace_s + 1.0 if shutdown is not None else 0,
     )
+    response.stall_s = stall_s or None
+    return response
 
 
 def error_response(body: dict[str, Any], status_code: int) -> JSONResponse:
