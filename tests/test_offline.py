@@ -84,6 +84,13 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
 
     live = make_server()
     statuses: list[int] = []
+    with httpx.Client(timeout=10) as client:  # this machine's own noise (tests run in parallel), measured first
+        quiet = []
+        for _ in range(50):
+            started = time.perf_counter()
+            client.get(live.url + "/ping")
+            quiet.append((time.perf_counter() - started) * 1000)
+    noise = statistics.quantiles(quiet, n=100)[98]
 
     def hostile() -> None:
         statuses.append(httpx.post(live.url + "/invocations", json={"prompt": "(" * 32_000}, timeout=60).status_code)
@@ -103,4 +110,5 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
         thread.join(60)
     assert statuses == [200] * 4
     p99 = statistics.quantiles(latencies, n=100)[98]
-    assert p99 < 50, f"/ping p99 {p99:.1f} ms while 4 hostile prompts ran"
+    # 50 ms, plus whatever the machine's own load adds (a stalled loop took seconds: 6.5 s before the fix)
+    assert p99 < 50 + 2 * noise, f"/ping p99 {p99:.1f} ms while 4 hostile prompts ran (quiet p99 {noise:.1f} ms)"
