@@ -56,6 +56,7 @@ settings = Settings.from_env()
 slots = InvocationSlots(settings.max_concurrent_invocations)
 _build_lock = threading.Lock()
 _start_lock = threading.Lock()
+SERVER_BUSY = AgentError("server_busy", "The server is at capacity; retry shortly.", "ServerBusy", True, 503)
 INTERNAL = AgentError("internal_error", "The agent failed unexpectedly; see the server logs.", "InternalError")
 BUILD_FAILED = AgentError("internal_error", "The agent could not be started; see the server logs.", "InternalError")
 
@@ -191,8 +192,7 @@ async def respond(
         error = classify(refused)
         return error_response(error.to_dict(), error.status)
     if not slots.try_acquire():
-        body = {"error": {"code": "server_busy", "message": "The server is at capacity; retry shortly.", "retryable": True}}
-        return error_response(body, 503)
+        return error_response(SERVER_BUSY.to_dict(), SERVER_BUSY.status)
     if stream or request.stream:
         shutdown = anyio.Event()
         response: Response = sse_response(

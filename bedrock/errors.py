@@ -1,4 +1,8 @@
-"""Failures of a turn, as typed `error` events: a stable `code`, `retryable`, and a safe message."""
+"""Failures, as typed `error` events and error replies: a stable `code`, `retryable`, and a safe message.
+
+Every error reply has one shape (`error_body`): `{"error": {"code", "message", "type", "retryable"}}`, plus
+`details` for a refused payload. The codes and their HTTP statuses are in `_STATUS` below.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +59,20 @@ class AgentError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of a failed non-streamed request."""
-        return {"error": {"code": self.code, "message": self.message, "type": self.type, "retryable": self.retryable}}
+        return error_body(self.code, self.message, self.type, self.retryable)
+
+
+def error_body(
+    code: str, message: str, type: str, retryable: bool, details: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """The one shape of every error reply: `{"error": {"code", "message", "type", "retryable", "details"}}`.
+
+    `details` (field-by-field reasons) only for a refused payload; every other error omits it.
+    """
+    error: dict[str, Any] = {"code": code, "message": message, "type": type, "retryable": retryable}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
 
 
 # Bedrock Runtime error codes (botocore ClientError) → (code, retryable, HTTP status, safe message).
@@ -78,6 +95,10 @@ _STATUS: dict[str, int] = {
     "recursion_limit": 500,
     "model_unreachable": 503,
     "timeout": 504,
+    "invalid_payload": 400,
+    "payload_too_large": 413,
+    "request_timeout": 408,
+    "server_busy": 503,
     "session_busy": 409,
     "session_forbidden": 403,
     "actor_forbidden": 403,

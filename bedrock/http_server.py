@@ -17,11 +17,12 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bedrock.config import Settings
+from bedrock.errors import error_body
 
 
 def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 response written before (or without) any request: h11 cannot, so bytes by hand."""
-    body = json.dumps({"error": {"code": code, "message": message, "retryable": True}}).encode()
+    body = json.dumps(error_body(code, message, "ServerLimit", True)).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             "connection: close\r\n\r\n")
     return head.encode() + body

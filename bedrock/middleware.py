@@ -2,7 +2,7 @@
 
 BedrockAgentCoreApp answers unparsable JSON with its own error shape (`{"error": "Invalid JSON",
 "details": ...}`) and a deeply nested body with a RecursionError turned into a 500; clients of this
-runtime get one shape for every bad request instead: 400/413 `{"error": {"code", "message"}}`.
+runtime get one shape for every bad request instead: 400/408/413 in `bedrock.errors.error_body`'s shape.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import json
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bedrock.errors import error_body
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "details": []}}, status_code=status)
+
+def _error(status: int, code: str, message: str, retryable: bool = False) -> JSONResponse:
+    return JSONResponse(error_body(code, message, "PayloadError", retryable, []), status_code=status)
 
 
 class JSONBodyGuard:
@@ -43,7 +45,8 @@ class JSONBodyGuard:
             async with asyncio.timeout(self.read_timeout_s):
                 complete = await self._read(receive, chunks)
         except TimeoutError:
-            slow = _error(408, "request_timeout", f"the request body was not received within {self.read_timeout_s:g} s")
+            slow = _error(408, "request_timeout", f"the request body was not received within {self.read_timeout_s:g} s",
+                          retryable=True)
             slow.headers["connection"] = "close"  # the rest of the body is never read: the connection ends
             await slow(scope, receive, send)
             return

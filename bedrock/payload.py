@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bedrock.errors import error_body
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 MAX_SESSION_ID = 100  # AgentCore Memory's limit for a session id
 MAX_ACTOR_ID = 255
@@ -29,8 +31,8 @@ class PayloadError(ValueError):
         self.details = details or []
 
     def to_dict(self) -> dict[str, Any]:
-        """`{"error": {"code", "message", "details"}}`."""
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        """`{"error": {"code", "message", "type", "retryable", "details"}}` (bedrock.errors.error_body)."""
+        return error_body(self.code, self.message, "PayloadError", False, self.details)
 
 
 def _depth(value: Any, level: int = 1) -> int:

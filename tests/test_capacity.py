@@ -40,7 +40,7 @@ def test_capacity_over_http(make_server, session_id):
     refused = httpx.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=10)
     assert refused.status_code == 503
     assert refused.json()["error"] == {"code": "server_busy", "message": "The server is at capacity; retry shortly.",
-                                       "retryable": True}
+                                       "type": "ServerBusy", "retryable": True}
     for thread in holders:
         thread.join(30)
     assert all(b"event: agent_end" in body for body in results)

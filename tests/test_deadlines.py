@@ -121,6 +121,8 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(monkeypatch, tmp_p
             "POST", url + "/stream", json={"prompt": "What is 1 + 1?", "session_id": session_id + "-warm"}
         ) as response:
             assert response.status_code == 200 and b"agent_end" in response.read()
+        # The kept turn's prune runs after agent_end, as a task of its own: let it finish, then count.
+        asyncio.run_coroutine_threadsafe(agent.drain(), server.loop).result(5)
         idle = tasks()  # after one whole stream: sse-starlette keeps one shutdown watcher per loop
         asyncio.run(agent.invoke(parse_request({"prompt": "My name is Alice", "session_id": session_id})))
         with httpx.Client(timeout=30) as client, client.stream(
@@ -130,7 +132,7 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(monkeypatch, tmp_p
                 if line.startswith("event: llm_token"):
                     break  # leave mid-stream
         deadline = time.monotonic() + 10
-        while tasks() > idle and time.monotonic() < deadline:
+        while (tasks() > idle or agent_runtime.slots.active) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert tasks() <= idle
         assert agent_runtime.slots.active == 0

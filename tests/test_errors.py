@@ -52,3 +52,13 @@ def test_subclasses_and_classification():
     busy = SessionBusy("session_busy", "x", "SessionBusy", True, 409)
     assert classify(busy) is busy and status_for("session_busy") == 409
     assert classify(RuntimeError("secret /srv/path")).message == "The agent failed unexpectedly; see the server logs."
+
+
+def test_every_error_reply_has_one_shape():
+    from bedrock.errors import error_body
+    from bedrock.payload import PayloadError
+
+    keys = {"code", "message", "type", "retryable"}
+    assert set(BUSY.to_dict()["error"]) == keys
+    assert set(PayloadError("bad", [{"field": "prompt", "message": "x"}]).to_dict()["error"]) == keys | {"details"}
+    assert set(error_body("server_busy", "m", "ServerLimit", True)["error"]) == keys
