@@ -3,7 +3,7 @@
     python bench/sse_apps.py raw|sdk-generator|ours|agent-long
 
 - raw: plain Starlette streaming pre-framed SSE bytes — the ceiling.
-- sdk-generator: BedrockAgentCoreApp with an async-generator entrypoint (what DESIGN §3 rejects).
+- sdk-generator: BedrockAgentCoreApp with an async-generator entrypoint (11× raw Starlette's cost, so the entrypoint returns its own response).
 - ours: the real `bedrock.agent_runtime.app`; only the turn's event source is a stub yielding the same frames,
   so validation, slots, deadlines, observers, framing and sse-starlette all run as in production.
 - agent-long: the real app and a real graph whose (zero-latency) model answers with LONG_REPLY tokens.

@@ -26,7 +26,7 @@ def run_node(source: str, tmp_path: Path, base_url: str) -> list:
 def browser_program(prompt: str) -> str:
     code = snippet("JavaScript (Browser)")
     code = code.replace("fetch('/invoke'", "fetch(process.env.BASE_URL + '/invoke'")
-    # The guide's one slip (DESIGN §3): `const eventType` is scoped to its `if`; hoist it so the log can see it.
+    # The guide's one slip: `const eventType` is scoped to its `if`; hoist it so the log can see it.
     code = code.replace("const eventType = ", "eventType = ")
     code = code.replace('prompt: "Calculate 15 * 8"', f"prompt: {json.dumps(prompt)}")
     return (

@@ -1,5 +1,5 @@
 """A turn is atomic: cut anywhere (cancel, close, caller's timeout, deadline, model error), the session's
-memory is exactly what it was before the turn, and the next turn runs on it (DESIGN: turns are atomic)."""
+memory is exactly what it was before the turn, and the next turn runs on it."""
 
 from __future__ import annotations
 
