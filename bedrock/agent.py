@@ -119,13 +119,6 @@ class Agent:
         )
         step = 1
         yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
-        try:
-            await self.locks.acquire(request.session_id)
-        except SessionBusy as busy:
-            metrics.record_error()
-            yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
-            return
-        # From here the session is ours until `_settle` gives it back, on every way out of this block.
         turn_id = f"turn-{uuid.uuid4().hex}"
         callbacks = [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]]
         config = self.run_config(request, callbacks, turn_id)
@@ -137,6 +130,13 @@ class Agent:
         failure: Exception | None = None
         completed = False
         graph_stream = None
+        try:
+            await self.locks.acquire(request.session_id)
+        except SessionBusy as busy:
+            metrics.record_error()
+            yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
+            return
+        # From here the session is ours until `_settle` gives it back: nothing between here and `try` can fail.
         try:
             graph_stream = self.graph.astream(
                 {"messages": [HumanMessage(request.prompt, id=turn_id)]},
