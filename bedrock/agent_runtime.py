@@ -1,8 +1,8 @@
 """The AgentCore Runtime entrypoint: request → validate → graph → events → wire.
 
 `POST /invocations` (AgentCore), and locally `POST /invoke` and `POST /stream`, take the payload in the
-README's "Payload" table (`bedrock/payload.py`). `"stream": true` answers with an SSE stream; otherwise with one JSON object. In-process:
-`stream_agent(payload)`, `ainvoke_agent(payload)`, `invoke_agent(payload)`.
+README's "Payload" table (`bedrock/payload.py`). `"stream": true` answers with an SSE stream; otherwise with
+one JSON object. In-process: `stream_agent(payload)`, `ainvoke_agent(payload)`, `invoke_agent(payload)`.
 """
 
 from __future__ import annotations
