@@ -81,7 +81,9 @@ async def check_after(agent: Agent, session_id: str, before: list[tuple[Any, ...
 
 
 def no_rollback_failures(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bedrock")]
+    """No ERROR from our code, other than a model failure the test itself scripted ("turn failed ...")."""
+    bad = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bedrock")
+           and not r.getMessage().startswith("turn failed for session")]
     assert bad == []
 
 
@@ -154,8 +156,9 @@ async def test_callers_timeout_at_any_moment_leaves_the_pre_turn_history(endpoin
 
 @pytest.mark.parametrize("backend", ["sqlite", "memory"])
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
+@pytest.mark.parametrize("prompt,turn_length", TURNS, ids=["tool", "plain"])
 async def test_request_timeout_at_any_moment_ends_in_an_error_and_leaves_the_pre_turn_history(
-    endpoint, tmp_path, caplog, backend, later
+    endpoint, tmp_path, caplog, backend, later, prompt, turn_length
 ):
     agent = make_agent(endpoint, backend, tmp_path)
     patient = agent.settings
@@ -164,23 +167,24 @@ async def test_request_timeout_at_any_moment_ends_in_an_error_and_leaves_the_pre
         session_id = f"d-{i}"
         before = await prepare(agent, session_id, later)
         agent.settings = replace(patient, request_timeout_s=timeout)  # REQUEST_TIMEOUT_S for this turn only
-        events = await events_of(agent, TOOL_TURN, session_id)
+        events = await events_of(agent, prompt, session_id)
         agent.settings = patient
         completed = events[-1].type == "agent_end"
         if not completed:
             cut += 1
             assert events[-1].type == "error" and events[-1].data["code"] == "timeout"
-        await check_after(agent, session_id, before, completed, later, 4)
-    assert cut >= len(TIMEOUTS) // 2
+        await check_after(agent, session_id, before, completed, later, turn_length)
+    assert cut >= len(TIMEOUTS) // 3
     no_rollback_failures(caplog)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
 @pytest.mark.parametrize("failure", ["first-call", "after-tool"])
-async def test_a_model_error_leaves_the_pre_turn_history(tmp_path, caplog, later, failure):
+async def test_a_model_error_leaves_the_pre_turn_history(tmp_path, caplog, backend, later, failure):
     endpoint = OfflineBedrockEndpoint().start()
     try:
-        agent = make_agent(endpoint, "sqlite", tmp_path, bedrock_max_attempts=1, bedrock_retry_mode="standard")
+        agent = make_agent(endpoint, backend, tmp_path, bedrock_max_attempts=1, bedrock_retry_mode="standard")
         before = await prepare(agent, "m", later)
         call = Reply("Let me compute.", {"id": "tooluse_1", "name": "calculator", "args": {"expression": "7 * 6"}}, 1, 1)
         script = [HttpError(400, "ValidationException")] if failure == "first-call" else [call, HttpError(500, "InternalServerException")]
@@ -193,6 +197,35 @@ async def test_a_model_error_leaves_the_pre_turn_history(tmp_path, caplog, later
         no_rollback_failures(caplog)  # … but nothing about the rollback
     finally:
         endpoint.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
+@pytest.mark.parametrize("prompt,turn_length", TURNS, ids=["tool", "plain"])
+async def test_shutdown_grace_running_out_at_any_event_leaves_the_pre_turn_history(
+    endpoint, tmp_path, caplog, backend, later, prompt, turn_length
+):
+    """SIGTERM's path inside a turn: the server sets `shutdown`; SHUTDOWN_GRACE_S (here 0) later the turn ends
+    with `server_shutting_down`. Set at every event index of a whole turn."""
+    agent = make_agent(endpoint, backend, tmp_path, shutdown_grace_s=0)
+    whole = await events_of(agent, prompt, "probe")
+    cut = 0
+    for index in range(len(whole)):
+        session_id = f"g-{index}"
+        before = await prepare(agent, session_id, later)
+        shutdown = asyncio.Event()
+        events = []
+        async for event in agent.stream(request(prompt, session_id), shutdown=shutdown):
+            events.append(event)
+            if len(events) - 1 == index:
+                shutdown.set()
+        completed = events[-1].type == "agent_end"
+        if not completed:
+            cut += 1
+            assert events[-1].data["code"] == "server_shutting_down"
+        await check_after(agent, session_id, before, completed, later, turn_length)
+    assert cut >= len(whole) - 2  # set while waiting for the last event or later, the turn may still end whole
+    no_rollback_failures(caplog)
 
 
 async def test_rolled_back_checkpoints_are_marked_and_pruned(endpoint, tmp_path):
@@ -221,16 +254,46 @@ def test_agentcore_memory_under_moto_rolls_back_at_a_few_cut_points(monkeypatch,
 
             async def cuts() -> None:
                 for later in (False, True):
-                    for index in (2, 5, 8):
-                        session_id = f"ac-{int(later)}-{index}"
+                    for prompt, turn_length in TURNS:
+                        for index in (2, 5, 8):  # a client that goes away after event `index`
+                            session_id = f"ac-{int(later)}-{turn_length}-{index}"
+                            before = await prepare(agent, session_id, later)
+                            seen: list[str] = []
+                            async with aclosing(agent.stream(request(prompt, session_id))) as events:
+                                async for event in events:
+                                    seen.append(event.type)
+                                    if len(seen) > index:
+                                        break
+                            await check_after(agent, session_id, before, "agent_end" in seen, later, turn_length)
+                        for timeout in (1e-3, 5e-3, 2e-2):  # the caller's own timeout
+                            session_id = f"act-{int(later)}-{turn_length}-{int(timeout * 1e6)}"
+                            before = await prepare(agent, session_id, later)
+                            seen = []
+                            try:
+                                async with asyncio.timeout(timeout):
+                                    async for event in agent.stream(request(prompt, session_id)):
+                                        seen.append(event.type)
+                            except TimeoutError:
+                                pass
+                            await check_after(agent, session_id, before, "agent_end" in seen, later, turn_length)
+                        session_id = f"acs-{int(later)}-{turn_length}"  # the shutdown grace runs out mid-turn
                         before = await prepare(agent, session_id, later)
-                        seen: list[str] = []
-                        async with aclosing(agent.stream(request(TOOL_TURN, session_id))) as events:
-                            async for event in events:
-                                seen.append(event.type)
-                                if len(seen) > index:
-                                    break
-                        await check_after(agent, session_id, before, "agent_end" in seen, later, 4)
+                        shutdown = asyncio.Event()
+                        agent.settings = replace(agent.settings, shutdown_grace_s=0)
+                        async for event in agent.stream(request(prompt, session_id), shutdown=shutdown):
+                            if event.type == "agent_step":
+                                shutdown.set()
+                        agent.settings = replace(agent.settings, shutdown_grace_s=10)
+                        assert event.type == "error" and event.data["code"] == "server_shutting_down"
+                        await check_after(agent, session_id, before, False, later, turn_length)
+                    session_id = f"acm-{int(later)}"  # a model error after the tool ran
+                    before = await prepare(agent, session_id, later)
+                    call = Reply("Let me compute.", {"id": "tooluse_1", "name": "calculator",
+                                                     "args": {"expression": "7 * 6"}}, 1, 1)
+                    endpoint.then(call, HttpError(400, "ValidationException"))
+                    events = await events_of(agent, "What is 7 * 6?", session_id)
+                    assert events[-1].data["code"] == "model_validation_error"
+                    await check_after(agent, session_id, before, False, later, 4)
 
             asyncio.run(cuts())
         finally:
