@@ -35,7 +35,8 @@ class ThreadedSqliteSaver(SqliteSaver):
 
     _executor: ThreadPoolExecutor | None = None
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run_in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on the saver's own thread (anything else that uses its connection, too)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
@@ -53,7 +54,7 @@ class ThreadedSqliteSaver(SqliteSaver):
         return saver
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._run(self.get_tuple, config)
+        return await self.run_in_thread(self.get_tuple, config)
 
     async def alist(
         self,
@@ -63,7 +64,7 @@ class ThreadedSqliteSaver(SqliteSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        items = await self._run(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
+        items = await self.run_in_thread(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
         for item in items:
             yield item
 
@@ -74,15 +75,15 @@ class ThreadedSqliteSaver(SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._run(self.put, config, checkpoint, metadata, new_versions)
+        return await self.run_in_thread(self.put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        await self._run(self.put_writes, config, writes, task_id, task_path)
+        await self.run_in_thread(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._run(self.delete_thread, thread_id)
+        await self.run_in_thread(self.delete_thread, thread_id)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each thread's latest checkpoint (and its writes), or delete the threads.
@@ -112,7 +113,7 @@ class ThreadedSqliteSaver(SqliteSaver):
                 )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._run(self.prune, thread_ids, strategy=strategy)
+        await self.run_in_thread(self.prune, thread_ids, strategy=strategy)
 
     def close(self) -> None:
         """Close the database connection (after the calls already queued)."""

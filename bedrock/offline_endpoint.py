@@ -176,8 +176,9 @@ class OfflineBedrockEndpoint:
     ) -> None:
         self.token_delay_s = token_delay_ms / 1000
         self.responder = responder
-        self.requests: deque[Recorded] = deque(maxlen=record)
-        self.usage_reported: deque[dict[str, int]] = deque(maxlen=record)
+        self.requests: deque[Recorded]
+        self.usage_reported: deque[dict[str, int]]
+        self.record(record)
         self.script: deque[Reply | HttpError | BreakStream] = deque()
         self.app = Starlette(
             routes=[

@@ -115,10 +115,12 @@ def parse_request(
         details = _describe(exc.errors())
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
         raise PayloadError(f"invalid payload: {summary}", details) from None
-    unencodable = _unencodable_field(payload)
+    # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 writer (memory, the model's request,
+    # the SSE stream) can encode: refused here, before anything is stored. pydantic already refuses them in
+    # the string fields; the free-form objects are walked.
+    unencodable = _unencodable_field(request.preferences, "preferences") or _unencodable_field(
+        request.custom_data, "custom_data")
     if unencodable is not None:
-        # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 writer (memory, the model's
-        # request, the SSE stream) can encode: refuse them here, before anything is stored.
         raise PayloadError(
             f"invalid payload: {unencodable}: text is not valid Unicode (a lone surrogate)",
             [{"field": unencodable, "message": "not valid Unicode (a lone surrogate)"}],

@@ -77,6 +77,19 @@ def test_the_calculator_returns_a_bounded_real_number_or_a_fixed_refusal(express
     assert math.isfinite(value) and abs(value) < 10**100
 
 
+def examples(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
+    """`count` values drawn by hypothesis, for loops that run them outside its `given`."""
+    drawn: list[Any] = []
+
+    @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(strategy)
+    def collect(value: Any) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn
+
+
 def whole_turns(messages: list[Any]) -> bool:
     """Human, then AI steps (tool calls each answered by their tool results), ending in an AI answer."""
     i = 0
@@ -104,8 +117,8 @@ def test_a_thousand_fuzzed_turns_store_only_whole_turns(tmp_path, backend):
     prompts = st.one_of(expressions.map(lambda e: f"What is {e}?"), text.filter(str.strip),
                         st.sampled_from(["My name is Zed", "What's my name?"]))
 
-    async def run(examples: list[str]) -> None:
-        for i, prompt in enumerate(examples):
+    async def run(drawn: list[str]) -> None:
+        for i, prompt in enumerate(drawn):
             session_id = f"f{i % 20}"
             try:
                 request = parse_request({"prompt": prompt, "session_id": session_id, "stream_tokens": i % 2 == 0})
@@ -117,27 +130,12 @@ def test_a_thousand_fuzzed_turns_store_only_whole_turns(tmp_path, backend):
             state = await agent.graph.aget_state({"configurable": {"thread_id": f"f{i}"}})
             assert whole_turns(state.values.get("messages", []))
 
-    examples: list[str] = []
-
-    @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(prompts)
-    def collect(prompt: str) -> None:
-        examples.append(prompt)
-
-    collect()
-    asyncio.run(run(examples))
+    asyncio.run(run(examples(prompts, 500)))
 
 
 def test_fuzzed_payloads_over_http_never_get_a_500(server):
     """Hostile bodies over the wire: always JSON, never a 500, and every stored turn whole."""
-    cases: list[Any] = []
-
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(payloads)
-    def collect(payload: Any) -> None:
-        cases.append(payload)
-
-    collect()
+    cases = examples(payloads, 300)
     sessions = set()
     with httpx.Client(timeout=30) as client:
         for i, payload in enumerate(cases):
