@@ -20,10 +20,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 bench-smoke: $(STAMP)
-	$(BIN)/python bench/run_all.py --smoke
+	$(BIN)/python -m bench.run_all --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache

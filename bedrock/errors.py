@@ -1,121 +1,207 @@
-"""Failures, as typed `error` events and error replies: a stable `code`, `retryable`, and a safe message.
+"""Every way a request or a turn can fail, in one catalog, and the one shape every failure is sent in.
 
-Every error reply has one shape (`error_body`): `{"error": {"code", "message", "type", "retryable"}}`, plus
-`details` for a refused payload. The codes and their HTTP statuses are in `_STATUS` below.
+Each code has one entry in `CATALOG`: its HTTP status, whether retrying can help, its `type` and a safe
+default message. Nothing else in the package declares a status. The exceptions:
+
+    AgentError                  a catalogued `code`; `message`, and `type` / `status` / `retryable` from the catalog
+     ├── PayloadError           invalid_payload (400); field-by-field `details`; also a ValueError
+     ├── Unauthorized           unauthorized (401): no usable bearer token
+     ├── ActorForbidden         actor_forbidden (403): a verified caller named another actor
+     ├── SessionForbidden       session_forbidden (403): the session belongs to another actor
+     └── SessionBusy            session_busy (409): another turn held the session past SESSION_WAIT_S
+
+Every other failure is an AgentError of its code, made where it happens (`AgentError("server_busy")`) or by
+`classify` from whatever a turn raised (botocore, the checkpointer, a timeout).
+
+On the wire, one shape each:
+- an error reply (`AgentError.to_dict`): `{"error": {"code", "message", "type", "retryable"}}`, plus `details`
+  (a list of `{"field", "message"}`) for a refused payload;
+- a streamed turn's terminal `error` event (`AgentError.event_data`): `{"error": message, "type", "code",
+  "retryable", "timestamp"}` (the guide's clients read `data["error"]`), plus `details` likewise.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True)
+class ErrorKind:
+    """One catalogued failure."""
+
+    code: str
+    status: int
+    retryable: bool
+    type: str
+    message: str
+
+
+CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
+    # The request
+    ErrorKind("invalid_payload", 400, False, "PayloadError", "The request is not valid."),
+    ErrorKind("unauthorized", 401, False, "Unauthorized", "A bearer token is required."),
+    ErrorKind("actor_forbidden", 403, False, "ActorForbidden",
+              "The payload's actor is not the authenticated one."),
+    ErrorKind("session_forbidden", 403, False, "SessionForbidden", "This session belongs to another actor."),
+    ErrorKind("request_timeout", 408, True, "RequestTimeout", "The request was not received in time."),
+    ErrorKind("payload_too_large", 413, False, "PayloadTooLarge", "The request body is too large."),
+    # The server
+    ErrorKind("session_busy", 409, True, "SessionBusy", "Another turn of this session is still running."),
+    ErrorKind("server_busy", 503, True, "ServerBusy", "The server is at capacity; retry shortly."),
+    ErrorKind("server_shutting_down", 503, True, "ServerShutdown", "The server is shutting down; retry the request."),
+    ErrorKind("timeout", 504, True, "TimeoutError", "The request took longer than the server allows."),
+    ErrorKind("internal_error", 500, False, "InternalError", "The agent failed unexpectedly; see the server logs."),
+    ErrorKind("recursion_limit", 500, False, "GraphRecursionError",
+              "The agent took too many steps without finishing."),
+    ErrorKind("memory_unavailable", 503, True, "MemoryError", "Session memory could not be read or written; retry."),
+    # The model (Bedrock Runtime)
+    ErrorKind("model_throttled", 503, True, "ThrottlingException", "The model is throttling requests; retry shortly."),
+    ErrorKind("model_unavailable", 503, True, "ServiceUnavailableException", "The model service is unavailable; retry."),
+    ErrorKind("model_timeout", 504, True, "ModelTimeoutException", "The model took too long to answer; retry."),
+    ErrorKind("model_not_ready", 503, False, "ModelNotReadyException", "The model is not ready to serve requests."),
+    ErrorKind("model_validation_error", 502, False, "ValidationException", "The model rejected the request."),
+    ErrorKind("model_access_denied", 502, False, "AccessDeniedException", "Access to the model was denied."),
+    ErrorKind("model_not_found", 502, False, "ResourceNotFoundException", "The configured model was not found."),
+    ErrorKind("model_error", 502, False, "ModelErrorException", "The model failed to process the request."),
+    ErrorKind("model_stream_error", 502, True, "ModelStreamErrorException", "The model's stream broke mid-way; retry."),
+    ErrorKind("model_unreachable", 503, True, "EndpointConnectionError",
+              "The model endpoint could not be reached; retry."),
+)}
+
+
 class AgentError(Exception):
-    """A turn that did not complete; `status` is the HTTP status of a non-streamed reply.
+    """A request refused or a turn that did not complete, under a catalogued `code`.
 
     An ordinary exception class (not a frozen dataclass): Python sets `__traceback__`, `__context__` and
     `__cause__` on whatever it raises, and `@contextmanager` re-raises through `exc.__traceback__ = ...`,
     which a frozen dataclass refuses with FrozenInstanceError. The fields are read-only properties.
     """
 
-    __slots__ = ("_code", "_message", "_type", "_retryable", "_status")
+    __slots__ = ("_kind", "_message", "_details")
 
-    def __init__(
-        self, code: str, message: str, type: str = "AgentError", retryable: bool = False, status: int = 500
-    ) -> None:
-        super().__init__(code, message, type, retryable, status)  # args: what pickling rebuilds it from
-        self._code, self._message, self._type, self._retryable, self._status = code, message, type, retryable, status
+    def __init__(self, code: str, message: str | None = None, details: list[dict[str, str]] | None = None) -> None:
+        kind = CATALOG.get(code)
+        if kind is None:
+            raise ValueError(f"{code!r} is not in the error catalog (bedrock/errors.py)")
+        super().__init__(code, message, details)  # args: what pickling rebuilds it from
+        self._kind, self._message, self._details = kind, message or kind.message, details
 
-    code = property(lambda self: self._code, doc="Stable, machine-readable code, e.g. `model_throttled`.")
+    code = property(lambda self: self._kind.code, doc="Stable, machine-readable code, e.g. `model_throttled`.")
     message = property(lambda self: self._message, doc="Safe, human-readable message (no internals).")
-    type = property(lambda self: self._type, doc="The kind of failure, e.g. `ThrottlingException`.")
-    retryable = property(lambda self: self._retryable, doc="Whether the same request may succeed if retried.")
-    status = property(lambda self: self._status, doc="HTTP status of a non-streamed reply.")
+    type = property(lambda self: self._kind.type, doc="The kind of failure, e.g. `ThrottlingException`.")
+    retryable = property(lambda self: self._kind.retryable, doc="Whether the same request may succeed if retried.")
+    status = property(lambda self: self._kind.status, doc="HTTP status of a refused or non-streamed request.")
+    details = property(lambda self: self._details, doc="Field-by-field reasons (a refused payload), else None.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.code, self.message, self.details))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.type!r}, {self.retryable!r}, {self.status!r})"
+        return f"{type(self).__name__}({self.code!r}, {self.message!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AgentError):
             return NotImplemented
-        return (self.code, self.message, self.type, self.retryable, self.status) == (
-            other.code, other.message, other.type, other.retryable, other.status)
+        return (self.code, self.message, self.details) == (other.code, other.message, other.details)
 
     def __hash__(self) -> int:
-        return hash((self.code, self.message, self.type, self.retryable, self.status))
+        return hash((self.code, self.message))
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
     def event_data(self, timestamp: str) -> dict[str, Any]:
-        """The `data` of the terminal `error` event."""
-        return {
-            "error": self.message,
-            "type": self.type,
-            "code": self.code,
-            "retryable": self.retryable,
+        """The `data` of a turn's terminal `error` event."""
+        data: dict[str, Any] = {
+            "error": self.message, "type": self.type, "code": self.code, "retryable": self.retryable,
             "timestamp": timestamp,
         }
+        if self.details is not None:
+            data["details"] = self.details
+        return data
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body of a failed non-streamed request."""
-        return error_body(self.code, self.message, self.type, self.retryable)
+        """The JSON body of a refused or failed request: `{"error": {"code", "message", "type", "retryable"}}`."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "type": self.type,
+                                 "retryable": self.retryable}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
 
 
-def error_body(
-    code: str, message: str, type: str, retryable: bool, details: list[dict[str, str]] | None = None
-) -> dict[str, Any]:
-    """The one shape of every error reply: `{"error": {"code", "message", "type", "retryable", "details"}}`.
-
-    `details` (field-by-field reasons) only for a refused payload; every other error omits it.
-    """
-    error: dict[str, Any] = {"code": code, "message": message, "type": type, "retryable": retryable}
-    if details is not None:
-        error["details"] = details
-    return {"error": error}
+def _rebuild(cls: type[AgentError], code: str, message: str, details: list[dict[str, str]] | None) -> AgentError:
+    error = AgentError.__new__(cls)
+    AgentError.__init__(error, code, message, details)
+    return error
 
 
-# Bedrock Runtime error codes (botocore ClientError) → (code, retryable, HTTP status, safe message).
-_BEDROCK_ERRORS: dict[str, tuple[str, bool, int, str]] = {
-    "ThrottlingException": ("model_throttled", True, 503, "The model is throttling requests; retry shortly."),
-    "ServiceUnavailableException": ("model_unavailable", True, 503, "The model service is unavailable; retry."),
-    "InternalServerException": ("model_unavailable", True, 503, "The model service failed; retry."),
-    "ModelTimeoutException": ("model_timeout", True, 504, "The model took too long to answer; retry."),
-    "ModelNotReadyException": ("model_not_ready", False, 503, "The model is not ready to serve requests."),
-    "ValidationException": ("model_validation_error", False, 502, "The model rejected the request."),
-    "AccessDeniedException": ("model_access_denied", False, 502, "Access to the model was denied."),
-    "ResourceNotFoundException": ("model_not_found", False, 502, "The configured model was not found."),
-    "ModelErrorException": ("model_error", False, 502, "The model failed to process the request."),
-    "ModelStreamErrorException": ("model_stream_error", True, 502, "The model's stream broke mid-way; retry."),
-}
+class PayloadError(AgentError, ValueError):
+    """The request cannot be served as sent: 400 `invalid_payload`, with field-by-field `details`."""
+
+    def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
+        super().__init__("invalid_payload", message, details or [])
 
 
-_STATUS: dict[str, int] = {
-    **{code: status for code, _, status, _ in _BEDROCK_ERRORS.values()},
-    "recursion_limit": 500,
-    "model_unreachable": 503,
-    "timeout": 504,
-    "invalid_payload": 400,
-    "payload_too_large": 413,
-    "request_timeout": 408,
-    "server_busy": 503,
-    "session_busy": 409,
-    "session_forbidden": 403,
-    "actor_forbidden": 403,
-    "unauthorized": 401,
-    "memory_unavailable": 503,
-    "server_shutting_down": 503,
-    "internal_error": 500,
-}
+class Unauthorized(AgentError):
+    """No usable bearer token: 401 with `WWW-Authenticate: Bearer`."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("unauthorized", message)
 
 
-# AgentCore Memory data-plane calls (a ClientError from them is a memory failure, not a model one).
-_MEMORY_OPERATIONS = frozenset({"CreateEvent", "ListEvents", "GetEvent", "DeleteEvent"})
+class ActorForbidden(AgentError):
+    """A verified caller's payload names another actor."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("actor_forbidden", message)
+
+
+class SessionForbidden(AgentError):
+    """The session exists and belongs to another actor."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("session_forbidden", message)
+
+
+class SessionBusy(AgentError):
+    """Another turn of this session held it longer than the wait bound."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("session_busy", message)
 
 
 def status_for(code: str) -> int:
-    """The HTTP status a non-streamed request answers with for an error `code`."""
-    return _STATUS.get(code, 500)
+    """The HTTP status a refused or non-streamed request answers with for an error `code` (500 if unknown)."""
+    kind = CATALOG.get(code)
+    return kind.status if kind is not None else 500
+
+
+# Bedrock Runtime error codes (botocore ClientError, or in-stream exceptions) → our codes.
+_BEDROCK_CODES: dict[str, tuple[str, str | None]] = {
+    "ThrottlingException": ("model_throttled", None),
+    "ServiceUnavailableException": ("model_unavailable", None),
+    "InternalServerException": ("model_unavailable", "The model service failed; retry."),
+    "ModelTimeoutException": ("model_timeout", None),
+    "ModelNotReadyException": ("model_not_ready", None),
+    "ValidationException": ("model_validation_error", None),
+    "AccessDeniedException": ("model_access_denied", None),
+    "ResourceNotFoundException": ("model_not_found", None),
+    "ModelErrorException": ("model_error", None),
+    "ModelStreamErrorException": ("model_stream_error", None),
+}
+# botocore's own failures on the way to the model.
+_TRANSPORT_CODES = {
+    "EventStreamError": "model_stream_error",
+    "EndpointConnectionError": "model_unreachable",
+    "ConnectTimeoutError": "model_unreachable",
+    "ReadTimeoutError": "model_unreachable",
+    "ConnectionClosedError": "model_unreachable",
+    "GraphRecursionError": "recursion_limit",
+}
+# AgentCore Memory data-plane calls (a ClientError from them is a memory failure, not a model one).
+_MEMORY_OPERATIONS = frozenset({"CreateEvent", "ListEvents", "GetEvent", "DeleteEvent"})
 
 
 def _client_error_code(exc: BaseException) -> str | None:
@@ -130,21 +216,16 @@ def classify(exc: BaseException) -> AgentError:
     if isinstance(exc, AgentError):
         return exc
     if isinstance(exc, sqlite3.Error) or getattr(exc, "operation_name", None) in _MEMORY_OPERATIONS:
-        return AgentError("memory_unavailable", "Session memory could not be read or written; retry.",
-                          "MemoryError", True, 503)
+        return AgentError("memory_unavailable")
     code = _client_error_code(exc)
     if code:
         code = code[0].upper() + code[1:]  # in-stream exceptions are named "throttlingException" etc.
-    if code in _BEDROCK_ERRORS:
-        ours, retryable, status, message = _BEDROCK_ERRORS[code]
-        return AgentError(ours, message, type(exc).__name__, retryable, status)
-    name = type(exc).__name__
-    if name == "GraphRecursionError":
-        return AgentError("recursion_limit", "The agent took too many steps without finishing.", name, False, 500)
-    if name in ("EventStreamError",):
-        return AgentError("model_stream_error", "The model's stream broke mid-way; retry.", name, True, 502)
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
-        return AgentError("model_unreachable", "The model endpoint could not be reached; retry.", name, True, 503)
+    if code in _BEDROCK_CODES:
+        ours, message = _BEDROCK_CODES[code]
+        return AgentError(ours, message)
+    ours = _TRANSPORT_CODES.get(type(exc).__name__)
+    if ours is not None:
+        return AgentError(ours)
     if isinstance(exc, TimeoutError):
-        return AgentError("timeout", "The request timed out.", "TimeoutError", True, 504)
-    return AgentError("internal_error", "The agent failed unexpectedly; see the server logs.", "InternalError", False, 500)
+        return AgentError("timeout", "The request timed out.")
+    return AgentError("internal_error")

@@ -19,7 +19,7 @@ import sys
 import uuid
 
 from bedrock.client import DEFAULT_URL, AgentClient, AgentHTTPError, AgentStreamError
-from bedrock.client_cli import metrics_line
+from bedrock.client.cli import metrics_line
 
 
 async def streaming(client: AgentClient, session_id: str) -> None:

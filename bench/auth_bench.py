@@ -4,7 +4,7 @@ The baseline is one turn of the real agent (offline Bedrock endpoint, SQLite mem
 trip), measured here. Rows: the ownership check as every turn after a session's first pays it (cached), the
 first turn's claim (a SQLite write), and an RS256 bearer token's verification with its JWKS cached.
 
-    python bench/auth_bench.py [--turns 200] [--checks 20000]
+    python -m bench.auth_bench [--turns 200] [--checks 20000]
 """
 
 from __future__ import annotations
@@ -14,24 +14,22 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-import jwt  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bedrock.agent_runtime import build_agent  # noqa: E402
-from bedrock.config import Settings  # noqa: E402
-from bedrock.identity import TokenVerifier  # noqa: E402
-from bedrock.memory import ThreadedSqliteSaver  # noqa: E402
-from bedrock.offline_endpoint import OfflineBedrockEndpoint  # noqa: E402
-from bedrock.ownership import SessionOwners, SqliteOwners  # noqa: E402
-from bedrock.payload import parse_request  # noqa: E402
+from bedrock.core.build import build_agent
+from bedrock.config import Settings
+from bedrock.server.auth import TokenVerifier
+from bedrock.core.memory import ThreadedSqliteSaver
+from bedrock.offline.endpoint import OfflineBedrockEndpoint
+from bedrock.core.ownership import SessionOwners, SqliteOwners
+from bedrock.core.request import parse_request
 
 
 async def per_call_us(call, count: int) -> float:

@@ -13,7 +13,10 @@ plus each process's peak RSS (VmHWM). The floor, measured in the same run and in
 `/ping` served by a BedrockAgentCoreApp. It also prints the top of `python -X importtime -c "import
 bedrock.agent_runtime"`. Loopback only; every process is killed at the end.
 
-    python bench/cold_start.py [--runs 5] [--smoke]
+    python -m bench.cold_start [--runs 5] [--smoke] [--baseline DIR]
+
+`--baseline DIR`: also start `python -m bedrock.agent_runtime` from another checkout (say, the commit before a
+change), interleaved with the rest, and print how this one's ready time compares with it.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def first_request(client: httpx.Client, url: str, ready_at: float) -> tuple[floa
     return first, end
 
 
-def measure(command: list[str], request: bool) -> Run:
+def measure(command: list[str], request: bool, cwd: Path = ROOT) -> Run:
     """One fresh process: start → ready (→ first token → end), then its peak RSS; always killed."""
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         folder = Path(tmp)
@@ -153,7 +156,7 @@ def measure(command: list[str], request: bool) -> Run:
             with open(folder / "stderr.log", "w") as log, httpx.Client(timeout=5.0) as client:
                 started = time.perf_counter()
                 process = subprocess.Popen(
-                    command, cwd=ROOT, env=child_env(folder, port), stdout=subprocess.DEVNULL, stderr=log
+                    command, cwd=cwd, env=child_env(folder, port), stdout=subprocess.DEVNULL, stderr=log
                 )
                 ready = wait_ready(client, url, process, started)
                 ready_cpu = cpu_ms(process.pid)
@@ -211,6 +214,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh processes of each kind (default 5)")
     parser.add_argument("--smoke", action="store_true", help="1 run, no warm-up: checks it works, not speed")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with, in the same run")
     args = parser.parse_args()
     runs = 1 if args.smoke else max(1, args.runs)
     agent_cmd = [sys.executable, "-m", "bedrock.agent_runtime"]
@@ -220,14 +224,19 @@ def main() -> int:
     if not args.smoke:  # one untimed start of each: page cache and .pyc files, not the code, would differ
         measure(floor_cmd, request=False)
         measure(agent_cmd, request=True)
+        if args.baseline:
+            measure(agent_cmd, request=True, cwd=args.baseline)
     floor: list[Run] = []
     agent: list[Run] = []
+    baseline: list[Run] = []
     for _ in range(runs):  # interleaved, so drift on the machine hits both alike
         if floor and time.monotonic() - started > BUDGET_S:
             print(f"(time budget reached: {len(floor)} of {runs} runs)")
             break
         floor.append(measure(floor_cmd, request=False))
         agent.append(measure(agent_cmd, request=True))
+        if args.baseline:
+            baseline.append(measure(agent_cmd, request=True, cwd=args.baseline))
     runs = len(floor)
 
     floor_ready = median([r.ready_ms for r in floor])
@@ -247,6 +256,11 @@ def main() -> int:
              f"{median([r.peak_rss_mb for r in agent]):.0f}"],
         ],
     ))
+    if baseline:
+        base_ready = median([r.ready_ms for r in baseline])
+        print(f"\nbaseline {args.baseline}: ready {base_ready:.0f} ms ({base_ready / floor_ready:.2f}× floor), "
+              f"first token from start {median([r.ready_ms + r.first_token_ms for r in baseline]):.0f} ms; "
+              f"this checkout's ready = {agent_ready / base_ready:.3f}× the baseline's")
     print("\nper run (ms): ready / first token after ready / end after ready")
     for i, (f, a) in enumerate(zip(floor, agent), 1):
         print(f"  {i}: floor {f.ready_ms:.0f}; agent {a.ready_ms:.0f} / {a.first_token_ms:.0f} / {a.end_ms:.0f}")

@@ -11,16 +11,14 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, median, table  # noqa: E402
-from bench.sse_apps import LONG_REPLY_TOKENS  # noqa: E402
+from bench.common import Server, median, table
+from bench.sse_apps import LONG_REPLY_TOKENS
 
-APPS = str(Path(__file__).resolve().parent / "sse_apps.py")
+APPS = [sys.executable, "-m", "bench.sse_apps"]
 
 
 def stream_once(client: httpx.Client, url: str, payload: dict) -> tuple[float, int]:
@@ -35,7 +33,7 @@ def stream_once(client: httpx.Client, url: str, payload: dict) -> tuple[float, i
 
 def framework(events: int, repeat: int) -> tuple[str, dict[str, float]]:
     variants = ("raw", "ours", "sdk-generator")
-    servers = {variant: Server(script=[APPS, variant]) for variant in variants}
+    servers = {variant: Server(command=[*APPS, variant]) for variant in variants}
     walls: dict[str, list[float]] = {v: [] for v in variants}
     cpus: dict[str, list[float]] = {v: [] for v in variants}
     try:
@@ -63,7 +61,7 @@ def framework(events: int, repeat: int) -> tuple[str, dict[str, float]]:
 
 def batching(repeat: int) -> tuple[str, dict[str, float]]:
     sizes = ("1", "4", "10")
-    servers = {size: Server({"TOKEN_BUFFER_SIZE": size, "TOKEN_BUFFER_MAX_DELAY_MS": "50"}, script=[APPS, "agent-long"])
+    servers = {size: Server({"TOKEN_BUFFER_SIZE": size, "TOKEN_BUFFER_MAX_DELAY_MS": "50"}, command=[*APPS, "agent-long"])
                for size in sizes}
     walls: dict[str, list[float]] = {size: [] for size in sizes}
     frames: dict[str, int] = {}

@@ -4,7 +4,7 @@ Checks what must never happen (an error, a history that is not exactly its turns
 p50/p99 time to first token and total per turn, as ratios to the same turn measured alone (one session,
 sequential) against the same server in the same run. Loopback only; bounded in count and time.
 
-    python bench/load.py [--sessions 100] [--turns 5] [--delay-ms 5]
+    python -m bench.load [--sessions 100] [--turns 5] [--delay-ms 5]
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, percentile, table  # noqa: E402
-from bedrock.graph import build_graph  # noqa: E402
-from bedrock.memory import ThreadedSqliteSaver  # noqa: E402
-from bedrock.offline import OfflineChatModel  # noqa: E402
-from bedrock.tools import default_tools  # noqa: E402
+from bench.common import Server, percentile, table
+from bedrock.core.graph import build_graph
+from bedrock.core.memory import ThreadedSqliteSaver
+from testkit.chat_models import ScriptedChatModel
+from bedrock.core.tools import default_tools
 
 
 async def turn(client: httpx.AsyncClient, url: str, session: str, n: int) -> tuple[float, float, dict]:
@@ -66,7 +64,7 @@ async def run(url: str, sessions: int, turns: int, prefix: str) -> tuple[int, li
 
 
 def check_histories(memory_path: str, prefix: str, sessions: int, turns: int) -> int:
-    graph = build_graph(OfflineChatModel(), default_tools(), ThreadedSqliteSaver.open(memory_path))
+    graph = build_graph(ScriptedChatModel(), default_tools(), ThreadedSqliteSaver.open(memory_path))
     bad = 0
     for i in range(sessions):
         messages = graph.get_state({"configurable": {"thread_id": f"{prefix}-{i:04d}"}}).values.get("messages", [])

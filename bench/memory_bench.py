@@ -4,7 +4,7 @@ The real agent (offline Bedrock endpoint, a calculator round trip every turn) wi
 checkpoint durability and history policy, against the in-process saver measured in the same run.
 Times are medians over `--repeat` sessions (each mark: median of the turns around it).
 
-    python bench/memory_bench.py [--turns 50] [--repeat 3]
+    python -m bench.memory_bench [--turns 50] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ import asyncio
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from bedrock.agent_runtime import build_agent  # noqa: E402
-from bedrock.config import Settings  # noqa: E402
-from bedrock.offline_endpoint import OfflineBedrockEndpoint  # noqa: E402
-from bedrock.payload import parse_request  # noqa: E402
+from bedrock.core.build import build_agent
+from bedrock.config import Settings
+from bedrock.offline.endpoint import OfflineBedrockEndpoint
+from bedrock.core.request import parse_request
 
 MARKS = (1, 10, 50)
 VARIANTS = [  # label, backend, durability, history

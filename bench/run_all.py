@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, bounded (< 5 minutes), printed and written to bench/RESULTS.md.
 
-    python bench/run_all.py            # full sizes → bench/RESULTS.md
-    python bench/run_all.py --smoke    # tiny sizes, checks the benches run; writes nothing, asserts no times
+    python -m bench.run_all            # full sizes → bench/RESULTS.md
+    python -m bench.run_all --smoke    # tiny sizes, checks the benches run; writes nothing, asserts no times
 
 Each table compares against a baseline measured in the same run: this machine is shared and noisy, so
 ratios are the result; absolute numbers drift.
@@ -17,15 +17,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import framework, streams, token_cost  # noqa: E402
+from bench import framework, streams, token_cost
 
 BENCH = Path(__file__).resolve().parent
 
 
 def script(name: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", f"bench.{name.removesuffix('.py')}", *args], cwd=BENCH.parent,
+                            capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout.strip()

@@ -5,7 +5,7 @@
 2. `--rounds` rounds of `--stuck` clients that open a stream with large frames and never read it, then go
    away; RSS after each round (once the server is idle again): the last within 20% of the first.
 
-    python bench/soak.py [--turns 5000] [--rounds 7] [--stuck 100]
+    python -m bench.soak [--turns 5000] [--rounds 7] [--stuck 100]
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import argparse
 import asyncio
 import json
 import socket
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
+import httpx
 
-from bench.common import Server, table  # noqa: E402
+from bench.common import Server, table
 
 SAMPLE_EVERY = 500
 IDLE_S = 30  # the server's executor retires threads idle this long
@@ -103,7 +101,7 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             stuck_round(server, args.stuck, port)
             rounds.append((round_, settle(server), threads_of(server)))
-        time.sleep(args.idle_wait)  # the executor retires threads idle IDLE_S (bedrock/executor.py)
+        time.sleep(args.idle_wait)  # the executor retires threads idle IDLE_S (bedrock/server/executor.py)
         idle = (server.rss_mb(), threads_of(server))
     print(table(["turns done", "server RSS MB", "threads"], [(n, f"{rss:.1f}", t) for n, rss, t in samples]))
     last = [rss for _, rss, _ in samples[-3:]]

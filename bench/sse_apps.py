@@ -1,6 +1,6 @@
 """Servers for the benchmarks, one per variant, on 127.0.0.1 port 0 (prints `PORT=N`).
 
-    python bench/sse_apps.py raw|sdk-generator|ours|agent-long
+    python -m bench.sse_apps raw|sdk-generator|ours|agent-long
 
 - raw: plain Starlette streaming pre-framed SSE bytes — the ceiling.
 - sdk-generator: BedrockAgentCoreApp with an async-generator entrypoint (11× raw Starlette's cost, so the entrypoint returns its own response).
@@ -14,14 +14,12 @@ from __future__ import annotations
 import gc
 import socket
 import sys
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import uvicorn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bedrock.events import SSEEvent, encode_frame  # noqa: E402
+from bedrock.wire.events import SSEEvent, encode_frame
 
 LONG_REPLY_TOKENS = 2000
 
@@ -66,38 +64,41 @@ def sdk_generator_app() -> Any:
 
 
 def ours_app() -> Any:
-    from bedrock import agent_runtime
-    from bedrock.agent import Agent
+    from bedrock.config import Settings
+    from bedrock.core.build import build_agent
+    from bedrock.core.turn import Agent
+    from bedrock.server.app import build_app
 
     class FrameAgent(Agent):
         async def _events(self, request: Any, user_callbacks: list[Any]) -> AsyncIterator[SSEEvent]:
             for frame in frames(int(request.prompt)):
                 yield frame
 
-    real = agent_runtime.get_agent()
-    agent_runtime.app.state.agent = FrameAgent(real.graph, real.settings)
-    return agent_runtime.app
+    settings = Settings.from_env()
+    real = build_agent(settings)
+    return build_app(settings, agent=FrameAgent(real.graph, real.settings))
 
 
 def agent_long_app() -> Any:
-    from bedrock import agent_runtime
-    from bedrock.agent import Agent
-    from bedrock.graph import build_graph
-    from bedrock.memory import make_checkpointer
-    from bedrock.tools import default_tools
+    from bedrock.config import Settings
+    from bedrock.core.graph import build_graph
+    from bedrock.core.memory import make_checkpointer
+    from bedrock.core.tools import default_tools
+    from bedrock.core.turn import Agent
+    from bedrock.server.app import build_app
 
     # The configured (SQLite) saver, as in production: an in-process one would grow the heap every turn.
-    settings = agent_runtime.settings
+    settings = Settings.from_env()
     graph = build_graph(long_reply_model(), default_tools(), make_checkpointer(settings))
-    agent_runtime.app.state.agent = Agent(graph, settings)
-    return agent_runtime.app
+    return build_app(settings, agent=Agent(graph, settings))
 
 
 def long_reply_model() -> Any:
     """A zero-latency chat model that streams LONG_REPLY_TOKENS word tokens (and reports usage)."""
-    from bedrock.offline import OfflineChatModel, Reply
+    from bedrock.offline.rules import Reply
+    from testkit.chat_models import ScriptedChatModel
 
-    class LongReplyModel(OfflineChatModel):
+    class LongReplyModel(ScriptedChatModel):
         def _reply(self, messages: Any, tools: Any) -> Reply:
             return Reply("word " * LONG_REPLY_TOKENS, None, 10, LONG_REPLY_TOKENS)
 

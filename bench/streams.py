@@ -13,13 +13,11 @@ import asyncio
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Endpoint, Server, percentile, table  # noqa: E402
+from bench.common import Endpoint, Server, percentile, table
 
 PROMPT = "Tell me about the sea"  # the offline model's plain reply: ~40 chunks
 

@@ -14,24 +14,22 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from langchain_core.messages import HumanMessage  # noqa: E402
-from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 
-from bench.common import median, table  # noqa: E402
-from bench.sse_apps import LONG_REPLY_TOKENS, long_reply_model  # noqa: E402
-from bedrock.agent import Agent  # noqa: E402
-from bedrock.config import Settings  # noqa: E402
-from bedrock.graph import build_graph  # noqa: E402
-from bedrock.models import make_model  # noqa: E402
-from bedrock.offline import OfflineChatModel  # noqa: E402
-from bedrock.offline_endpoint import OfflineBedrockEndpoint  # noqa: E402
-from bedrock.payload import parse_request  # noqa: E402
-from bedrock.tools import default_tools  # noqa: E402
+from bench.common import median, table
+from bench.sse_apps import LONG_REPLY_TOKENS, long_reply_model
+from bedrock.core.turn import Agent
+from bedrock.config import Settings
+from bedrock.core.graph import build_graph
+from bedrock.core.model import make_model
+from testkit.chat_models import ScriptedChatModel
+from bedrock.offline.endpoint import OfflineBedrockEndpoint
+from bedrock.core.request import parse_request
+from bedrock.core.tools import default_tools
 
 
 def settle() -> None:
@@ -84,7 +82,7 @@ async def bedrock_path(repeat: int) -> tuple[str, dict[str, float]]:
     endpoint = OfflineBedrockEndpoint().start()
     try:
         settings = Settings(model_provider="offline", memory_backend="memory")
-        scripted = Agent(build_graph(OfflineChatModel(), default_tools(), InMemorySaver()), settings)
+        scripted = Agent(build_graph(ScriptedChatModel(), default_tools(), InMemorySaver()), settings)
         wire = Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings)
         results = {}
         for name, agent in (("scripted", scripted), ("wire", wire)):
@@ -103,8 +101,8 @@ async def wire_stream(repeat: int) -> tuple[str, dict[str, float]]:
     (an executor round trip per chunk), same agent otherwise. Server and endpoint share this process."""
     from langchain_aws import ChatBedrockConverse
 
-    from bedrock import models
-    from bedrock.offline import Reply
+    from bedrock.core import model as models
+    from bedrock.offline.rules import Reply
 
     endpoint = OfflineBedrockEndpoint().start()
     settings = Settings(model_provider="offline", memory_backend="memory", token_buffer_size=1)

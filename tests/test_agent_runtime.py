@@ -11,7 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, TEST_ENV
+from testkit.env import OFFLINE_ENV as TEST_ENV
+from testkit.live_server import ROOT
 
 
 def free_port() -> int:

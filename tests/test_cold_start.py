@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from bedrock.config import Settings
-from bedrock.models import LazyClient, make_model
-from tests.conftest import ROOT, TEST_ENV
+from bedrock.core.model import LazyClient, make_model
+from testkit.env import OFFLINE_ENV as TEST_ENV
+from testkit.live_server import ROOT
 
 # Test-only, deploy-time, client-side or optional modules: none of them belongs on the serving path.
 OFF_THE_SERVING_PATH = (
@@ -24,7 +25,8 @@ OFF_THE_SERVING_PATH = (
     "hypothesis",
     "pytest",
     "bedrock.client",
-    "bedrock.offline_endpoint",  # offline runs only, and imported by the build, not at import
+    "bedrock.offline.endpoint",  # offline runs only, and imported by the build, not at import
+    "testkit",
 )
 
 # The real app under uvicorn, whose agent build waits until the file argv[1] exists.
@@ -35,15 +37,16 @@ from pathlib import Path
 import uvicorn
 
 import bedrock.agent_runtime as runtime
+import bedrock.server.runtime as building
 
-gate, build_agent = Path(sys.argv[1]), runtime.build_agent
+gate, build_agent = Path(sys.argv[1]), building.build_agent
 
 def gated_build(*args, **kwargs):
     while not gate.exists():
         time.sleep(0.01)
     return build_agent(*args, **kwargs)
 
-runtime.build_agent = gated_build
+building.build_agent = gated_build
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
 sock.bind(("127.0.0.1", 0))
 print(f"PORT={sock.getsockname()[1]}", flush=True)
@@ -57,7 +60,7 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_bench_smoke_prints_its_table() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cold_start.py"), "--smoke"],
+        [sys.executable, "-m", "bench.cold_start", "--smoke"],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

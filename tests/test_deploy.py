@@ -125,14 +125,16 @@ def dockerignored(path: str) -> bool:
     "path",
     [".venv/bin/python", ".git/HEAD", "tests/test_deploy.py", "bench/memory_bench.py", "__pycache__/x.pyc",
      "bedrock/__pycache__/client.cpython-311.pyc", ".agent-memory/checkpoints.sqlite", "bedrock/x.sqlite",
-     "checkpoints.sqlite-wal", ".pytest_cache/v", "docs/STREAMING_GUIDE.md"],
+     "checkpoints.sqlite-wal", ".pytest_cache/v", "docs/STREAMING_GUIDE.md", "testkit/serve.py"],
 )
 def test_dockerignore_excludes(path):
     assert dockerignored(path)
 
 
 @pytest.mark.parametrize(
-    "path", ["requirements.txt", "bedrock/agent_runtime.py", "bedrock/_pathfix.py", "bedrock/client.py", "Dockerfile"]
+    "path",
+    ["requirements.txt", "bedrock/agent_runtime.py", "bedrock/_pathfix.py", "bedrock/server/app.py",
+     "bedrock/client/_client.py", "Dockerfile"],
 )
 def test_dockerignore_keeps_what_the_image_runs(path):
     assert not dockerignored(path)

@@ -1,4 +1,4 @@
-"""The error type: an ordinary exception that survives every way Python raises it."""
+"""The error catalog, and its exception: an ordinary one that survives every way Python raises it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 
-from bedrock.errors import AgentError, classify, status_for
-from bedrock.sessions import SessionBusy
+from bedrock.errors import CATALOG, AgentError, PayloadError, SessionBusy, classify, status_for
 
-BUSY = AgentError("session_busy", "Another turn is running.", "SessionBusy", True, 409)
+BUSY = AgentError("session_busy", "Another turn is running.")
 
 
 def test_it_passes_through_context_managers_as_itself():
@@ -49,16 +48,20 @@ def test_fields_are_read_only_and_it_pickles():
 
 
 def test_subclasses_and_classification():
-    busy = SessionBusy("session_busy", "x", "SessionBusy", True, 409)
-    assert classify(busy) is busy and status_for("session_busy") == 409
+    busy = SessionBusy("x")
+    assert classify(busy) is busy and status_for("session_busy") == 409 and busy.type == "SessionBusy"
+    assert pickle.loads(pickle.dumps(busy)) == busy and type(pickle.loads(pickle.dumps(busy))) is SessionBusy
     assert classify(RuntimeError("secret /srv/path")).message == "The agent failed unexpectedly; see the server logs."
 
 
 def test_every_error_reply_has_one_shape():
-    from bedrock.errors import error_body
-    from bedrock.payload import PayloadError
-
     keys = {"code", "message", "type", "retryable"}
     assert set(BUSY.to_dict()["error"]) == keys
     assert set(PayloadError("bad", [{"field": "prompt", "message": "x"}]).to_dict()["error"]) == keys | {"details"}
-    assert set(error_body("server_busy", "m", "ServerLimit", True)["error"]) == keys
+    for code, kind in CATALOG.items():  # every code: its status, retryable and type from its one entry
+        error = AgentError(code)
+        assert error.to_dict() == {"error": {"code": code, "message": kind.message, "type": kind.type,
+                                             "retryable": kind.retryable}}
+        assert error.status == kind.status == status_for(code) and 400 <= kind.status < 600
+    with pytest.raises(ValueError):
+        AgentError("not_a_code")  # a code that is not in the catalog cannot be raised

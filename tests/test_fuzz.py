@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from langchain_core.tools import ToolException
 from starlette.responses import JSONResponse
 
-from bedrock.agent_runtime import build_agent
+from bedrock.core.build import build_agent
 from bedrock.config import Settings
-from bedrock.payload import AgentRequest, PayloadError, parse_request
-from bedrock.tools import evaluate
+from bedrock.core.request import AgentRequest, parse_request
+from bedrock.errors import PayloadError
+from bedrock.core.tools import evaluate
 
 FIXED_CALCULATOR_MESSAGES = ("division by zero", "too large", "no real result", "exponents are limited",
                              "unsupported syntax", "not an arithmetic expression", "longer than 200",

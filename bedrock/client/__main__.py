@@ -1,0 +1,7 @@
+"""`python -m bedrock.client "What is 25 * 4?"`: see `bedrock/client/cli.py`."""
+
+import sys
+
+from bedrock.client.cli import main
+
+sys.exit(main())

@@ -1,0 +1,338 @@
+"""AgentClient over HTTP (httpx + httpx-sse) or a deployed runtime (boto3's InvokeAgentRuntime).
+
+    AgentClient(agent_runtime_arn="arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/x", region="us-east-1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from typing import Any, AsyncIterator, Callable, Mapping
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from bedrock.wire.decoding import SSEDecoder
+from bedrock.wire.events import TERMINAL_EVENTS, SSEEvent, encode_frame
+from bedrock.wire.headers import SESSION_HEADER
+from bedrock.wire.result import fold
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+RUNTIME_SESSION_ID_MIN, RUNTIME_SESSION_ID_MAX = 33, 256  # InvokeAgentRuntime's bounds
+_READ_SIZE = 65536
+_INCOMPLETE = "The stream ended before the turn's final event."
+logger = logging.getLogger("bedrock.client")
+
+
+class AgentClientError(Exception):
+    """Base of every error AgentClient raises."""
+
+
+class AgentConnectionError(AgentClientError, ConnectionError):
+    """The agent could not be reached (after the retries), or the connection broke mid-stream."""
+
+
+class AgentTimeoutError(AgentClientError, TimeoutError):
+    """The turn did not finish within the client's `timeout`."""
+
+
+class AgentHTTPError(AgentClientError):
+    """The request was refused: `status`, and the `code` / `message` of its `{"error": {...}}` body."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message, self.body = status, code, message, body
+
+
+class AgentStreamError(AgentClientError):
+    """The turn ended with an `error` event (or the stream ended without a final event)."""
+
+    def __init__(self, code: str, message: str, retryable: bool = False, event: SSEEvent | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.retryable, self.event = code, message, retryable, event
+
+    @classmethod
+    def from_event(cls, event: SSEEvent) -> "AgentStreamError":
+        data = event.data if isinstance(event.data, dict) else {"error": str(event.data)}
+        return cls(data.get("code", "internal_error"), data.get("error", ""), bool(data.get("retryable")), event)
+
+
+def runtime_session_id(session_id: str | None) -> str:
+    """A valid InvokeAgentRuntime session id (33–256 chars) for a payload's `session_id`.
+
+    Deterministic, because the runtime session picks the microVM that serves the turn: every turn of one
+    conversation must land on the same one. Without a session id, a fresh one is generated.
+    """
+    if not session_id:
+        return f"session-{uuid.uuid4().hex}"
+    if RUNTIME_SESSION_ID_MIN <= len(session_id) <= RUNTIME_SESSION_ID_MAX:
+        return session_id
+    digest = hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+    if len(session_id) < RUNTIME_SESSION_ID_MIN:
+        return f"{session_id}-{digest}"[:64]  # a hash, not padding: cannot equal another session's own id
+    return f"{session_id[: RUNTIME_SESSION_ID_MAX - 65]}-{digest}"
+
+
+def _arn_region(arn: str | None) -> str | None:
+    """The REGION of arn:aws:bedrock-agentcore:REGION:ACCOUNT:runtime/ID."""
+    parts = arn.split(":") if arn else []
+    return (parts[3] or None) if len(parts) >= 6 else None
+
+
+def _event(event_type: str, data: Any, event_id: Any) -> SSEEvent:
+    """A received event as the same SSEEvent the server framed (`.type`, `.data`, `.id`)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            pass  # a foreign stream's plain-text data stays text
+    if isinstance(event_id, str):
+        event_id = int(event_id) if event_id.isdigit() else None
+    return encode_frame(event_type or "message", data, event_id)
+
+
+def _http_error(status: int, content: bytes) -> AgentHTTPError:
+    try:
+        body: Any = json.loads(content)
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return AgentHTTPError(status, str(error.get("code", f"http_{status}")), str(error.get("message", "")), body)
+    if isinstance(error, str):  # the SDK's own failures answer {"error": "..."}
+        return AgentHTTPError(status, f"http_{status}", error, body)
+    text = content.decode("utf-8", "replace")[:500]
+    return AgentHTTPError(status, f"http_{status}", text or httpx.codes.get_reason_phrase(status), body)
+
+
+def _incomplete() -> "AgentStreamError":
+    return AgentStreamError("incomplete_stream", _INCOMPLETE, retryable=True)
+
+
+async def _before(deadline: float, step: Any) -> Any:
+    """Await `step`, raising TimeoutError at `deadline` (loop time). Never spans a `yield` of the caller."""
+    if hasattr(asyncio, "timeout_at"):  # 3.11+: same task, so cancellation stays inside `step`
+        async with asyncio.timeout_at(deadline):
+            return await step
+    return await asyncio.wait_for(step, max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
+class AgentClient:
+    """Streams or invokes agent turns; use as `async with AgentClient(...) as client`, or call `aclose()`.
+
+    Give `base_url` (local or HTTPS server: `POST {base_url}/invocations`) or `agent_runtime_arn` (a deployed
+    runtime, through boto3's `bedrock-agentcore` InvokeAgentRuntime, signed with your AWS credentials).
+    `timeout` bounds a whole turn. Connection failures before the first event are retried `retries` times;
+    over HTTP with backoff `backoff_s`, doubling; for a runtime ARN by botocore's standard retry mode, which
+    also retries throttling. Nothing is retried once an event has arrived: the turn has started.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        agent_runtime_arn: str | None = None,
+        region: str | None = None,
+        qualifier: str = "DEFAULT",
+        endpoint_url: str | None = None,
+        timeout: float = 300.0,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`headers` are sent with every HTTP request (base_url only), e.g. an `Authorization` bearer token."""
+        if (base_url is None) == (agent_runtime_arn is None):
+            raise ValueError("give exactly one of base_url or agent_runtime_arn")
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.agent_runtime_arn = agent_runtime_arn
+        self.region = region or _arn_region(agent_runtime_arn)
+        self.qualifier, self.endpoint_url = qualifier, endpoint_url
+        self.timeout, self.retries, self.backoff_s = timeout, retries, backoff_s
+        self._http: httpx.AsyncClient | None = None
+        if self.base_url is not None:
+            # One pooled client for every turn: keep-alive connections are reused across streams.
+            self._http = httpx.AsyncClient(
+                headers=dict(headers or {}),
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                limits=httpx.Limits(max_keepalive_connections=10),
+            )
+        self._boto: Any = None
+        self._boto_lock = threading.Lock()
+
+    async def __aenter__(self) -> "AgentClient":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        if self._http is not None:
+            await self._http.aclose()
+        if self._boto is not None:
+            self._boto.close()
+
+    async def stream(self, payload: Mapping[str, Any]) -> AsyncIterator[SSEEvent]:
+        """One turn's events, `agent_start` … `agent_end`; a failed turn's `error` event comes last (not raised).
+
+        Raises AgentHTTPError (refused), AgentConnectionError, AgentTimeoutError, or AgentStreamError when the
+        stream ends without a final event.
+        """
+        body = {**payload, "stream": True}
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        source = self._runtime_events(body) if self.agent_runtime_arn else self._http_events(body)
+        try:
+            while True:
+                try:
+                    event = await _before(deadline, source.__anext__())
+                except StopAsyncIteration:
+                    raise _incomplete() from None
+                except AgentClientError:
+                    raise
+                except asyncio.TimeoutError:
+                    message = f"The agent did not finish within the {self.timeout:g} s timeout."
+                    raise AgentTimeoutError(message) from None
+                yield event
+                if event.type in TERMINAL_EVENTS:
+                    return
+        finally:
+            await source.aclose()
+
+    async def invoke(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """One turn's result `{output, session_id, actor_id, steps, metrics}`; AgentStreamError if it failed."""
+        return await fold(self.stream(payload), AgentStreamError.from_event, _incomplete)
+
+    # --- HTTP ---------------------------------------------------------------------------------------------
+
+    async def _http_events(self, body: dict[str, Any]) -> AsyncIterator[SSEEvent]:
+        assert self._http is not None
+        url = f"{self.base_url}/invocations"
+        headers = {SESSION_HEADER: body["session_id"]} if isinstance(body.get("session_id"), str) else {}
+        received = False
+        for attempt in range(self.retries + 1):
+            try:
+                async with aconnect_sse(self._http, "POST", url, json=body, headers=headers) as source:
+                    response = source.response
+                    if not response.is_success:
+                        raise _http_error(response.status_code, await response.aread())
+                    content_type = response.headers.get("content-type", "")
+                    if not content_type.startswith("text/event-stream"):
+                        raise AgentClientError(f"expected an event stream from {url}, got {content_type!r}")
+                    async for sse in source.aiter_sse():
+                        received = True
+                        yield _event(sse.event, sse.data, sse.id)
+                return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Nothing reached the agent yet, so trying again cannot run the turn twice.
+                if received or attempt == self.retries:
+                    message = f"Could not connect to {url} after {attempt + 1} attempt(s): {exc}"
+                    raise AgentConnectionError(message) from exc
+                delay = self.backoff_s * 2**attempt
+                logger.warning("connecting to %s failed (%s); retry %d/%d in %.2f s",
+                               url, exc, attempt + 1, self.retries, delay)
+                await asyncio.sleep(delay)
+            except httpx.TimeoutException as exc:
+                raise AgentTimeoutError(f"{url} stopped sending within the {self.timeout:g} s timeout.") from exc
+            except httpx.TransportError as exc:
+                raise AgentConnectionError(f"The connection to {url} broke: {exc!r}") from exc
+
+    # --- Deployed runtime (boto3) ---------------------------------------------------------------------------
+
+    def _boto_client(self) -> Any:
+        with self._boto_lock:
+            if self._boto is None:
+                import boto3  # only runtime-ARN users pay for boto3's import
+                from botocore.config import Config
+
+                config = Config(
+                    connect_timeout=min(self.timeout, 10.0),
+                    read_timeout=self.timeout,  # also ends a read left blocked in a thread after our timeout
+                    retries={"mode": "standard", "total_max_attempts": self.retries + 1},
+                )
+                client = boto3.session.Session().client(
+                    "bedrock-agentcore", region_name=self.region, endpoint_url=self.endpoint_url, config=config
+                )
+                client.meta.events.register("before-parse.bedrock-agentcore.InvokeAgentRuntime", _keep_agent_error)
+                self._boto = client
+            return self._boto
+
+    def _invoke_runtime(self, body: dict[str, Any], session: str) -> Any:
+        return self._boto_client().invoke_agent_runtime(
+            agentRuntimeArn=self.agent_runtime_arn,
+            runtimeSessionId=session,
+            payload=json.dumps(body).encode("utf-8"),
+            qualifier=self.qualifier,
+            contentType="application/json",
+            accept="text/event-stream",
+        )
+
+    async def _runtime_events(self, body: dict[str, Any]) -> AsyncIterator[SSEEvent]:
+        from botocore import exceptions as boto_errors
+        from urllib3 import exceptions as urllib3_errors
+
+        sid = body.get("session_id")
+        session = runtime_session_id(sid if isinstance(sid, str) else None)
+        try:
+            # boto3 blocks, so the call and every read below run on a worker thread.
+            response = await asyncio.to_thread(self._invoke_runtime, body, session)
+        except boto_errors.ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            error = exc.response.get("AgentError") or exc.response.get("Error", {})
+            code = str(error.get("code") or error.get("Code") or "ClientError")
+            message = str(error.get("message") or error.get("Message") or exc)
+            body = {"error": exc.response["AgentError"]} if "AgentError" in exc.response else exc.response
+            raise AgentHTTPError(status, code, message, body) from exc
+        except (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError) as exc:
+            message = f"Could not connect to AgentCore Runtime after {self.retries + 1} attempt(s): {exc}"
+            raise AgentConnectionError(message) from exc
+        except boto_errors.ReadTimeoutError as exc:
+            message = f"AgentCore Runtime did not answer within the {self.timeout:g} s timeout."
+            raise AgentTimeoutError(message) from exc
+        stream = response["response"]
+        read = _chunk_reader(stream)
+        decoder = SSEDecoder()
+        try:
+            while chunk := await asyncio.to_thread(read):
+                for parsed in decoder.feed(chunk):
+                    yield _event(parsed["type"], parsed["data"], parsed.get("id"))
+        except (urllib3_errors.ReadTimeoutError, boto_errors.ReadTimeoutError) as exc:
+            message = f"AgentCore Runtime stopped sending within the {self.timeout:g} s timeout."
+            raise AgentTimeoutError(message) from exc
+        except (urllib3_errors.HTTPError, boto_errors.BotoCoreError, OSError) as exc:
+            raise AgentConnectionError(f"The AgentCore Runtime stream broke: {exc!r}") from exc
+        finally:
+            _close_stream(stream)
+
+
+def _keep_agent_error(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore keeps only an error's Code and Message; keep the agent's own `{"error": {...}}` body too."""
+    if response_dict.get("status_code", 200) < 300:
+        return
+    try:
+        body = json.loads(response_dict.get("body") or b"")
+    except ValueError:
+        return
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        customized_response_dict["AgentError"] = body["error"]
+
+
+def _chunk_reader(stream: Any) -> Callable[[], bytes]:
+    """Read whatever has arrived. StreamingBody.read(n) waits for n bytes, which would hold tokens back."""
+    raw = getattr(stream, "_raw_stream", None)
+    read1 = getattr(raw, "read1", None)
+    if callable(read1):
+        return lambda: read1(_READ_SIZE)
+    return lambda: stream.read(1024)
+
+
+def _close_stream(stream: Any) -> None:
+    # shutdown() (urllib3 >= 2.3) wakes a read still blocked in a worker thread after a timeout or cancel.
+    shutdown = getattr(getattr(stream, "_raw_stream", None), "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    stream.close()
+

@@ -1,0 +1,40 @@
+"""build_agent(settings): the model, tools, checkpointer and graph as configured, put together as an Agent."""
+
+from __future__ import annotations
+
+from bedrock.config import Settings
+from bedrock.core.graph import build_graph
+from bedrock.core.memory import make_checkpointer
+from bedrock.core.model import make_model
+from bedrock.core.tools import default_tools
+from bedrock.core.turn import Agent
+
+
+def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
+    """An Agent for `settings`; `Agent.close()` releases what was started for it.
+
+    `MODEL_PROVIDER=offline` without an `endpoint_url` starts the local Bedrock-compatible endpoint here (the
+    one place it is started), and the agent stops it when closed.
+    """
+    closers = []
+    if settings.model_provider == "offline" and endpoint_url is None:
+        # Imported here: a Bedrock cold start has no use for it.
+        from bedrock.offline.endpoint import OfflineBedrockEndpoint
+
+        endpoint = OfflineBedrockEndpoint(settings.offline_token_delay_ms).start()
+        endpoint_url = endpoint.url
+        closers.append(endpoint.stop)
+    try:
+        checkpointer = make_checkpointer(settings)
+        graph = build_graph(make_model(settings, endpoint_url), default_tools(), checkpointer,
+                            settings.history_max_messages)
+        agent = Agent(graph, settings)
+    except BaseException:
+        for close in closers:
+            close()
+        raise
+    close_saver = getattr(checkpointer, "close", None)
+    if callable(close_saver):
+        closers.append(close_saver)
+    agent.closers.extend(closers)
+    return agent

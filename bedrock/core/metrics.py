@@ -1,0 +1,91 @@
+"""MetricsCallback: what one turn really used (model-reported tokens, calls, errors, timings)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+
+def reported_usage(response: LLMResult) -> tuple[int, int]:
+    """(input, output) tokens as the model reported them in its messages' `usage_metadata`."""
+    input_tokens = output_tokens = 0
+    for generations in response.generations:
+        for generation in generations:
+            usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+            if usage:
+                input_tokens += usage.get("input_tokens", 0)
+                output_tokens += usage.get("output_tokens", 0)
+    return input_tokens, output_tokens
+
+
+class MetricsCallback(BaseCallbackHandler):
+    """Counts what one turn really used: model-reported tokens, LLM calls, tool calls, errors, timings.
+
+    Synchronous and inline on purpose: its hooks only add to counters, and LangChain runs an *async*
+    handler's hooks from a sync model stream (ChatBedrockConverse's) in a fresh event loop per token.
+    """
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(self) -> None:
+        self.started_at = time.perf_counter()
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.llm_calls = 0
+        self.tool_calls = 0
+        self.errors = 0
+        self.first_token_at: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens, as the model reported them."""
+        return self.input_tokens + self.output_tokens
+
+    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
+        self.llm_calls += 1
+
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any) -> None:
+        self.llm_calls += 1
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        if self.first_token_at is None and token:
+            self.first_token_at = time.perf_counter()
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        input_tokens, output_tokens = reported_usage(response)
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.errors += 1
+
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+        self.tool_calls += 1
+
+    def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.errors += 1
+
+    def record_error(self) -> None:
+        """Count an error the runtime saw outside any callback (a failed turn)."""
+        self.errors += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The `metrics` object of `agent_end`."""
+        ttft = None
+        if self.first_token_at is not None:
+            ttft = round((self.first_token_at - self.started_at) * 1000, 1)
+        return {
+            "tokens": self.tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "tool_calls": self.tool_calls,
+            "errors": self.errors,
+            "llm_calls": self.llm_calls,
+            "latency_ms": round((time.perf_counter() - self.started_at) * 1000, 1),
+            "time_to_first_token_ms": ttft,
+        }

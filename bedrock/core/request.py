@@ -1,0 +1,178 @@
+"""A turn's request: the payload validated with pydantic; every failure becomes one clear PayloadError."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bedrock.errors import PayloadError
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+MAX_SESSION_ID = 100  # AgentCore Memory's limit for a session id
+MAX_ACTOR_ID = 255
+MAX_OBJECT_BYTES = 16_384
+MAX_OBJECT_DEPTH = 8
+DEFAULT_MAX_PROMPT_CHARS = 32_000
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_OBJECT_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return value
+    if _depth(value) > MAX_OBJECT_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_OBJECT_DEPTH} levels")
+    if len(json.dumps(value, default=str)) > MAX_OBJECT_BYTES:
+        raise ValueError(f"larger than {MAX_OBJECT_BYTES} bytes as JSON")
+    return value
+
+
+class AgentRequest(BaseModel):
+    """One turn: the prompt, whose session it belongs to, and how to answer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    prompt: str = Field(min_length=1)
+    session_id: str | None = Field(default=None, max_length=MAX_SESSION_ID, pattern=ID_PATTERN)
+    actor_id: str | None = Field(default=None, max_length=MAX_ACTOR_ID, pattern=ID_PATTERN)
+    stream: bool = False
+    stream_tokens: bool = False
+    preferences: dict[str, Any] | None = None
+    custom_data: dict[str, Any] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    _bounded = field_validator("preferences", "custom_data")(_bounded_object)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # A key may itself be a lone surrogate: escaped, so the error body can still be written as UTF-8.
+    return ".".join(str(part) for part in loc).encode("utf-8", "backslashreplace").decode() or "payload"
+
+
+def _describe(errors: list[Any]) -> list[dict[str, str]]:
+    details = []
+    for error in errors:
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "string_pattern_mismatch":
+            message = "must start with a letter or digit and hold only letters, digits, '_' and '-'"
+        details.append({"field": _field_name(error["loc"]), "message": message})
+    return details
+
+
+def parse_request(
+    payload: Any,
+    *,
+    header_session_id: str | None = None,
+    default_actor_id: str = "default-user",
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+) -> AgentRequest:
+    """Validate a decoded JSON payload and settle its session and actor ids.
+
+    session_id: the payload's, else the AgentCore session header's, else a new one.
+    actor_id: the payload's, else `custom_data.user_id`, else `default_actor_id`.
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError(f"the payload must be a JSON object, not {type(payload).__name__}")
+    try:
+        request = AgentRequest.model_validate(payload)
+    except ValidationError as exc:
+        details = _describe(exc.errors())
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        raise PayloadError(f"invalid payload: {summary}", details) from None
+    # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 writer (memory, the model's request,
+    # the SSE stream) can encode: refused here, before anything is stored. pydantic already refuses them in
+    # the string fields; the free-form objects are walked.
+    unencodable = _unencodable_field(request.preferences, "preferences") or _unencodable_field(
+        request.custom_data, "custom_data")
+    if unencodable is not None:
+        raise PayloadError(
+            f"invalid payload: {unencodable}: text is not valid Unicode (a lone surrogate)",
+            [{"field": unencodable, "message": "not valid Unicode (a lone surrogate)"}],
+        )
+    if len(request.prompt) > max_prompt_chars:
+        raise PayloadError(
+            f"invalid payload: prompt: longer than {max_prompt_chars} characters",
+            [{"field": "prompt", "message": f"longer than {max_prompt_chars} characters"}],
+        )
+    updates: dict[str, Any] = {}
+    if request.session_id is None:
+        updates["session_id"] = _session_from_header(header_session_id)
+    if request.actor_id is None:
+        updates["actor_id"] = _actor_from_custom_data(request.custom_data) or default_actor_id
+    return request.model_copy(update=updates) if updates else request
+
+
+def _unencodable_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) in `value` that UTF-8 cannot encode, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "payload"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _unencodable_field(key) is not None:
+                return where.encode("utf-8", "backslashreplace").decode()
+            found = _unencodable_field(item, where)
+            if found is not None:
+                return found.encode("utf-8", "backslashreplace").decode()
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unencodable_field(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
+def _session_from_header(header_session_id: str | None) -> str:
+    if not header_session_id:
+        return f"session-{uuid.uuid4().hex}"
+    if re.fullmatch(ID_PATTERN, header_session_id) and len(header_session_id) > MAX_SESSION_ID:
+        # AgentCore runtime session ids may be up to 256 characters, AgentCore Memory's only 100: a stable
+        # digest keeps every turn of that runtime session in one memory session.
+        return "rt-" + hashlib.sha256(header_session_id.encode()).hexdigest()
+    try:
+        return AgentRequest.model_validate({"prompt": "x", "session_id": header_session_id}).session_id or ""
+    except ValidationError:
+        raise PayloadError(
+            "invalid session header: X-Amzn-Bedrock-AgentCore-Runtime-Session-Id must hold only letters, "
+            "digits, '_' or '-'; send a valid session_id in the payload instead",
+            [{"field": "session_id", "message": "invalid session header"}],
+        ) from None
+
+
+def _actor_from_custom_data(custom_data: dict[str, Any] | None) -> str | None:
+    user_id = (custom_data or {}).get("user_id")
+    if user_id is None:
+        return None
+    try:
+        return AgentRequest.model_validate({"prompt": "x", "actor_id": str(user_id)}).actor_id
+    except ValidationError:
+        raise PayloadError(
+            "invalid payload: custom_data.user_id is used as the actor id and must be at most "
+            f"{MAX_ACTOR_ID} letters, digits, '_' or '-'",
+            [{"field": "custom_data.user_id", "message": "not a valid actor id"}],
+        ) from None

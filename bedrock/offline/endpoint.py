@@ -1,0 +1,317 @@
+"""A local Bedrock Runtime–compatible endpoint (Converse and ConverseStream) in front of the offline rules.
+
+`MODEL_PROVIDER=offline` points ChatBedrockConverse here, so offline runs and tests take the production
+path — botocore signing, retries, event-stream decoding, usage — with only the endpoint swapped.
+It is also scriptable, as the test fixture for that path: queue fixed replies, HTTP errors, or a stream
+that breaks mid-way, and read back every request it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Collection, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from bedrock.offline.background import BackgroundServer
+from bedrock.offline.rules import Reply, Turn, reply_to, tokenize
+
+EVENTSTREAM = "application/vnd.amazon.eventstream"
+
+
+def encode_event(headers: dict[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message (string headers only).
+
+    Written by hand: botocore only decodes this framing, and no maintained library encodes it.
+    Layout: total length, headers length, prelude CRC32, headers, payload, message CRC32.
+    """
+    encoded = b"".join(
+        struct.pack(">B", len(name)) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
+        for name, value in headers.items()
+    )
+    total = 12 + len(encoded) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def event_frame(event_type: str, body: dict[str, Any]) -> bytes:
+    """A ConverseStream event (`messageStart`, `contentBlockDelta`, …)."""
+    headers = {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}
+    return encode_event(headers, json.dumps(body).encode())
+
+
+def exception_frame(exception_type: str, message: str) -> bytes:
+    """An in-stream exception (botocore raises it as EventStreamError)."""
+    headers = {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"}
+    return encode_event(headers, json.dumps({"message": message}).encode())
+
+
+def turns_from_converse(body: dict[str, Any]) -> list[Turn]:
+    """A Converse request body → Turns for the rules."""
+    turns = [Turn("system", block["text"]) for block in body.get("system", []) if "text" in block]
+    for message in body.get("messages", []):
+        texts, call = [], None
+        for block in message.get("content", []):
+            if "text" in block:
+                texts.append(block["text"])
+            elif "toolUse" in block and call is None:
+                use = block["toolUse"]
+                call = {"id": use["toolUseId"], "name": use["name"], "args": use.get("input", {})}
+            elif "toolResult" in block:
+                result = block["toolResult"]
+                text = "".join(c.get("text", json.dumps(c.get("json"))) for c in result.get("content", []))
+                turns.append(Turn("tool", text, is_error=result.get("status") == "error"))
+        if texts or call:
+            role = "assistant" if message["role"] == "assistant" else "user"
+            turns.append(Turn(role, "".join(texts), tool_call=call))
+    return turns
+
+
+class ConverseValidationError(ValueError):
+    """A request Bedrock's Converse API would refuse with ValidationException (HTTP 400)."""
+
+
+def validate_converse(body: dict[str, Any]) -> None:
+    """Refuse, as Converse does, a conversation the model cannot be given.
+
+    The rules a stored history can break: it starts with a user message; roles alternate; each assistant
+    `toolUse` is answered, id for id, by `toolResult` blocks in the next user message, and no `toolResult`
+    answers a `toolUse` that was not made; no message is empty and no text block is blank. The messages
+    follow Bedrock's own wording, so an offline run fails where a real one would.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ConverseValidationError("The messages field is empty. Add at least one message and try again.")
+    if messages[0].get("role") != "user":
+        raise ConverseValidationError(
+            "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+        )
+    asked: list[str] = []  # toolUse ids of the previous assistant message, to be answered next
+    for i, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if i and role == messages[i - 1].get("role"):
+            raise ConverseValidationError(
+                "A conversation must alternate between user and assistant roles. Make sure the conversation "
+                "alternates between user and assistant roles and try again."
+            )
+        if not isinstance(content, list) or not content:
+            raise ConverseValidationError(
+                f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object to "
+                "the content field and try again."
+            )
+        for j, block in enumerate(content):
+            if "text" in block and not str(block["text"]).strip():
+                raise ConverseValidationError(
+                    f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank. Add text to "
+                    "the text field, and try again."
+                )
+        if role == "assistant":
+            asked = [b["toolUse"]["toolUseId"] for b in content if "toolUse" in b]
+            continue
+        answered = [b["toolResult"]["toolUseId"] for b in content if "toolResult" in b]
+        missing = [tool_use_id for tool_use_id in asked if tool_use_id not in answered]
+        if missing:
+            raise ConverseValidationError(
+                f"Expected toolResult blocks at messages.{i}.content for the following Ids: {', '.join(missing)}"
+            )
+        if len(answered) > len(asked) or set(answered) - set(asked):
+            raise ConverseValidationError(
+                f"The number of toolResult blocks at messages.{i}.content exceeds the number of toolUse blocks "
+                "of previous turn."
+            )
+        asked = []
+
+
+def offered_tools(body: dict[str, Any]) -> set[str]:
+    """The names of the tools a Converse request offers the model."""
+    return {t["toolSpec"]["name"] for t in body.get("toolConfig", {}).get("tools", []) if "toolSpec" in t}
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """Answer the next request with an AWS JSON error (e.g. 429 ThrottlingException)."""
+
+    status: int
+    code: str
+    message: str = "scripted failure"
+
+
+@dataclass(frozen=True)
+class BreakStream:
+    """Stream `after_tokens` text chunks of the reply, then an exception frame."""
+
+    after_tokens: int
+    exception_type: str = "modelStreamErrorException"
+    message: str = "scripted stream failure"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the endpoint received."""
+
+    path: str
+    model_id: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class OfflineBedrockEndpoint:
+    """Serves `POST /model/{modelId}/converse` and `/converse-stream`; scriptable, and recording if asked.
+
+    `record`: how many of the latest requests (and usage reports) to keep for `requests` and
+    `usage_reported`; 0, the default, keeps none, so a long-running `make run` does not grow with them.
+    """
+
+    def __init__(
+        self,
+        token_delay_ms: float = 0,
+        responder: Callable[[Sequence[Turn], Collection[str]], Reply] = reply_to,
+        *,
+        record: int = 0,
+    ) -> None:
+        self.token_delay_s = token_delay_ms / 1000
+        self.responder = responder
+        self.requests: deque[Recorded]
+        self.usage_reported: deque[dict[str, int]]
+        self.record(record)
+        self.script: deque[Reply | HttpError | BreakStream] = deque()
+        self.app = Starlette(
+            routes=[
+                Route("/model/{model_id:path}/converse", self._converse, methods=["POST"]),
+                Route("/model/{model_id:path}/converse-stream", self._converse_stream, methods=["POST"]),
+            ]
+        )
+        self._server = BackgroundServer(self.app)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> "OfflineBedrockEndpoint":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def record(self, last: int) -> "OfflineBedrockEndpoint":
+        """Keep the `last` requests and usage reports from now on (0: keep none)."""
+        self.requests = deque(maxlen=last)
+        self.usage_reported = deque(maxlen=last)
+        return self
+
+    def then(self, *actions: Reply | HttpError | BreakStream) -> "OfflineBedrockEndpoint":
+        """Queue what the next requests get, in order; once the script is empty the rules answer."""
+        self.script.extend(actions)
+        return self
+
+    async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | None]:
+        body = json.loads(await request.body())
+        if self.requests.maxlen:
+            self.requests.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
+        try:
+            validate_converse(body)
+        except ConverseValidationError as invalid:
+            return body, HttpError(400, "ValidationException", str(invalid))  # before any scripted action
+        return body, self.script.popleft() if self.script else None
+
+    def _rules(self, body: dict[str, Any]) -> Reply:
+        return self.responder(turns_from_converse(body), offered_tools(body))
+
+    @staticmethod
+    def _error(error: HttpError) -> Response:
+        return JSONResponse(
+            {"message": error.message}, status_code=error.status, headers={"x-amzn-ErrorType": error.code}
+        )
+
+    def _report(self, reply: Reply) -> dict[str, int]:
+        usage = converse_usage(reply)
+        if self.usage_reported.maxlen:
+            self.usage_reported.append(usage)
+        return usage
+
+    async def _converse(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body, action = await self._receive(request)
+        if isinstance(action, HttpError):
+            return self._error(action)
+        reply = action if isinstance(action, Reply) else self._rules(body)
+        if self.token_delay_s:  # a whole answer takes as long as streaming it would
+            await asyncio.sleep(self.token_delay_s * max(0, len(tokenize(reply.text)) - 1))
+        content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        if reply.tool_call:
+            call = reply.tool_call
+            content.append({"toolUse": {"toolUseId": call["id"], "name": call["name"], "input": call["args"]}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": "tool_use" if reply.tool_call else "end_turn",
+                "usage": self._report(reply),
+                "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
+            }
+        )
+
+    async def _converse_stream(self, request: Request) -> Response:
+        body, action = await self._receive(request)
+        if isinstance(action, HttpError):
+            return self._error(action)
+        reply = action if isinstance(action, Reply) else self._rules(body)
+        breaks = action if isinstance(action, BreakStream) else None
+        return StreamingResponse(self._frames(reply, breaks), media_type=EVENTSTREAM)
+
+    async def _frames(self, reply: Reply, breaks: BreakStream | None) -> AsyncIterator[bytes]:
+        started = time.perf_counter()
+        yield event_frame("messageStart", {"role": "assistant"})
+        for i, token in enumerate(tokenize(reply.text)):
+            if breaks is not None and i == breaks.after_tokens:
+                yield exception_frame(breaks.exception_type, breaks.message)
+                return
+            if i and self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            yield event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}})
+        if breaks is not None:
+            yield exception_frame(breaks.exception_type, breaks.message)
+            return
+        if reply.text:
+            yield event_frame("contentBlockStop", {"contentBlockIndex": 0})
+        if reply.tool_call:
+            call, index = reply.tool_call, 1 if reply.text else 0
+            start = {"toolUse": {"toolUseId": call["id"], "name": call["name"]}}
+            yield event_frame("contentBlockStart", {"contentBlockIndex": index, "start": start})
+            delta = {"toolUse": {"input": json.dumps(call["args"])}}
+            yield event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+            yield event_frame("contentBlockStop", {"contentBlockIndex": index})
+        yield event_frame("messageStop", {"stopReason": "tool_use" if reply.tool_call else "end_turn"})
+        latency = int((time.perf_counter() - started) * 1000)
+        yield event_frame("metadata", {"usage": self._report(reply), "metrics": {"latencyMs": latency}})
+
+
+def converse_usage(reply: Reply) -> dict[str, int]:
+    """A reply's token usage as Converse reports it (`inputTokens`, `outputTokens`, `totalTokens`)."""
+    return {
+        "inputTokens": reply.input_tokens,
+        "outputTokens": reply.output_tokens,
+        "totalTokens": reply.input_tokens + reply.output_tokens,
+    }
+
+
+if __name__ == "__main__":
+    # A standalone endpoint, e.g. for benchmarks that keep the model out of the server's process:
+    # `python -m bedrock.offline.endpoint` prints its URL; point AWS_ENDPOINT_URL_BEDROCK_RUNTIME at it.
+    import threading
+
+    from bedrock.config import Settings
+
+    endpoint = OfflineBedrockEndpoint(Settings.from_env().offline_token_delay_ms).start()
+    print(f"URL={endpoint.url}", flush=True)
+    threading.Event().wait()

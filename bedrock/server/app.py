@@ -1,0 +1,143 @@
+"""build_app(settings): the AgentCore app — its middleware, routes, entrypoint and lifespan — around a Runtime.
+
+    POST /invocations    AgentCore's route (the SDK's request context, then our entrypoint)
+    POST /invoke         local: the same, for the guide's clients
+    POST /stream         local: the same with `"stream": true` implied
+    GET  /ping           Healthy, or HealthyBusy while every invocation slot is taken
+
+A request's way in is drawn in ARCHITECTURE.md ("A request's way in").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import anyio
+from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bedrock.config import Settings
+from bedrock.core.turn import Agent
+from bedrock.errors import AgentError, classify
+from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
+from bedrock.server.body import JSONBodyGuard, payload_of
+from bedrock.server.capacity import SlotResponse
+from bedrock.server.responses import DeferredJSONResponse, error_response, sse_response
+from bedrock.server.runtime import Runtime
+from bedrock.wire.headers import SESSION_HEADER
+
+logger = logging.getLogger(__name__)
+
+INVOCATION_PATHS = frozenset({"/invocations", "/invoke", "/stream"})
+
+
+class AgentCoreApp(BedrockAgentCoreApp):
+    """BedrockAgentCoreApp whose `/invocations` takes the payload JSONBodyGuard already parsed, on the server's loop.
+
+    The SDK's own handler would read and parse the body a second time, and run an async entrypoint on a
+    separate worker loop whose result (our response) is then sent from uvicorn's: every turn would hop loops.
+    Its request context (request and session ids, the workload access token, forwarded headers) is still
+    set by the SDK's own `_build_request_context`, as it does for every invocation.
+    """
+
+    async def _handle_invocation(self, request: Request) -> Response:
+        context = self._build_request_context(request)
+        return await self.handlers["main"](payload_of(request.scope), context)
+
+
+def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp:
+    """The app for `settings`; `agent` (already built) instead of building one from the settings."""
+    runtime = Runtime(settings, agent)
+
+    @asynccontextmanager
+    async def lifespan(app: AgentCoreApp) -> AsyncIterator[None]:
+        # Built before the first request is served, but on a worker thread: every new AgentCore session is a
+        # cold start, and /ping answers while the model client, graph and checkpointer are being built.
+        runtime.start().add_done_callback(_stop_if_failed)
+        yield
+        await runtime.stop()
+
+    verifier = TokenVerifier(settings) if settings.auth_mode == "jwt" else None
+    app = AgentCoreApp(
+        lifespan=lifespan,
+        middleware=[
+            # Outermost: an unauthenticated caller's body is not even read (AUTH_MODE=jwt; a no-op otherwise).
+            Middleware(BearerAuth, paths=INVOCATION_PATHS, verifier=verifier),
+            Middleware(JSONBodyGuard, paths=INVOCATION_PATHS, max_bytes=settings.max_request_bytes,
+                       read_timeout_s=settings.request_read_timeout_s),
+        ],
+    )
+    app.state.runtime = runtime
+
+    @app.entrypoint
+    async def invoke(payload: Any, context: Any) -> Response:
+        """AgentCore's `POST /invocations`."""
+        raw = getattr(context, "request", None)
+        return await respond(runtime, payload, getattr(context, "session_id", None),
+                             verified=verified_actor(raw.scope) if raw is not None else None)
+
+    @app.ping
+    def ping() -> PingStatus:
+        """HealthyBusy while every invocation slot is taken."""
+        return PingStatus.HEALTHY_BUSY if runtime.slots.busy else PingStatus.HEALTHY
+
+    async def local(request: Request) -> Response:
+        """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
+        return await respond(runtime, payload_of(request.scope), request.headers.get(SESSION_HEADER),
+                             stream=request.url.path == "/stream", verified=verified_actor(request.scope))
+
+    app.add_route("/invoke", local, methods=["POST"])
+    app.add_route("/stream", local, methods=["POST"])
+    app.add_exception_handler(Exception, _internal_error)
+    return app
+
+
+async def respond(
+    runtime: Runtime, payload: Any, header_session_id: str | None = None, *, stream: bool = False,
+    verified: str | None = None,
+) -> Response:
+    """Validate, await the agent, check the session's owner, take a slot, then answer with the SSE stream or
+    a JSON reply whose body runs the turn. Every refusal comes before a stream starts, as a JSON error."""
+    try:
+        request = runtime.validate(payload, header_session_id, verified)
+    except AgentError as refused:
+        return error_response(refused)
+    try:
+        agent = await runtime.ready_agent()
+    except Exception:
+        return error_response(AgentError("internal_error", "The agent could not be started; see the server logs."))
+    try:
+        await agent.owners.check(request.session_id, request.actor_id)
+    except Exception as refused:
+        return error_response(classify(refused))
+    if not runtime.slots.try_acquire():
+        return error_response(AgentError("server_busy"))
+    settings = runtime.settings
+    if stream or request.stream:
+        shutdown = anyio.Event()
+        response: Response = sse_response(
+            agent.stream(request, shutdown=shutdown), settings.sse_ping_interval_s, shutdown,
+            settings.shutdown_grace_s, settings.sse_stall_timeout_s,
+        )
+    else:
+        response = DeferredJSONResponse(lambda: agent.invoke(request))
+    return SlotResponse(response, runtime.slots)
+
+
+def _stop_if_failed(build: Future[Agent]) -> None:
+    """A server whose agent cannot be built stops, as a failed startup would, rather than answer errors."""
+    if build.exception() is not None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Any unhandled failure (Starlette's default is a plain-text 500): the JSON error shape, no internals."""
+    logger.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(AgentError("internal_error"))

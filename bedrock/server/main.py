@@ -1,0 +1,48 @@
+"""Serving the app as a process: `python -m bedrock.agent_runtime` (and the test kit's live servers) run `serve`."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import socket
+
+from bedrock.config import Settings
+from bedrock.server.allocator import tune_allocator
+from bedrock.server.connections import uvicorn_options
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_process(settings: Settings) -> None:
+    """What a serving process sets up once its modules are loaded.
+
+    Every new AgentCore session starts from cold: its imports leave ~230k objects that the cyclic collector
+    would scan again and again (`python -m bedrock.agent_runtime` runs with the collector off while they load).
+    Frozen here, they leave later collections (they live as long as the process anyway); see
+    bench/RESULTS_cold_start.md. Freed memory goes back to the system after bursts (`allocator.py`).
+    """
+    gc.freeze()
+    gc.enable()
+    tune_allocator()
+    # Our loggers only: the SDK's logger already has its own JSON handler.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("bedrock")
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+
+
+def serve(app: object, settings: Settings, *, sock: socket.socket | None = None, **uvicorn_config: object) -> None:
+    """Serve `app` until SIGTERM/SIGINT: on PORT (BIND_HOST, else the SDK's choice), or on a bound `sock`."""
+    import uvicorn
+
+    prepare_process(settings)
+    options = {**uvicorn_options(settings), **uvicorn_config}
+    if sock is not None:
+        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        return
+    offline = settings.model_provider == "offline"
+    model = "offline rule-based stand-in (not an LLM)" if offline else settings.bedrock_model_id
+    logger.info("serving POST /invocations on port %d; model: %s", settings.port, model)
+    # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
+    app.run(port=settings.port, host=settings.bind_host or None, **options)  # type: ignore[attr-defined]

@@ -1,0 +1,45 @@
+"""A turn's result: the fold of its events into `{output, session_id, actor_id, steps, metrics}`.
+
+The same fold serves the runtime's non-streamed replies (`Agent.invoke`) and the client's `invoke`; each
+says which exception a turn's `error` event, or a stream that ends without a final event, becomes.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, AsyncIterator, Callable
+
+from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, SSEEvent
+
+
+def turn_result(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """The result dict from the data of a turn's `agent_start` and `agent_end`."""
+    return {
+        "output": end["output"],
+        "session_id": start.get("session_id"),
+        "actor_id": start.get("actor_id"),
+        "steps": end["steps"],
+        "metrics": end["metrics"],
+    }
+
+
+async def fold(
+    events: AsyncIterator[SSEEvent],
+    failed: Callable[[SSEEvent], Exception],
+    incomplete: Callable[[], Exception],
+) -> dict[str, Any]:
+    """Read a turn's events to its end: its result, or raise `failed(error_event)` / `incomplete()`.
+
+    The events are closed when the fold returns or raises (`aclosing`), not when the collector finds them:
+    until then a runtime's turn holds its session, and a client's stream its connection.
+    """
+    start: dict[str, Any] = {}
+    async with aclosing(events):
+        async for event in events:
+            if event.type == AGENT_START:
+                start = event.data
+            elif event.type == AGENT_END:
+                return turn_result(start, event.data)
+            elif event.type == ERROR:
+                raise failed(event)
+    raise incomplete()

@@ -1,0 +1,292 @@
+"""The Bedrock wire path: ChatBedrockConverse → botocore → the local endpoint (scripted where needed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from langchain_aws import ChatBedrockConverse
+
+from bedrock.core.build import build_agent
+from bedrock.server.app import build_app
+from bedrock.config import Settings
+from bedrock.offline.rules import Reply
+from bedrock.offline.endpoint import BreakStream, HttpError, OfflineBedrockEndpoint
+from bedrock.core.model import make_model
+from bedrock.core.request import parse_request
+from testkit.sse import frames_of
+
+
+@pytest.fixture
+def endpoint() -> Iterator[OfflineBedrockEndpoint]:
+    ep = OfflineBedrockEndpoint(record=100).start()
+    yield ep
+    ep.stop()
+
+
+def bedrock_settings(**overrides: Any) -> Settings:
+    # Standard retries: adaptive mode's client-side rate limiter would slow the tests after a 429.
+    return Settings(model_provider="bedrock", bedrock_retry_mode="standard", bedrock_max_attempts=2, **overrides)
+
+
+async def run_turn(agent, prompt: str, session_id: str, **payload: Any) -> list[Any]:
+    request = parse_request({"prompt": prompt, "session_id": session_id, **payload})
+    return [event async for event in agent.stream(request)]
+
+
+async def test_an_offline_agent_runs_on_a_local_endpoint_it_stops(session_id):
+    agent = build_agent(Settings(model_provider="offline", memory_backend="memory"))
+    started = [c.__self__ for c in agent.closers if isinstance(getattr(c, "__self__", None), OfflineBedrockEndpoint)]
+    assert len(started) == 1 and started[0].url.startswith("http://127.0.0.1:")
+    result = await agent.invoke(parse_request({"prompt": "What is my name?", "session_id": session_id}))
+    assert result["output"]  # the endpoint answers, through ChatBedrockConverse
+    agent.close()  # it started the endpoint: closing the agent stops it
+    with pytest.raises(httpx.TransportError):
+        httpx.post(started[0].url + "/model/x/converse", json={}, timeout=2)
+    assert isinstance(make_model(Settings(model_provider="offline"), started[0].url), ChatBedrockConverse)
+    with pytest.raises(ValueError):
+        make_model(Settings(model_provider="offline"))  # only build_agent starts an endpoint
+
+
+async def test_bridged_stream_yields_every_chunk_and_stops_early_cleanly(endpoint):
+    model = make_model(Settings(model_provider="offline"), endpoint.url)
+    endpoint.then(Reply("one two three four", None, 1, 4), Reply("a b c d e f g h", None, 1, 8))
+    chunks = [c async for c in model.astream("hi")]
+    assert "".join(c.text for c in chunks) == "one two three four"
+    assert sum(c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata) == 4
+    stream = model.astream("hi")
+    async for _ in stream:
+        break  # the reader leaves: the pump thread stops and closes botocore's stream
+    await stream.aclose()
+    assert (await model.ainvoke("What is 2 * 2?")).content  # the model is still usable
+
+
+def test_make_model_bedrock_uses_configured_retries():
+    model = make_model(Settings(model_provider="bedrock", bedrock_max_attempts=7, bedrock_retry_mode="standard"))
+    assert isinstance(model, ChatBedrockConverse) and model.endpoint_url is None
+    assert model.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}
+
+
+async def test_offline_runtime_turn_goes_through_the_endpoint(endpoint, session_id):
+    settings = Settings(model_provider="offline", memory_backend="memory")
+    runtime = build_app(settings, agent=build_agent(settings, endpoint.url)).state.runtime
+    events = [e async for e in runtime.stream({"prompt": "What is 25 * 4?", "session_id": session_id})]
+    assert events[-1].data["output"] == "The result of 25 * 4 is 100."
+    mine = [r for r in endpoint.requests if r.body["messages"][0]["content"][0].get("text") == "What is 25 * 4?"]
+    turn_two = mine[-1].body["messages"]
+    assert mine[-1].path.endswith("/converse")  # not streaming tokens → Converse
+    assert turn_two[-1]["content"][0]["toolResult"]["content"][0]["text"] == "100"
+    assert "x-amz-date" in mine[-1].headers and mine[-1].headers["authorization"].startswith("AWS4-HMAC-SHA256")
+
+
+async def test_token_usage_equals_what_the_endpoint_reported(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    events = await run_turn(agent, "What is 12 * 12?", session_id, stream_tokens=True)
+    assert [r.path.rsplit("/", 1)[1] for r in endpoint.requests] == ["converse-stream", "converse-stream"]
+    metrics = events[-1].data["metrics"]
+    assert metrics["tokens"] == sum(u["totalTokens"] for u in endpoint.usage_reported) > 0
+    assert metrics["input_tokens"] == sum(u["inputTokens"] for u in endpoint.usage_reported)
+    assert metrics["llm_calls"] == 2 and metrics["time_to_first_token_ms"] is not None
+
+
+async def test_throttled_once_is_retried_and_succeeds(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(HttpError(429, "ThrottlingException", "Too many requests"))
+    events = await run_turn(agent, "What is 2 * 21?", session_id, stream_tokens=True)
+    assert events[-1].type == "agent_end" and "42" in events[-1].data["output"]
+    assert len(endpoint.requests) == 3  # 429, retry, then the second model call
+
+
+@pytest.mark.parametrize("stream_tokens", [True, False])
+async def test_throttled_beyond_retries_is_a_retryable_error(endpoint, session_id, stream_tokens):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(HttpError(429, "ThrottlingException"), HttpError(429, "ThrottlingException"))
+    events = await run_turn(agent, "hello", session_id, stream_tokens=stream_tokens)
+    assert [e.type for e in events] == ["agent_start", "agent_step", "error"]
+    error = events[-1].data
+    assert error["code"] == "model_throttled" and error["retryable"] is True
+    assert "Traceback" not in error["error"] and "scripted" not in error["error"]
+
+
+async def test_validation_error_is_not_retryable(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(HttpError(400, "ValidationException", "bad input"))
+    events = await run_turn(agent, "hello", session_id)
+    assert events[-1].data["code"] == "model_validation_error" and events[-1].data["retryable"] is False
+    assert len(endpoint.requests) == 1  # not retried
+
+
+async def test_stream_broken_mid_way_keeps_tokens_then_one_error_and_memory_whole(endpoint, session_id):
+    agent = build_agent(bedrock_settings(token_buffer_size=1), endpoint.url)
+    await run_turn(agent, "My name is Alice", session_id)
+    endpoint.then(BreakStream(after_tokens=3))
+    events = await run_turn(agent, "Tell me a long story", session_id, stream_tokens=True)
+    types = [e.type for e in events]
+    assert types.count("llm_token") == 3 and types[-1] == "error" and types.count("error") == 1
+    assert events[-1].data["code"] == "model_stream_error" and events[-1].data["retryable"] is True
+    state = await agent.graph.aget_state({"configurable": {"thread_id": session_id}})
+    contents = [m.content for m in state.values["messages"]]
+    assert contents == ["My name is Alice", "Nice to meet you, Alice! I'll remember your name."]
+    events = await run_turn(agent, "What's my name?", session_id)
+    assert events[-1].data["output"] == "Your name is Alice."
+    sent = endpoint.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]  # the failed turn is not replayed
+
+
+async def test_scripted_reply_is_served(endpoint, session_id):
+    agent = build_agent(bedrock_settings(), endpoint.url)
+    endpoint.then(Reply("Scripted answer.", None, 3, 2))
+    events = await run_turn(agent, "anything", session_id)
+    assert events[-1].data["output"] == "Scripted answer." and events[-1].data["metrics"]["tokens"] == 5
+
+
+@pytest.fixture
+def paced_endpoint() -> Iterator[OfflineBedrockEndpoint]:
+    ep = OfflineBedrockEndpoint(token_delay_ms=40, record=100).start()
+    yield ep
+    ep.stop()
+
+
+def test_tokens_reach_an_http_client_incrementally(make_server, paced_endpoint, session_id):
+    live = make_server({"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": paced_endpoint.url,
+                        "TOKEN_BUFFER_SIZE": "1"})
+    payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream_tokens": True}
+    arrivals: dict[str, float] = {}
+    started = time.perf_counter()
+    with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                arrivals.setdefault(line[7:], time.perf_counter() - started)
+    assert set(arrivals) >= {"agent_start", "llm_token", "agent_end"}
+    # ~40 chunks at 40 ms: the first token comes long before the end, not with it.
+    assert arrivals["llm_token"] * 5 < arrivals["agent_end"]
+    assert paced_endpoint.requests[0].path.endswith("/converse-stream")
+
+
+def test_http_stream_ends_with_error_event_when_model_fails(make_server, endpoint, session_id):
+    live = make_server({"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint.url,
+                        "BEDROCK_RETRY_MODE": "standard", "BEDROCK_MAX_ATTEMPTS": "1"})
+    endpoint.then(HttpError(403, "AccessDeniedException", "secret internal detail"))
+    with httpx.Client(timeout=30) as client:
+        response = client.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id, "stream": True})
+        frames = frames_of(response.content)
+        assert [f[0] for f in frames] == ["agent_start", "agent_step", "error"]
+        assert frames[-1][1]["code"] == "model_access_denied" and "secret" not in response.text
+        endpoint.then(HttpError(429, "ThrottlingException"))
+        reply = client.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id})
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "model_throttled"
+        assert reply.json()["error"]["retryable"] is True
+        ok = client.post(live.url + "/invocations", json={"prompt": "What is 1 + 1?", "session_id": session_id})
+        assert ok.status_code == 200 and ok.json()["output"] == "The result of 1 + 1 is 2."
+
+
+def test_offline_turn_over_http_goes_through_the_endpoint(endpoint, tmp_path, session_id):
+    """An app built for the offline model, served over HTTP in this process so its endpoint's record can be read."""
+    from bedrock.offline.background import BackgroundServer
+
+    settings = Settings(model_provider="offline", memory_path=str(tmp_path / "m.sqlite"))
+    server = BackgroundServer(build_app(settings, agent=build_agent(settings, endpoint.url)))
+    url = server.start()
+    try:
+        response = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id,
+                                                          "stream": True}, timeout=30)
+        assert frames_of(response.content)[-1][1]["output"] == "The result of 25 * 4 is 100."
+        mine = [r for r in endpoint.requests if r.body["messages"][0]["content"][0].get("text") == "What is 25 * 4?"
+                and len(r.body["messages"]) == 3]
+        assert mine, "the second model call of the turn never reached the endpoint"
+        assert mine[-1].body["messages"][-1]["content"][0]["toolResult"]["content"][0]["text"] == "100"
+    finally:
+        server.stop()
+
+
+def user(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": list(blocks)}
+
+
+def assistant(*blocks: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "assistant", "content": list(blocks)}
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"text": value}
+
+
+def tool_use(tool_use_id: str) -> dict[str, Any]:
+    return {"toolUse": {"toolUseId": tool_use_id, "name": "calculator", "input": {"expression": "1 + 1"}}}
+
+
+def tool_result(tool_use_id: str) -> dict[str, Any]:
+    return {"toolResult": {"toolUseId": tool_use_id, "content": [{"text": "2"}]}}
+
+
+INVALID_CONVERSATIONS = {
+    "starts with the assistant": ([assistant(text("Hi")), user(text("Hello"))], "must start with a user message"),
+    "two user messages in a row": ([user(text("Hi")), user(text("Hello"))], "must alternate between user and assistant"),
+    "two assistant messages in a row": (
+        [user(text("Hi")), assistant(text("a")), assistant(text("b"))], "must alternate between user and assistant"),
+    "a toolUse left unanswered": (
+        [user(text("1 + 1?")), assistant(tool_use("tooluse_a")), user(text("What's my name?"))],
+        "Expected toolResult blocks at messages.2.content for the following Ids: tooluse_a"),
+    "one of two toolUses unanswered": (
+        [user(text("?")), assistant(tool_use("tooluse_a"), tool_use("tooluse_b")), user(tool_result("tooluse_a"))],
+        "Expected toolResult blocks at messages.2.content for the following Ids: tooluse_b"),
+    "a toolResult with no toolUse": (
+        [user(text("?")), assistant(text("Sure.")), user(tool_result("tooluse_x"))], "exceeds the number of toolUse"),
+    "a toolResult answering another id": (
+        [user(text("?")), assistant(tool_use("tooluse_a")), user(tool_result("tooluse_a"), tool_result("tooluse_z"))],
+        "exceeds the number of toolUse"),
+    "empty content": ([user()], "The content field in the Message object at messages.0 is empty"),
+    "blank text": ([user(text("  \n"))], "The text field in the ContentBlock object at messages.0.content.0 is blank"),
+    "no messages": ([], "The messages field is empty"),
+}
+
+
+@pytest.mark.parametrize("path", ["converse", "converse-stream"])
+@pytest.mark.parametrize("name", list(INVALID_CONVERSATIONS))
+def test_the_endpoint_refuses_what_converse_refuses(endpoint, path, name):
+    messages, says = INVALID_CONVERSATIONS[name]
+    reply = httpx.post(f"{endpoint.url}/model/m/{path}", json={"messages": messages}, timeout=10)
+    assert reply.status_code == 400 and reply.headers["x-amzn-errortype"] == "ValidationException"
+    assert says in reply.json()["message"]
+
+
+def test_botocore_raises_the_validation_exception(endpoint):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("bedrock-runtime", endpoint_url=endpoint.url, region_name="us-east-1")
+    messages, _ = INVALID_CONVERSATIONS["a toolUse left unanswered"]
+    with pytest.raises(ClientError) as raised:
+        client.converse(modelId="m", messages=messages)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    good = [user(text("1 + 1?")), assistant(text("Let me see."), tool_use("tooluse_a")), user(tool_result("tooluse_a"))]
+    assert client.converse(modelId="m", messages=good)["stopReason"] == "end_turn"
+
+
+async def test_a_turn_cut_after_its_tool_call_leaves_a_conversation_the_endpoint_accepts(endpoint, session_id):
+    agent = build_agent(bedrock_settings(memory_backend="memory"), endpoint.url)
+    request = parse_request({"prompt": "What is 25 * 4?", "session_id": session_id})
+    async for event in agent.stream(request):
+        if event.type == "agent_step" and event.data["type"] == "tool":
+            break  # cut right after the tool ran: a toolUse with its result, but no answer yet
+    else:
+        pytest.fail("the turn never reached its tool step")
+    events = await run_turn(agent, "What's my name?", session_id)
+    assert events[-1].type == "agent_end"
+    assert endpoint.requests[-1].body["messages"][0]["content"][0]["text"] == "What's my name?"
+
+
+def test_the_request_log_is_off_unless_asked_and_bounded():
+    ep = OfflineBedrockEndpoint().start()
+    try:
+        for _ in range(3):
+            httpx.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
+        assert len(ep.requests) == 0 and len(ep.usage_reported) == 0
+        ep.record(2)
+        for _ in range(3):
+            httpx.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
+        assert len(ep.requests) == 2 and len(ep.usage_reported) == 2
+    finally:
+        ep.stop()
