@@ -73,6 +73,9 @@ class Settings:
     checkpoint_history: str = "latest"
     history_max_messages: int = 40
     session_wait_s: float = 30.0
+    run_buffer_bytes: int = 1_048_576
+    run_retention_s: float = 600.0
+    run_retain_max: int = 200
     request_timeout_s: float = 300.0
     shutdown_grace_s: float = 10.0
     max_concurrent_invocations: int = 200
@@ -123,6 +126,9 @@ class Settings:
             checkpoint_history=_choice(env, "CHECKPOINT_HISTORY", d.checkpoint_history, ("latest", "all")),
             history_max_messages=_int(env, "HISTORY_MAX_MESSAGES", d.history_max_messages, minimum=1),
             session_wait_s=_float(env, "SESSION_WAIT_S", d.session_wait_s),
+            run_buffer_bytes=_int(env, "RUN_BUFFER_BYTES", d.run_buffer_bytes, minimum=4096),
+            run_retention_s=_float(env, "RUN_RETENTION_S", d.run_retention_s),
+            run_retain_max=_int(env, "RUN_RETAIN_MAX", d.run_retain_max),
             request_timeout_s=_float(env, "REQUEST_TIMEOUT_S", d.request_timeout_s),
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", d.shutdown_grace_s),
             max_concurrent_invocations=_int(env, "MAX_CONCURRENT_INVOCATIONS", d.max_concurrent_invocations, minimum=1),

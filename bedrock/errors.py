@@ -49,6 +49,12 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
     ErrorKind("payload_too_large", 413, False, "PayloadTooLarge", "The request body is too large."),
     # The server
     ErrorKind("session_busy", 409, True, "SessionBusy", "Another turn of this session is still running."),
+    ErrorKind("cancelled", 409, False, "Cancelled", "The run was cancelled."),
+    ErrorKind("no_active_run", 404, False, "NoActiveRun", "The session has no run in progress."),
+    ErrorKind("run_not_found", 404, False, "RunNotFound",
+              "No such run of this session is kept (finished runs expire)."),
+    ErrorKind("resume_unavailable", 410, False, "ResumeUnavailable",
+              "The events after that id are no longer kept; start a new run."),
     ErrorKind("server_busy", 503, True, "ServerBusy", "The server is at capacity; retry shortly."),
     ErrorKind("server_shutting_down", 503, True, "ServerShutdown", "The server is shutting down; retry the request."),
     ErrorKind("timeout", 504, True, "TimeoutError", "The request took longer than the server allows."),

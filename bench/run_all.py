@@ -71,6 +71,8 @@ def main() -> int:
     text2, _ = asyncio.run(token_cost.wire_stream(1 if smoke else 5))
     sections.append("## 6. The Bedrock wire path\n\n" + text + "\n\n" + text2)
 
+    sections.append("## Runs: recording frames for resume, and a turn run apart from its reader "
+                    "(bench/runs_bench.py)\n\n" + script("runs_bench.py", *(["--smoke"] if smoke else [])))
     sections.append("## Session memory (bench/memory_bench.py)\n\n" +
                     script("memory_bench.py", *(["--turns", "10", "--repeat", "1"] if smoke else [])))
     sections.append("## Owned sessions and verified tokens (bench/auth_bench.py)\n\n" +

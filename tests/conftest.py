@@ -6,9 +6,11 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
+
+from bedrock.offline.background import BackgroundServer
 
 from testkit.env import OFFLINE_ENV as TEST_ENV
 from testkit.live_server import LiveServer
@@ -46,3 +48,18 @@ def make_server() -> Iterator[type[LiveServer]]:
     yield start  # type: ignore[misc]
     for live in started:
         live.stop()
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """Serve an ASGI app on 127.0.0.1:0 in a thread; returns its URL."""
+    servers: list[BackgroundServer] = []
+
+    def start(app: Any) -> str:
+        server = BackgroundServer(app, timeout_graceful_shutdown=1)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

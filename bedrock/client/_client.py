@@ -17,7 +17,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from bedrock.wire.decoding import SSEDecoder
-from bedrock.wire.events import TERMINAL_EVENTS, SSEEvent, encode_frame
+from bedrock.wire.events import AGENT_START, TERMINAL_EVENTS, SSEEvent, encode_frame
 from bedrock.wire.headers import SESSION_HEADER
 from bedrock.wire.result import fold
 
@@ -128,7 +128,9 @@ class AgentClient:
     runtime, through boto3's `bedrock-agentcore` InvokeAgentRuntime, signed with your AWS credentials).
     `timeout` bounds a whole turn. Connection failures before the first event are retried `retries` times;
     over HTTP with backoff `backoff_s`, doubling; for a runtime ARN by botocore's standard retry mode, which
-    also retries throttling. Nothing is retried once an event has arrived: the turn has started.
+    also retries throttling. Once the run has started it is never started again: a stream that breaks is
+    re-attached to the same run (`resume` from the last event id received) up to `reconnects` times, and every
+    event is yielded once, in order.
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class AgentClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         headers: Mapping[str, str] | None = None,
+        reconnects: int = 3,
     ) -> None:
         """`headers` are sent with every HTTP request (base_url only), e.g. an `Authorization` bearer token."""
         if (base_url is None) == (agent_runtime_arn is None):
@@ -151,7 +154,7 @@ class AgentClient:
         self.agent_runtime_arn = agent_runtime_arn
         self.region = region or _arn_region(agent_runtime_arn)
         self.qualifier, self.endpoint_url = qualifier, endpoint_url
-        self.timeout, self.retries, self.backoff_s = timeout, retries, backoff_s
+        self.timeout, self.retries, self.backoff_s, self.reconnects = timeout, retries, backoff_s, reconnects
         self._http: httpx.AsyncClient | None = None
         if self.base_url is not None:
             # One pooled client for every turn: keep-alive connections are reused across streams.
@@ -177,30 +180,81 @@ class AgentClient:
             self._boto.close()
 
     async def stream(self, payload: Mapping[str, Any]) -> AsyncIterator[SSEEvent]:
-        """One turn's events, `agent_start` … `agent_end`; a failed turn's `error` event comes last (not raised).
+        """One run's events, `agent_start` … `agent_end`; a failed run's `error` event comes last (not raised).
 
+        A connection that breaks after the run started is re-attached (`resume` from the last event id) up to
+        `reconnects` times, with backoff; the events are yielded once each, in order, whatever the drops.
         Raises AgentHTTPError (refused), AgentConnectionError, AgentTimeoutError, or AgentStreamError when the
         stream ends without a final event.
         """
         body = {**payload, "stream": True}
         deadline = asyncio.get_running_loop().time() + self.timeout
-        source = self._runtime_events(body) if self.agent_runtime_arn else self._http_events(body)
+        run: dict[str, Any] = {}  # agent_start's data: where to re-attach
+        last_id = 0
+        for attempt in range(self.reconnects + 1):
+            source = self._runtime_events(body) if self.agent_runtime_arn else self._http_events(body)
+            try:
+                while True:
+                    try:
+                        event = await _before(deadline, source.__anext__())
+                    except StopAsyncIteration:
+                        broke: AgentClientError = _incomplete()
+                        break
+                    except AgentConnectionError as error:
+                        broke = error
+                        break
+                    except asyncio.TimeoutError:
+                        message = f"The agent did not finish within the {self.timeout:g} s timeout."
+                        raise AgentTimeoutError(message) from None
+                    if event.id is not None and event.id <= last_id:
+                        continue  # already yielded before the drop
+                    if event.type == AGENT_START and isinstance(event.data, dict):
+                        run = event.data
+                    last_id = event.id or last_id
+                    yield event
+                    if event.type in TERMINAL_EVENTS:
+                        return
+            finally:
+                await source.aclose()
+            if not run.get("run_id") or attempt == self.reconnects:
+                raise broke
+            delay = self.backoff_s * 2**attempt
+            logger.warning("the stream of run %s broke (%s); re-attaching from event %d in %.2f s (%d/%d)",
+                           run["run_id"], broke, last_id, delay, attempt + 1, self.reconnects)
+            await asyncio.sleep(delay)
+            body = {"action": "resume", "session_id": run["session_id"], "actor_id": run["actor_id"],
+                    "run_id": run["run_id"], "last_event_id": last_id, "stream": True}
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def cancel(self, session_id: str, run_id: str | None = None, *,
+                     actor_id: str | None = None) -> dict[str, Any]:
+        """Cancel the session's run in progress (`run_id`: only if it is that one); its turn is rolled back.
+        Returns `{"session_id", "run_id", "status": "cancelled"}`; AgentHTTPError 404 `no_active_run` if none."""
+        return await self._request({"action": "cancel", "session_id": session_id, "run_id": run_id,
+                                    "actor_id": actor_id})
+
+    async def status(self, session_id: str, run_id: str | None = None, *,
+                     actor_id: str | None = None) -> dict[str, Any]:
+        """The session's run in progress or last run: `{"session_id", "run_id", "state", "last_event_id"}`."""
+        return await self._request({"action": "status", "session_id": session_id, "run_id": run_id,
+                                    "actor_id": actor_id})
+
+    async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = {key: value for key, value in body.items() if value is not None}
         try:
-            while True:
-                try:
-                    event = await _before(deadline, source.__anext__())
-                except StopAsyncIteration:
-                    raise _incomplete() from None
-                except AgentClientError:
-                    raise
-                except asyncio.TimeoutError:
-                    message = f"The agent did not finish within the {self.timeout:g} s timeout."
-                    raise AgentTimeoutError(message) from None
-                yield event
-                if event.type in TERMINAL_EVENTS:
-                    return
-        finally:
-            await source.aclose()
+            async with asyncio.timeout(min(self.timeout, 60.0)):
+                if self.agent_runtime_arn:
+                    return await self._runtime_json(body)
+                assert self._http is not None
+                response = await self._http.post(f"{self.base_url}/invocations", json=body,
+                                                 headers={SESSION_HEADER: body["session_id"]})
+        except TimeoutError:
+            raise AgentTimeoutError(f"The agent did not answer {body['action']} in time.") from None
+        except httpx.TransportError as exc:
+            raise AgentConnectionError(f"Could not reach {self.base_url}: {exc!r}") from exc
+        if not response.is_success:
+            raise _http_error(response.status_code, response.content)
+        return response.json()
 
     async def invoke(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """One turn's result `{output, session_id, actor_id, steps, metrics}`; AgentStreamError if it failed."""
@@ -260,15 +314,32 @@ class AgentClient:
                 self._boto = client
             return self._boto
 
-    def _invoke_runtime(self, body: dict[str, Any], session: str) -> Any:
+    def _invoke_runtime(self, body: dict[str, Any], session: str, accept: str = "text/event-stream") -> Any:
         return self._boto_client().invoke_agent_runtime(
             agentRuntimeArn=self.agent_runtime_arn,
             runtimeSessionId=session,
             payload=json.dumps(body).encode("utf-8"),
             qualifier=self.qualifier,
             contentType="application/json",
-            accept="text/event-stream",
+            accept=accept,
         )
+
+    async def _runtime_json(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A non-streamed call to the deployed runtime (`cancel`, `status`), on the session's runtime session."""
+        from botocore import exceptions as boto_errors
+
+        session = runtime_session_id(body["session_id"])
+        try:
+            response = await asyncio.to_thread(self._invoke_runtime, body, session, "application/json")
+        except boto_errors.ClientError as exc:
+            raise _runtime_http_error(exc) from exc
+        except (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError) as exc:
+            raise AgentConnectionError(f"Could not connect to AgentCore Runtime: {exc}") from exc
+        stream = response["response"]
+        try:
+            return json.loads(await asyncio.to_thread(stream.read))
+        finally:
+            _close_stream(stream)
 
     async def _runtime_events(self, body: dict[str, Any]) -> AsyncIterator[SSEEvent]:
         from botocore import exceptions as boto_errors
@@ -280,12 +351,7 @@ class AgentClient:
             # boto3 blocks, so the call and every read below run on a worker thread.
             response = await asyncio.to_thread(self._invoke_runtime, body, session)
         except boto_errors.ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            error = exc.response.get("AgentError") or exc.response.get("Error", {})
-            code = str(error.get("code") or error.get("Code") or "ClientError")
-            message = str(error.get("message") or error.get("Message") or exc)
-            body = {"error": exc.response["AgentError"]} if "AgentError" in exc.response else exc.response
-            raise AgentHTTPError(status, code, message, body) from exc
+            raise _runtime_http_error(exc) from exc
         except (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError) as exc:
             message = f"Could not connect to AgentCore Runtime after {self.retries + 1} attempt(s): {exc}"
             raise AgentConnectionError(message) from exc
@@ -306,6 +372,16 @@ class AgentClient:
             raise AgentConnectionError(f"The AgentCore Runtime stream broke: {exc!r}") from exc
         finally:
             _close_stream(stream)
+
+
+def _runtime_http_error(exc: Any) -> AgentHTTPError:
+    """A refused InvokeAgentRuntime call, with the agent's own error code when the runtime passed its body on."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    error = exc.response.get("AgentError") or exc.response.get("Error", {})
+    code = str(error.get("code") or error.get("Code") or "ClientError")
+    message = str(error.get("message") or error.get("Message") or exc)
+    body = {"error": exc.response["AgentError"]} if "AgentError" in exc.response else exc.response
+    return AgentHTTPError(status, code, message, body)
 
 
 def _keep_agent_error(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
@@ -333,6 +409,9 @@ def _close_stream(stream: Any) -> None:
     # shutdown() (urllib3 >= 2.3) wakes a read still blocked in a worker thread after a timeout or cancel.
     shutdown = getattr(getattr(stream, "_raw_stream", None), "shutdown", None)
     if callable(shutdown):
-        shutdown()
+        try:
+            shutdown()
+        except (RuntimeError, ValueError, OSError):
+            pass  # a broken read already gave the connection back to the pool (urllib3 refuses then)
     stream.close()
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Mapping
 
 from bedrock.client import DEFAULT_URL, AgentClient, AgentClientError, AgentStreamError
-from bedrock.wire.events import AGENT_END, ERROR, LLM_TOKEN
+from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, LLM_TOKEN
 
 
 def metrics_line(metrics: Mapping[str, Any]) -> str:
@@ -29,29 +29,52 @@ async def _run(args: argparse.Namespace) -> int:
     if args.session:
         payload["session_id"] = args.session
     step, out = None, sys.stdout
+    run: dict[str, Any] = {}
     try:
         async with client:
-            async for event in client.stream(payload):
-                if event.type == LLM_TOKEN:
-                    if step is not None and event.data.get("step") != step:
-                        out.write("\n")  # each model answer on its own line
-                    step = event.data.get("step")
-                    out.write(event.data.get("token", ""))
-                    out.flush()
-                elif event.type == AGENT_END:
-                    if step is None:  # the server streamed no tokens: show the answer
-                        out.write(event.data.get("output", ""))
-                    out.write("\n" + metrics_line(event.data.get("metrics", {})) + "\n")
-                elif event.type == ERROR:
-                    if step is not None:
-                        out.write("\n")
-                    error = AgentStreamError.from_event(event)
-                    print(f"error: {error.message} (code={error.code}, retryable={error.retryable})", file=sys.stderr)
-                    return 1
+            try:
+                async for event in client.stream(payload):
+                    if event.type == AGENT_START:
+                        run = event.data
+                    _show(event, step, out)
+                    if event.type == LLM_TOKEN:
+                        step = event.data.get("step")
+                    elif event.type == ERROR:
+                        return 1
+            except asyncio.CancelledError:  # Ctrl-C: the run would go on without us (as on AgentCore); stop it
+                if run.get("run_id"):
+                    await _cancel(client, run)
+                raise
     except AgentClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _cancel(client: AgentClient, run: dict[str, Any]) -> None:
+    try:
+        await asyncio.wait_for(client.cancel(run["session_id"], run["run_id"], actor_id=run.get("actor_id")), 10)
+        print(f"\ncancelled run {run['run_id']}", file=sys.stderr)
+    except (AgentClientError, TimeoutError) as exc:
+        print(f"\ncould not cancel run {run['run_id']}: {exc}", file=sys.stderr)
+
+
+def _show(event: Any, step: Any, out: Any) -> None:
+    """Print one event: tokens as they come, the answer and metrics at the end, an error on stderr."""
+    if event.type == LLM_TOKEN:
+        if step is not None and event.data.get("step") != step:
+            out.write("\n")  # each model answer on its own line
+        out.write(event.data.get("token", ""))
+        out.flush()
+    elif event.type == AGENT_END:
+        if step is None:  # the server streamed no tokens: show the answer
+            out.write(event.data.get("output", ""))
+        out.write("\n" + metrics_line(event.data.get("metrics", {})) + "\n")
+    elif event.type == ERROR:
+        if step is not None:
+            out.write("\n")
+        error = AgentStreamError.from_event(event)
+        print(f"error: {error.message} (code={error.code}, retryable={error.retryable})", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -15,6 +15,7 @@ from bedrock.errors import PayloadError
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 MAX_SESSION_ID = 100  # AgentCore Memory's limit for a session id
 MAX_ACTOR_ID = 255
+MAX_RUN_ID = 64
 MAX_OBJECT_BYTES = 16_384
 MAX_OBJECT_DEPTH = 8
 DEFAULT_MAX_PROMPT_CHARS = 32_000
@@ -40,23 +41,35 @@ def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+Action = Literal["run", "cancel", "resume", "status"]
+RUN_ONLY = ("prompt", "stream_tokens", "preferences", "on_disconnect", "multitask_strategy")
+
+
 class AgentRequest(BaseModel):
-    """One turn: the prompt, whose session it belongs to, and how to answer."""
+    """One request: a run (a turn: the prompt, whose session it belongs to, how to answer), or an action on
+    the session's runs (`cancel`, `resume`, `status`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    prompt: str = Field(min_length=1)
+    action: Action = "run"
+    prompt: str | None = Field(default=None, min_length=1)
     session_id: str | None = Field(default=None, max_length=MAX_SESSION_ID, pattern=ID_PATTERN)
     actor_id: str | None = Field(default=None, max_length=MAX_ACTOR_ID, pattern=ID_PATTERN)
     stream: bool = False
     stream_tokens: bool = False
     preferences: dict[str, Any] | None = None
     custom_data: dict[str, Any] | None = None
+    # A run's id (cancel, resume, status), and where a resume picks up (the last event id the client has).
+    run_id: str | None = Field(default=None, max_length=MAX_RUN_ID, pattern=ID_PATTERN)
+    last_event_id: int | None = Field(default=None, ge=0)
+    # What a new run does when its client goes away, and when the session already has a run in progress.
+    on_disconnect: Literal["continue", "cancel"] | None = None
+    multitask_strategy: Literal["enqueue", "reject", "rollback"] = "enqueue"
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _prompt_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("must not be blank")
         return value
 
@@ -86,11 +99,14 @@ def parse_request(
     header_session_id: str | None = None,
     default_actor_id: str = "default-user",
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+    header_last_event_id: str | None = None,
 ) -> AgentRequest:
     """Validate a decoded JSON payload and settle its session and actor ids.
 
-    session_id: the payload's, else the AgentCore session header's, else a new one.
+    session_id: the payload's, else the AgentCore session header's, else a new one (a run only: an action
+    on runs must name its session).
     actor_id: the payload's, else `custom_data.user_id`, else `default_actor_id`.
+    last_event_id (resume): the payload's, else the `Last-Event-ID` header's.
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"the payload must be a JSON object, not {type(payload).__name__}")
@@ -110,7 +126,8 @@ def parse_request(
             f"invalid payload: {unencodable}: text is not valid Unicode (a lone surrogate)",
             [{"field": unencodable, "message": "not valid Unicode (a lone surrogate)"}],
         )
-    if len(request.prompt) > max_prompt_chars:
+    _check_action(request, payload, header_session_id)
+    if request.prompt is not None and len(request.prompt) > max_prompt_chars:
         raise PayloadError(
             f"invalid payload: prompt: longer than {max_prompt_chars} characters",
             [{"field": "prompt", "message": f"longer than {max_prompt_chars} characters"}],
@@ -118,9 +135,39 @@ def parse_request(
     updates: dict[str, Any] = {}
     if request.session_id is None:
         updates["session_id"] = _session_from_header(header_session_id)
+    if request.action == "resume" and request.last_event_id is None and header_last_event_id:
+        updates["last_event_id"] = _last_event_id_from_header(header_last_event_id)
     if request.actor_id is None:
         updates["actor_id"] = _actor_from_custom_data(request.custom_data) or default_actor_id
     return request.model_copy(update=updates) if updates else request
+
+
+def _refuse(field: str, message: str) -> PayloadError:
+    return PayloadError(f"invalid payload: {field}: {message}", [{"field": field, "message": message}])
+
+
+def _check_action(request: AgentRequest, payload: dict[str, Any], header_session_id: str | None) -> None:
+    """A run needs a prompt; an action on runs needs a session and takes none of a run's fields."""
+    if request.action == "run":
+        if request.prompt is None:
+            raise _refuse("prompt", "Field required")
+        for field in ("run_id", "last_event_id"):
+            if field in payload:
+                raise _refuse(field, "only with action 'resume', 'cancel' or 'status'")
+        return
+    for field in RUN_ONLY:
+        if field in payload:
+            raise _refuse(field, f"not with action {request.action!r}")
+    if request.action != "resume" and "last_event_id" in payload:
+        raise _refuse("last_event_id", "only with action 'resume'")
+    if request.session_id is None and not header_session_id:
+        raise _refuse("session_id", f"required with action {request.action!r}")
+
+
+def _last_event_id_from_header(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise _refuse("last_event_id", "the Last-Event-ID header must be a non-negative integer")
+    return int(value)
 
 
 def _unencodable_field(value: Any, path: str = "") -> str | None:

@@ -18,8 +18,10 @@ class SessionLocks:
             weakref.WeakKeyDictionary()
         )
 
-    async def acquire(self, session_id: str) -> None:
-        """Take the session for one turn; raise SessionBusy after waiting `wait_s`. Pair with `release`."""
+    async def acquire(self, session_id: str, wait_s: float | None = None) -> None:
+        """Take the session for one turn; raise SessionBusy after waiting `wait_s` (default: the lock's own).
+        Pair with `release`."""
+        wait_s = self.wait_s if wait_s is None else wait_s
         locks = self._locks.setdefault(asyncio.get_running_loop(), {})
         lock, users = locks.get(session_id, (None, 0))
         if lock is None:
@@ -30,13 +32,13 @@ class SessionLocks:
             # when that task finishes in the same loop iteration as an outer cancel, returns its result and
             # drops the cancel (a caller's `asyncio.timeout(1e-6)` then ran the whole turn). timeout cancels
             # this task itself; Lock.acquire, cancelled after being handed the lock, passes it on.
-            async with asyncio.timeout(self.wait_s):
+            async with asyncio.timeout(wait_s):
                 await lock.acquire()
         except BaseException as exc:
             self._forget(locks, session_id)
             if isinstance(exc, TimeoutError):
                 raise SessionBusy(
-                    f"Another turn of this session is still running after {self.wait_s:g} s; retry when it ends."
+                    f"Another turn of this session is still running after {wait_s:g} s; retry when it ends."
                 ) from None
             raise
 

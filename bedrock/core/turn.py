@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -20,6 +19,7 @@ from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners, make_owners
 from bedrock.core.request import AgentRequest
 from bedrock.core.rollback import roll_back, turn_metadata
+from bedrock.core.runs import new_run_id
 from bedrock.core.sessions import SessionLocks
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
 from bedrock.wire.batching import TokenBuffer
@@ -67,7 +67,8 @@ class Agent:
         }
 
     def stream(
-        self, request: AgentRequest, callbacks: Iterable[Any] = (), shutdown: Any = None
+        self, request: AgentRequest, callbacks: Iterable[Any] = (), shutdown: Any = None, *,
+        run_id: str | None = None, session_wait_s: float | None = None,
     ) -> AsyncIterator[SSEEvent]:
         """The turn's events; a failure ends the stream with one `error` event, never an exception.
 
@@ -75,10 +76,12 @@ class Agent:
         ends the turn with an `error` event. Cancellation (a client that went away, the caller's own
         `asyncio.timeout`) propagates, stopping the graph run. Whatever ends a turn before its `agent_end`,
         the session's memory is left as it was before the turn (see ARCHITECTURE.md, "A turn's life").
+        `run_id` names the turn (in `agent_start`, and on every checkpoint it writes; default: a new one);
+        `session_wait_s` overrides SESSION_WAIT_S (0: `session_busy` at once if the session is taken).
         """
         user_callbacks = list(callbacks)
         events = bounded(
-            self._events(request, user_callbacks),
+            self._events(request, user_callbacks, run_id or new_run_id(), session_wait_s),
             timeout_s=self.settings.request_timeout_s,
             shutdown=shutdown,
             grace_s=self.settings.shutdown_grace_s,
@@ -87,7 +90,9 @@ class Agent:
         # No extra generator layer unless someone observes: every layer costs each event ~0.5 µs.
         return observed(events, observers) if observers else events
 
-    async def _events(self, request: AgentRequest, user_callbacks: list[Any]) -> AsyncIterator[SSEEvent]:
+    async def _events(
+        self, request: AgentRequest, user_callbacks: list[Any], run_id: str, session_wait_s: float | None
+    ) -> AsyncIterator[SSEEvent]:
         seq = EventSequence()
         metrics = MetricsCallback()
         try:  # before anything runs or is read: someone else's session gets one error event, as a bad payload does
@@ -100,11 +105,12 @@ class Agent:
             return
         yield seq.emit(
             AGENT_START,
-            {"session_id": request.session_id, "actor_id": request.actor_id, "timestamp": utc_timestamp()},
+            {"session_id": request.session_id, "actor_id": request.actor_id, "run_id": run_id,
+             "timestamp": utc_timestamp()},
         )
         step = 1
         yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
-        turn_id = f"turn-{uuid.uuid4().hex}"
+        turn_id = run_id  # marks the turn's checkpoints (rollback) and its human message
         callbacks = [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]]
         config = self.run_config(request, callbacks, turn_id)
         buffer = TokenBuffer(self.settings.token_buffer_size, self.settings.token_buffer_max_delay_ms)
@@ -116,7 +122,7 @@ class Agent:
         completed = False
         graph_stream = None
         try:
-            await self.locks.acquire(request.session_id)
+            await self.locks.acquire(request.session_id, session_wait_s)
         except SessionBusy as busy:
             metrics.record_error()
             yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
@@ -229,7 +235,7 @@ class Agent:
 
     async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""
-        return await fold(self.stream(request, callbacks), _failed, _incomplete)
+        return await result_of(self.stream(request, callbacks))
 
     def close(self) -> None:
         """Close what the agent was built with (its checkpointer, the offline endpoint), once its turns are settled."""
@@ -239,6 +245,12 @@ class Agent:
             except Exception:
                 logger.exception("could not close %r", close)
         self.closers.clear()
+
+
+async def result_of(events: AsyncIterator[SSEEvent], start: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A turn's result dict from its events (`start`: `agent_start`'s data, if the events begin after it);
+    raises the AgentError of its `error` event."""
+    return await fold(events, _failed, _incomplete, start)
 
 
 def _failed(event: SSEEvent) -> AgentError:

@@ -17,18 +17,16 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-import anyio
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from bedrock.config import Settings
-from bedrock.core.turn import Agent
+from bedrock.core.turn import Agent, result_of
 from bedrock.errors import AgentError, classify
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
-from bedrock.server.capacity import SlotResponse
 from bedrock.server.responses import DeferredJSONResponse, error_response, sse_response
 from bedrock.server.runtime import Runtime
 from bedrock.wire.headers import SESSION_HEADER
@@ -81,17 +79,22 @@ def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp
         """AgentCore's `POST /invocations`."""
         raw = getattr(context, "request", None)
         return await respond(runtime, payload, getattr(context, "session_id", None),
-                             verified=verified_actor(raw.scope) if raw is not None else None)
+                             verified=verified_actor(raw.scope) if raw is not None else None,
+                             last_event_id=raw.headers.get("last-event-id") if raw is not None else None)
 
     @app.ping
-    def ping() -> PingStatus:
-        """HealthyBusy while every invocation slot is taken."""
-        return PingStatus.HEALTHY_BUSY if runtime.slots.busy else PingStatus.HEALTHY
+    def ping() -> PingStatus | None:
+        """HealthyBusy while every invocation slot is taken; else the SDK's own answer, HealthyBusy while it
+        tracks an async task — a run that goes on with nobody following it."""
+        return PingStatus.HEALTHY_BUSY if runtime.slots.busy else None
+
+    runtime.track_detached(app.add_async_task, app.complete_async_task)
 
     async def local(request: Request) -> Response:
         """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
         return await respond(runtime, payload_of(request.scope), request.headers.get(SESSION_HEADER),
-                             stream=request.url.path == "/stream", verified=verified_actor(request.scope))
+                             stream=request.url.path == "/stream", verified=verified_actor(request.scope),
+                             last_event_id=request.headers.get("last-event-id"))
 
     app.add_route("/invoke", local, methods=["POST"])
     app.add_route("/stream", local, methods=["POST"])
@@ -101,12 +104,13 @@ def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp
 
 async def respond(
     runtime: Runtime, payload: Any, header_session_id: str | None = None, *, stream: bool = False,
-    verified: str | None = None,
+    verified: str | None = None, last_event_id: str | None = None,
 ) -> Response:
-    """Validate, await the agent, check the session's owner, take a slot, then answer with the SSE stream or
-    a JSON reply whose body runs the turn. Every refusal comes before a stream starts, as a JSON error."""
+    """Validate, await the agent, check the session's owner; then act. A run takes a slot and starts as its own
+    task; the reply follows it — the SSE stream, or a JSON reply whose body waits for the run's end. Every
+    refusal comes before a stream starts, as a JSON error."""
     try:
-        request = runtime.validate(payload, header_session_id, verified)
+        request = runtime.validate(payload, header_session_id, verified, last_event_id)
     except AgentError as refused:
         return error_response(refused)
     try:
@@ -117,18 +121,26 @@ async def respond(
         await agent.owners.check(request.session_id, request.actor_id)
     except Exception as refused:
         return error_response(classify(refused))
-    if not runtime.slots.try_acquire():
-        return error_response(AgentError("server_busy"))
     settings = runtime.settings
+    shutdown = runtime.shutdown_event()
+    start = None
+    try:
+        if request.action == "run":
+            # On AgentCore the container never learns that a client left: runs go on by default here too.
+            run = await runtime.start_run(agent, request, on_disconnect=request.on_disconnect or "continue",
+                                          slots=runtime.slots, shutdown=shutdown)
+            follower = run.follow(0, owner=True)
+        elif request.action == "resume":
+            run, follower = runtime.resume(request)
+            start = {"session_id": run.session_id, "actor_id": run.actor_id, "run_id": run.run_id}
+        else:
+            return JSONResponse(await runtime.control(request))
+    except AgentError as refused:
+        return error_response(refused)
     if stream or request.stream:
-        shutdown = anyio.Event()
-        response: Response = sse_response(
-            agent.stream(request, shutdown=shutdown), settings.sse_ping_interval_s, shutdown,
-            settings.shutdown_grace_s, settings.sse_stall_timeout_s,
-        )
-    else:
-        response = DeferredJSONResponse(lambda: agent.invoke(request))
-    return SlotResponse(response, runtime.slots)
+        return sse_response(follower, settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s,
+                            settings.sse_stall_timeout_s)
+    return DeferredJSONResponse(lambda: result_of(follower, start))
 
 
 def _stop_if_failed(build: Future[Agent]) -> None:

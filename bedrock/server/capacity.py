@@ -1,11 +1,11 @@
-"""Invocation slots: at most MAX_CONCURRENT_INVOCATIONS turns at once; the rest get 503 `server_busy`."""
+"""Invocation slots: at most MAX_CONCURRENT_INVOCATIONS runs at once; the rest get 503 `server_busy`.
+
+A run holds its slot from its start to its end, whether or not anybody still follows it."""
 
 from __future__ import annotations
 
 import threading
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 
 class InvocationSlots:
@@ -32,19 +32,3 @@ class InvocationSlots:
     def release(self) -> None:
         with self._lock:
             self.active -= 1
-
-
-class SlotResponse(Response):
-    """Sends `inner`, then gives its slot back — however the response ends (done, error, disconnect)."""
-
-    def __init__(self, inner: Response, slots: InvocationSlots) -> None:
-        super().__init__(status_code=inner.status_code)
-        self.raw_headers = inner.raw_headers  # the headers sent are the inner response's
-        self.inner = inner
-        self.slots = slots
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.inner(scope, receive, send)
-        finally:
-            self.slots.release()

@@ -1,7 +1,8 @@
-"""Runtime: what one served app holds — its settings, its invocation slots and its agent — and the in-process API.
+"""Runtime: what one served app holds — its settings, invocation slots, agent and runs — and the in-process API.
 
 One per app (`build_app` makes it and keeps it in `app.state.runtime`), so a test or an embedding builds its
-own with its own settings; nothing here is a module global.
+own with its own settings; nothing here is a module global. Every request is one of four actions
+(`bedrock/core/request.py`): `run` starts a run, `resume` follows one, `cancel` and `status` answer a dict.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import logging
 import threading
 from concurrent.futures import Future
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
 from bedrock.core.request import AgentRequest, parse_request
-from bedrock.core.turn import Agent
-from bedrock.errors import PayloadError
+from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
+from bedrock.core.turn import Agent, result_of
+from bedrock.errors import AgentError, SessionBusy
 from bedrock.server.auth import bind_actor
 from bedrock.server.capacity import InvocationSlots
 from bedrock.server.executor import ElasticThreadPool
@@ -32,7 +34,10 @@ class Runtime:
     def __init__(self, settings: Settings, agent: Agent | None = None) -> None:
         self.settings = settings
         self.slots = InvocationSlots(settings.max_concurrent_invocations)
+        self.runs = RunRegistry(buffer_bytes=settings.run_buffer_bytes, retention_s=settings.run_retention_s,
+                                retain_max=settings.run_retain_max)
         self.agent = agent
+        self.shutdown: asyncio.Event | None = None  # set when the server stops: runs end within the grace
         self._build: Future[Agent] | None = None
         self._build_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -84,17 +89,42 @@ class Runtime:
         return self.start_build()
 
     async def stop(self) -> None:
-        """On server stop: let a running build finish, turns still rolling back write, then close the agent."""
+        """On server stop: runs end within the grace (`server_shutting_down`), a running build finishes, turns
+        still rolling back write, then the agent closes."""
         grace = self.settings.shutdown_grace_s
+        self.shutdown_event().set()
+        await self.runs.drain(grace + 1)
         if self._build is not None:
             await asyncio.wait([asyncio.wrap_future(self._build)], timeout=grace)
         if self.agent is not None:
             await self.agent.drain(grace)
             self.agent.close()
 
+    def shutdown_event(self) -> asyncio.Event:
+        """The server's shutdown signal (sse-starlette sets it on SIGTERM, the lifespan on stop), made on the
+        server's loop the first time it is needed."""
+        if self.shutdown is None:
+            self.shutdown = asyncio.Event()
+        return self.shutdown
+
+    def track_detached(self, add: Callable[[str, dict[str, Any]], int], complete: Callable[[int], Any]) -> None:
+        """Report a run that goes on with nobody following it as an async task (`add` … `complete`): AgentCore
+        then sees `/ping` HealthyBusy and does not reap the session mid-run."""
+        tracked: dict[str, int] = {}
+
+        def changed(run: Run) -> None:
+            detached = not run.finished and run.followers == 0
+            if detached and run.run_id not in tracked:
+                tracked[run.run_id] = add(f"run {run.run_id}", {"session_id": run.session_id})
+            elif not detached and run.run_id in tracked:
+                complete(tracked.pop(run.run_id))
+
+        self.runs.on_followers = self.runs.on_end = changed
+
     # --- requests ------------------------------------------------------------------------------------------
 
-    def validate(self, payload: Any, header_session_id: str | None = None, verified: str | None = None) -> AgentRequest:
+    def validate(self, payload: Any, header_session_id: str | None = None, verified: str | None = None,
+                 header_last_event_id: str | None = None) -> AgentRequest:
         """Parse a payload against the settings; raises PayloadError, or ActorForbidden when a verified caller's
         payload names another actor. A verified actor is the request's actor."""
         request = parse_request(
@@ -102,29 +132,104 @@ class Runtime:
             header_session_id=header_session_id,
             default_actor_id=verified or self.settings.default_actor_id,
             max_prompt_chars=self.settings.max_prompt_chars,
+            header_last_event_id=header_last_event_id,
         )
         if verified is not None:
             bind_actor(payload, verified)
         return request
 
+    # --- runs ------------------------------------------------------------------------------------------------
+
+    async def start_run(
+        self, agent: Agent, request: AgentRequest, *, on_disconnect: str, callbacks: Iterable[Any] = (),
+        slots: InvocationSlots | None = None, shutdown: Any = None,
+    ) -> Run:
+        """Start the request's turn as a run, after its session's run in progress, per `multitask_strategy`:
+        `enqueue` waits for it (SESSION_WAIT_S), `reject` refuses at once (`session_busy`), `rollback` cancels it
+        (its turn rolled back) first. With `slots`, the run holds one until it ends (else `server_busy`)."""
+        strategy = request.multitask_strategy
+        active = self.runs.active(request.session_id)
+        if active is not None and strategy == "reject":
+            raise SessionBusy("The session has a run in progress (multitask_strategy: reject).")
+        if active is not None and strategy == "rollback" and active.cancel():
+            await active.settled(self.settings.session_wait_s)
+        if slots is not None and not slots.try_acquire():
+            raise AgentError("server_busy")
+        run_id = new_run_id()
+        events = agent.stream(request, callbacks, shutdown, run_id=run_id,
+                              session_wait_s=0 if strategy == "reject" else None)
+        run = self.runs.start(run_id, request.session_id, request.actor_id or "", events, on_disconnect)
+        if slots is not None:
+            run.on_end.append(lambda _: slots.release())
+        return run
+
+    def resume(self, request: AgentRequest) -> tuple[Run, Follower]:
+        """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""
+        run = self.runs.find(request.session_id, request.run_id)
+        if run is None:
+            raise AgentError("run_not_found")
+        after = request.last_event_id or 0
+        if after < run.first_id - 1:
+            raise AgentError("resume_unavailable", f"The events of run {run.run_id} before id {run.first_id} are no "
+                             "longer kept (RUN_BUFFER_BYTES); resume from a later event id, or start a new run.")
+        return run, run.follow(after)
+
+    async def control(self, request: AgentRequest) -> dict[str, Any]:
+        """`cancel` (the session's run in progress; waits until it is rolled back) or `status`."""
+        if request.action == "cancel":
+            run = self.runs.active(request.session_id)
+            if run is None or (request.run_id and run.run_id != request.run_id) or not run.cancel():
+                raise AgentError("no_active_run")
+            await run.settled(self.settings.session_wait_s)
+            return {"session_id": run.session_id, "run_id": run.run_id, "status": "cancelled"}
+        run = self.runs.find(request.session_id, request.run_id)
+        if run is None:
+            raise AgentError("run_not_found")
+        return run.status()
+
     # --- in process ----------------------------------------------------------------------------------------
 
     async def stream(self, payload: dict[str, Any], callbacks: Iterable[Any] | None = None) -> AsyncIterator[SSEEvent]:
-        """Run one turn in-process, yielding its SSE events; a bad payload yields one `error` event."""
+        """A run's events in-process (`run`, or `resume`); a refused request yields one `error` event.
+
+        A run started here is cancelled (and rolled back) when its caller stops iterating or is cancelled,
+        unless the payload says `"on_disconnect": "continue"`.
+        """
         try:
             request = self.validate(payload)
-        except PayloadError as error:
+            if request.action not in ("run", "resume"):
+                raise AgentError("invalid_payload", f"action {request.action!r} answers a dict: use ainvoke_agent")
+            follower = await self._follower(request, callbacks)
+        except AgentError as error:
             yield EventSequence().emit(ERROR, error.event_data(utc_timestamp()))
             return
         # Closed with this generator (a caller that stops early, or is cancelled), not whenever the collector
-        # gets to it: until it is closed its turn holds the session.
-        async with aclosing(self.get_agent().stream(request, callbacks or ())) as events:
-            async for event in events:
+        # gets to it: until then the follower counts, and an owner's close is what cancels its run.
+        async with aclosing(follower):
+            async for event in follower:
                 yield event
 
     async def ainvoke(self, payload: dict[str, Any], callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
-        """Run one turn in-process and return its result dict; raises PayloadError or AgentError."""
-        return await self.get_agent().invoke(self.validate(payload), callbacks or ())
+        """A run's result dict in-process (`run`, `resume`), or what `cancel` / `status` answer; raises
+        PayloadError or AgentError."""
+        request = self.validate(payload)
+        if request.action in ("cancel", "status"):
+            await self.get_agent().owners.check(request.session_id, request.actor_id)
+            return await self.control(request)
+        follower = await self._follower(request, callbacks)
+        run = follower.run
+        return await result_of(follower, {"session_id": run.session_id, "actor_id": run.actor_id,
+                                          "run_id": run.run_id})
+
+    async def _follower(self, request: AgentRequest, callbacks: Iterable[Any] | None) -> Follower:
+        agent = self.get_agent()
+        if request.action == "resume":
+            await agent.owners.check(request.session_id, request.actor_id)
+            return self.resume(request)[1]
+        # The owner check is the turn's own (an `error` event), as for any run.
+        run = await self.start_run(agent, request, on_disconnect=request.on_disconnect or "cancel",
+                                   callbacks=callbacks or ())
+        return run.follow(0, owner=True)
 
     def invoke(self, payload: dict[str, Any], callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
         """Synchronous `ainvoke`, for scripts (inside a running event loop, await `ainvoke`)."""
@@ -138,5 +243,7 @@ class Runtime:
         try:
             return await self.ainvoke(payload, callbacks)
         finally:
-            # A kept turn's checkpoint pruning runs after its result, on this loop; asyncio.run would cancel it.
+            # The run's task ends just after its result, and a kept turn's checkpoint pruning after that, on this
+            # loop: asyncio.run would cancel them.
+            await self.runs.drain()
             await self.get_agent().drain()

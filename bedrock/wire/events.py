@@ -66,6 +66,16 @@ def token_frame(token: str, step: int, event_id: int) -> SSEEvent:
     return SSEEvent(frame, LLM_TOKEN, {"token": token, "step": step}, event_id)
 
 
+def revive(frame: str) -> SSEEvent:
+    """The SSEEvent of a frame `encode_frame` wrote, from its text alone (a kept frame is stored as its text)."""
+    if isinstance(frame, SSEEvent):
+        return frame
+    head, _, rest = frame.partition("\ndata: ")
+    data, _, tail = rest.partition("\n")
+    event_id = int(tail[4:].rstrip("\n")) if tail.startswith("id: ") else None
+    return SSEEvent(frame, head[len("event: "):], json.loads(data), event_id)
+
+
 def utc_timestamp() -> str:
     """Now as ISO-8601 UTC with a `Z`, millisecond precision."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -18,6 +18,7 @@ def turn_result(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
         "output": end["output"],
         "session_id": start.get("session_id"),
         "actor_id": start.get("actor_id"),
+        "run_id": start.get("run_id"),
         "steps": end["steps"],
         "metrics": end["metrics"],
     }
@@ -27,13 +28,16 @@ async def fold(
     events: AsyncIterator[SSEEvent],
     failed: Callable[[SSEEvent], Exception],
     incomplete: Callable[[], Exception],
+    start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read a turn's events to its end: its result, or raise `failed(error_event)` / `incomplete()`.
+
+    `start`: what `agent_start` said, for events that begin after it (a resumed run).
 
     The events are closed when the fold returns or raises (`aclosing`), not when the collector finds them:
     until then a runtime's turn holds its session, and a client's stream its connection.
     """
-    start: dict[str, Any] = {}
+    start = start or {}
     async with aclosing(events):
         async for event in events:
             if event.type == AGENT_START:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +17,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
+import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -25,7 +27,6 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from bedrock.offline.background import BackgroundServer
 from bedrock.client import (
     AgentClient,
     AgentConnectionError,
@@ -36,6 +37,7 @@ from bedrock.client import (
 )
 from bedrock.wire.events import encode_frame
 from bedrock.wire.headers import SESSION_HEADER
+from testkit.sse import frames_of
 from tests.client.runtime_standin import RuntimeStandIn
 
 from testkit.live_server import ROOT  # noqa: E402
@@ -66,21 +68,6 @@ def scripted_app(frames: list[str], then_sleep_s: float = 0.0, seen: list[dict[s
         return StreamingResponse(body(), media_type="text/event-stream")
 
     return Starlette(routes=[Route("/invocations", invocations, methods=["POST"])])
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    """Serve an ASGI app on 127.0.0.1:0 in a thread; returns its URL."""
-    servers: list[BackgroundServer] = []
-
-    def start(app: Any) -> str:
-        server = BackgroundServer(app, timeout_graceful_shutdown=1)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 START = encode_frame("agent_start", {"session_id": "s", "actor_id": "a", "timestamp": "t"}, 1)
@@ -146,7 +133,7 @@ async def test_http_stream_invoke_and_memory(server, session_id):
     assert any(e.type == "llm_token" for e in events)
     assert str(events[-1]) == f"event: agent_end\ndata: {json.dumps(events[-1].data, separators=(',', ':'))}\nid: {events[-1].id}\n\n"
     assert events[-1].data["output"] == "The result of 25 * 4 is 100."
-    assert set(first) == {"output", "session_id", "actor_id", "steps", "metrics"} and first["session_id"] == session_id
+    assert set(first) == {"output", "session_id", "actor_id", "run_id", "steps", "metrics"} and first["session_id"] == session_id
     assert "Alice" in second["output"] and second["metrics"]["tokens"] > 0
 
 
@@ -306,3 +293,68 @@ def test_examples_run_from_inside_bedrock(server):
     out = result.stdout
     assert "The result of 25 * 4 is 100." in out and "144" in out
     assert "turn 2: Your name is Alice." in out and "HTTP 400 invalid_payload" in out
+
+
+# --- (c) runs that outlive their connection: re-attach, cancel, status ----------------------------------------------
+
+
+@pytest.fixture
+def paced_standin(make_server, serve) -> RuntimeStandIn:
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "20", "TOKEN_BUFFER_SIZE": "1"})
+    runtime = RuntimeStandIn(live.url)
+    runtime.url = serve(runtime.app)  # type: ignore[attr-defined]
+    return runtime
+
+
+@pytest.mark.parametrize("over", ["http", "runtime ARN"])
+async def test_stream_survives_two_dropped_connections_and_yields_each_event_once(paced_standin, over, session_id,
+                                                                                   caplog):
+    """The stand-in cuts the connection after 4 frames, then again after 5 more: the client re-attaches to
+    the same run each time and the events it yields are the run's, each once, in order."""
+    paced_standin.drop_after = [4, 5]
+    kwargs = ({"base_url": paced_standin.url} if over == "http" else
+              {"agent_runtime_arn": ARN, "endpoint_url": paced_standin.url, "region": "us-east-1"})
+    caplog.set_level(logging.WARNING, logger="bedrock.client")
+    async with AgentClient(**kwargs, backoff_s=0.01, timeout=60) as client:  # type: ignore[arg-type]
+        events = [e async for e in client.stream({"prompt": "Tell me about the sea", "session_id": session_id,
+                                                  "stream_tokens": True})]
+        status = await client.status(session_id)
+    ids = [e.id for e in events]
+    assert ids == list(range(1, len(ids) + 1)) and events[-1].type == "agent_end"
+    assert status["last_event_id"] == ids[-1] and status["state"] == "completed"
+    assert len(paced_standin.upstream) == 4  # the run, two resumes of it (the run itself ran once), the status
+    assert sum("re-attaching" in r.getMessage() for r in caplog.records) == 2
+    whole = frames_of(paced_standin.upstream[0].body)  # what the container sent the first (cut) call
+    assert [(t, d) for t, d, _ in whole] == [(e.type, e.data) for e in events]
+
+
+@pytest.mark.parametrize("over", ["http", "runtime ARN"])
+async def test_cancel_and_status_from_the_client(paced_standin, over, session_id):
+    kwargs = ({"base_url": paced_standin.url} if over == "http" else
+              {"agent_runtime_arn": ARN, "endpoint_url": paced_standin.url, "region": "us-east-1"})
+    async with AgentClient(**kwargs, timeout=60) as client:  # type: ignore[arg-type]
+        seen = []
+        async for event in client.stream({"prompt": "Tell me about the sea", "session_id": session_id,
+                                          "stream_tokens": True}):
+            seen.append(event)
+            if len(seen) == 4:
+                answer = await client.cancel(session_id, seen[0].data["run_id"])
+                assert answer == {"session_id": session_id, "run_id": seen[0].data["run_id"], "status": "cancelled"}
+        assert seen[-1].type == "error" and seen[-1].data["code"] == "cancelled"
+        assert (await client.status(session_id))["state"] == "cancelled"
+        with pytest.raises(AgentHTTPError) as none:
+            await client.cancel(session_id)
+        assert none.value.status == 404 and none.value.code == "no_active_run"
+
+
+def test_cli_ctrl_c_cancels_the_run(make_server, session_id):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "40"})
+    process = subprocess.Popen([sys.executable, "-m", "bedrock.client", "--url", live.url, "--session", session_id,
+                                "Tell me about the sea"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None and process.stdout.read(1)  # streaming has begun
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "cancelled run run-" in err, err
+    status = httpx.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
+    assert status.json()["state"] == "cancelled"

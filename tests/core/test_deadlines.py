@@ -127,7 +127,8 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(tmp_path, session_
         idle = tasks()  # after one whole stream: sse-starlette keeps one shutdown watcher per loop
         asyncio.run(agent.invoke(parse_request({"prompt": "My name is Alice", "session_id": session_id})))
         with httpx.Client(timeout=30) as client, client.stream(
-            "POST", url + "/stream", json={"prompt": LONG_PROMPT, "session_id": session_id, "stream_tokens": True}
+            "POST", url + "/stream", json={"prompt": LONG_PROMPT, "session_id": session_id, "stream_tokens": True,
+                                           "on_disconnect": "cancel"}  # (the default lets the run go on)
         ) as response:
             for line in response.iter_lines():
                 if line.startswith("event: llm_token"):
@@ -158,7 +159,8 @@ def wait_for_ping(url: str, status: str, timeout_s: float = 10.0) -> None:
 
 def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(make_server, session_id):
     live = make_server({"OFFLINE_TOKEN_DELAY_MS": "500", "MAX_CONCURRENT_INVOCATIONS": "1"})
-    body = json.dumps({"prompt": "My name is Zed", "session_id": session_id}).encode()
+    # on_disconnect: cancel (the default lets a run go on, as on AgentCore, where no disconnect is ever seen)
+    body = json.dumps({"prompt": "My name is Zed", "session_id": session_id, "on_disconnect": "cancel"}).encode()
     with socket.create_connection(("127.0.0.1", live.port)) as conn:
         conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))

@@ -157,17 +157,25 @@ def test_an_unexpected_failure_is_a_json_500_without_internals(monkeypatch, tmp_
     agent = build_agent(settings)
     app = build_app(settings, agent=agent)
 
-    async def broken(*_: object, **__: object) -> dict:
-        raise RuntimeError("secret /srv/internal/path")
+    def broken(*_: object, **__: object) -> object:  # a turn whose events fail outside its own error handling
+        async def events() -> object:
+            raise RuntimeError("secret /srv/internal/path")
+            yield  # an async generator
 
-    monkeypatch.setattr(agent, "invoke", broken)
+        return events()
+
+    monkeypatch.setattr(agent, "stream", broken)
     server = BackgroundServer(app)
     url = server.start()
     try:
-        for path in ("/invocations", "/invoke"):
+        for path in ("/invocations", "/invoke", "/stream"):
             response = httpx.post(url + path, json={"prompt": "hi", "session_id": session_id}, timeout=30)
-            assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+            if path == "/stream":  # the stream had begun: its one event is the error
+                assert frames_of(response.content)[-1][1]["code"] == "internal_error"
+            else:
+                assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
             assert "secret" not in response.text
+
         def broken_validation(*_: object, **__: object) -> None:
             raise RuntimeError("secret /srv/internal/path")
 
@@ -193,11 +201,11 @@ def test_invocations_keep_the_sdks_request_context_and_read_the_body_once(monkey
     agent = build_agent(settings)
     app = build_app(settings, agent=agent)
     seen: list[tuple[str | None, str | None]] = []
-    invoke = agent.invoke
+    stream = agent.stream
 
-    async def recording(request: object, callbacks: object = ()) -> dict:
+    def recording(*args: object, **kwargs: object) -> object:
         seen.append((BedrockAgentCoreContext.get_session_id(), BedrockAgentCoreContext.get_request_id()))
-        return await invoke(request, callbacks)  # type: ignore[arg-type]
+        return stream(*args, **kwargs)  # type: ignore[arg-type]
 
     reads: list[str] = []
     body = Request.body
@@ -206,7 +214,7 @@ def test_invocations_keep_the_sdks_request_context_and_read_the_body_once(monkey
         reads.append(self.url.path)
         return await body(self)
 
-    monkeypatch.setattr(agent, "invoke", recording)
+    monkeypatch.setattr(agent, "stream", recording)
     monkeypatch.setattr(Request, "body", counted_body)
     server = BackgroundServer(app)
     url = server.start()

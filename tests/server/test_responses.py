@@ -56,10 +56,9 @@ async def test_a_reading_client_is_never_cut(session_id):
     assert b"event: agent_end" in b"".join(bodies)
 
 
-async def test_the_deferred_reply_and_the_slot_wrapper_are_whole_responses():
-    """Both honour Starlette's Response: `.headers` and `.status_code` read as on any response."""
+async def test_the_deferred_reply_is_a_whole_response():
+    """It honours Starlette's Response: `.headers` and `.status_code` read as on any response."""
     from bedrock.errors import AgentError
-    from bedrock.server.capacity import InvocationSlots, SlotResponse
     from bedrock.server.responses import DeferredJSONResponse
 
     async def result() -> dict:
@@ -68,13 +67,10 @@ async def test_the_deferred_reply_and_the_slot_wrapper_are_whole_responses():
     async def failed() -> dict:
         raise AgentError("session_busy")
 
-    slots = InvocationSlots(1)
     for compute, status, body in ((result, 200, b'{"output":"ok"}'), (failed, 409, b'"code":"session_busy"')):
-        assert slots.try_acquire()
         deferred = DeferredJSONResponse(compute)
-        wrapped = SlotResponse(deferred, slots)
         assert deferred.headers["content-type"] == "application/json" and "content-length" not in deferred.headers
-        assert wrapped.headers["content-type"] == "application/json" and wrapped.status_code == 200
+        assert deferred.status_code == 200
         sent: list[dict] = []
 
         async def receive() -> dict:
@@ -84,5 +80,5 @@ async def test_the_deferred_reply_and_the_slot_wrapper_are_whole_responses():
         async def send(message: dict) -> None:
             sent.append(message)
 
-        await wrapped({"type": "http", "method": "POST", "path": "/invoke", "headers": []}, receive, send)
-        assert sent[0]["status"] == status and body in sent[1]["body"] and slots.active == 0
+        await deferred({"type": "http", "method": "POST", "path": "/invoke", "headers": []}, receive, send)
+        assert sent[0]["status"] == status and body in sent[1]["body"]

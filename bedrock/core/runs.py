@@ -1,0 +1,294 @@
+"""Runs: a turn that lives apart from the connection that started it, and the registry of a process's runs.
+
+On AgentCore a client's disconnect never reaches the container, and a dropped stream loses the rest of the turn
+for that client though the turn goes on. So a turn runs as its own task (a `Run`), its frames recorded in a
+bounded buffer; any number of followers replay them from an event id and then follow live. A run is cancelled
+by a later request (`cancel`), by the policy of its own request when that request's client leaves
+(`on_disconnect`), or by a newer run of its session (`multitask_strategy: rollback`). ARCHITECTURE.md draws it.
+
+    Run.start(events)           the producer task: iterates the turn's events, records each frame
+    run.follow(after)           a Follower: the frames after `after`, then live ones, to the terminal event
+    run.cancel()                the turn is cancelled (and rolled back); followers get one `error` `cancelled`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from contextlib import aclosing
+from typing import Any, AsyncIterator, Callable
+
+from bedrock.errors import AgentError
+from bedrock.wire.events import ERROR, TERMINAL_EVENTS, SSEEvent, encode_frame, revive, utc_timestamp
+
+logger = logging.getLogger(__name__)
+
+RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
+
+
+def new_run_id() -> str:
+    return f"run-{uuid.uuid4().hex}"
+
+
+class Run:
+    """One turn's frames, recorded as they are produced, for whoever follows it now or later.
+
+    What is kept for later resumes is at most `buffer_bytes` of frames (the oldest dropped first; a resume from
+    before them gets `resume_unavailable`), but a frame an attached follower has yet to read is never dropped:
+    a slow client slows nobody and loses nothing (the SSE stall bound ends one that stops reading). Frame ids
+    are the turn's own (1, 2, 3 …, contiguous), so a resumed follower receives exactly the bytes, with exactly
+    the ids, that an uninterrupted one did. Once the run has ended, its frames are kept as their text alone
+    (about a quarter of the memory: the parsed `data` goes) and revived when followed.
+    """
+
+    def __init__(self, run_id: str, session_id: str, actor_id: str, *, buffer_bytes: int,
+                 on_disconnect: str = "continue") -> None:
+        self.run_id, self.session_id, self.actor_id = run_id, session_id, actor_id
+        self.on_disconnect = on_disconnect
+        self.buffer_bytes = buffer_bytes
+        self.state = RUNNING
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.frames: deque[SSEEvent | str] = deque()
+        self.first_id = 1  # the id of frames[0] (once frames are dropped, higher)
+        self.last_id = 0
+        self._size = 0
+        self._waiter: asyncio.Future[None] | None = None  # resolved at the next frame (or the end)
+        self._task: asyncio.Task[None] | None = None
+        self._cancel_requested = False
+        self.followers = 0
+        self._attached: set[Follower] = set()
+        self.on_followers: Callable[[Run], None] | None = None  # told when the follower count changes
+        self.on_end: list[Callable[[Run], None]] = []
+
+    # --- producing --------------------------------------------------------------------------------------
+
+    def start(self, events: AsyncIterator[SSEEvent]) -> "Run":
+        """Run the turn (`events`) as a task of its own, recording every frame."""
+        self._task = asyncio.get_running_loop().create_task(self._produce(events), name=self.run_id)
+        return self
+
+    async def _produce(self, events: AsyncIterator[SSEEvent]) -> None:
+        try:
+            async with aclosing(events):
+                async for frame in events:
+                    self._record(frame)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._cancel_requested or (task is not None and task.uncancel() > 0):
+                self._finish(CANCELLED)
+                raise  # not ours (the loop is closing): the cancellation goes on
+            # Ours: the turn has been rolled back (its generator's `finally`); say so to every follower.
+            self._record(encode_frame(ERROR, AgentError("cancelled").event_data(utc_timestamp()), self.last_id + 1))
+        except Exception:  # the turn reports its own failures as `error` events; this would be a bug
+            logger.exception("run %s failed outside its turn", self.run_id)
+            self._record(encode_frame(ERROR, AgentError("internal_error").event_data(utc_timestamp()),
+                                      self.last_id + 1))
+        finally:
+            if self.state == RUNNING:
+                self._finish(FAILED)
+
+    def _record(self, frame: SSEEvent) -> None:
+        """Keep the frame (dropping the oldest past `buffer_bytes`) and wake the followers."""
+        if self.state != RUNNING:
+            return
+        self.frames.append(frame)
+        self.last_id = frame.id or self.last_id + 1
+        self._size += len(frame)
+        if self._size > self.buffer_bytes:
+            self._trim()
+        if frame.type in TERMINAL_EVENTS:
+            cancelled = isinstance(frame.data, dict) and frame.data.get("code") == "cancelled"
+            self._finish(COMPLETED if frame.type != ERROR else CANCELLED if cancelled else FAILED)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _trim(self) -> None:
+        """Drop the oldest frames past `buffer_bytes` that no attached follower still has to read."""
+        frames = self.frames
+        attached = self._attached
+        unread = min(follower.next_id for follower in attached) if attached else self.last_id + 1
+        while self._size > self.buffer_bytes and len(frames) > 1 and self.first_id < unread:
+            self._size -= len(frames.popleft())
+            self.first_id += 1
+
+    def _finish(self, state: str) -> None:
+        if self.state != RUNNING:
+            return
+        self.state = state
+        self.finished_at = time.time()
+        # Kept only for resumes now: the text is the frame (see `revive`); the parsed data is dropped.
+        self.frames = deque(str(frame) for frame in self.frames)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        for callback in self.on_end:
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("an end callback of run %s failed", self.run_id)
+
+    async def _next(self) -> None:
+        """Wait for the next frame, or the end."""
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._waiter)  # a follower's cancel must not resolve it for the others
+
+    # --- controlling -----------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.state != RUNNING
+
+    def cancel(self) -> bool:
+        """Cancel the turn (it rolls back; followers get `error` `cancelled`). False if it had already ended."""
+        if self.finished or self._task is None or self._task.done():
+            return False
+        self._cancel_requested = True
+        self._task.cancel()
+        return True
+
+    async def settled(self, timeout_s: float | None = None) -> bool:
+        """Wait until the producer has ended (the turn kept or rolled back); False on timeout."""
+        task = self._task
+        if task is None or task.done():
+            return True
+        done, _ = await asyncio.wait([task], timeout=timeout_s)  # never cancels the task, only our wait
+        return bool(done)
+
+    # --- following -------------------------------------------------------------------------------------
+
+    def follow(self, after: int = 0, *, owner: bool = False) -> "Follower":
+        """A follower of the frames with ids above `after`; `owner` is the request that started the run."""
+        return Follower(self, after, owner)
+
+    def _attach(self, follower: "Follower", attached: bool) -> None:
+        if attached:
+            self._attached.add(follower)
+        else:
+            self._attached.discard(follower)
+            if self._size > self.buffer_bytes:
+                self._trim()  # what it held back may go now
+        self.followers = len(self._attached)
+        if self.on_followers is not None:
+            self.on_followers(self)
+
+    def status(self) -> dict[str, Any]:
+        """The run as the `status` action reports it."""
+        return {"session_id": self.session_id, "run_id": self.run_id, "state": self.state,
+                "last_event_id": self.last_id}
+
+
+class Follower:
+    """Iterates a run's frames after an id, then follows it live to its terminal event; `aclose()` to leave.
+
+    A class, not an async generator: the follower count must be right from the moment it exists, and an async
+    generator that was never started runs no `finally` when closed.
+    """
+
+    def __init__(self, run: Run, after: int, owner: bool) -> None:
+        self.run, self.owner = run, owner
+        self.next_id = after + 1
+        self.done = False
+        self.closed = False
+        run._attach(self, True)
+
+    def __aiter__(self) -> "Follower":
+        return self
+
+    async def __anext__(self) -> SSEEvent:
+        run = self.run
+        while not self.done:
+            if self.next_id <= run.last_id:
+                if self.next_id < run.first_id:  # resumed from before what the buffer keeps (see `_trim`)
+                    self.done = True
+                    unavailable = AgentError("resume_unavailable", "This follower fell behind the frames kept for "
+                                             "the run (RUN_BUFFER_BYTES); resume from a later event id.")
+                    return encode_frame(ERROR, unavailable.event_data(utc_timestamp()), run.last_id + 1)
+                frame = revive(run.frames[self.next_id - run.first_id])
+                self.next_id += 1
+                if frame.type in TERMINAL_EVENTS:
+                    self.done = True
+                return frame
+            if run.finished:
+                break
+            await run._next()
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Leave the run. The request that started it, leaving before its end, cancels it if it asked to."""
+        if self.closed:
+            return
+        self.closed = True
+        run = self.run
+        run._attach(self, False)
+        if self.owner and not self.done and run.on_disconnect == "cancel" and run.cancel():
+            # Until the turn is rolled back, whoever closed us must not see the session as free.
+            await asyncio.shield(asyncio.ensure_future(run.settled()))
+
+
+class RunRegistry:
+    """A process's runs by id and by session: the active run of each session, finished runs kept
+    `retention_s` (and at most `retain_max` of them, oldest out) for `resume` and `status`."""
+
+    def __init__(self, *, buffer_bytes: int, retention_s: float, retain_max: int) -> None:
+        self.buffer_bytes, self.retention_s, self.retain_max = buffer_bytes, retention_s, retain_max
+        self._runs: dict[str, Run] = {}
+        self._latest: dict[str, Run] = {}  # session → its newest run
+        self._finished: OrderedDict[str, Run] = OrderedDict()  # oldest first
+        self.on_followers: Callable[[Run], None] | None = None
+        self.on_end: Callable[[Run], None] | None = None
+
+    def start(self, run_id: str, session_id: str, actor_id: str, events: AsyncIterator[SSEEvent],
+              on_disconnect: str) -> Run:
+        self.expire()
+        run = Run(run_id, session_id, actor_id, buffer_bytes=self.buffer_bytes, on_disconnect=on_disconnect)
+        run.on_followers = self.on_followers
+        run.on_end.append(self._ended)
+        if self.on_end is not None:
+            run.on_end.append(self.on_end)
+        self._runs[run_id] = self._latest[session_id] = run
+        return run.start(events)
+
+    def _ended(self, run: Run) -> None:
+        self._finished[run.run_id] = run
+        self.expire()
+
+    def active(self, session_id: str) -> Run | None:
+        run = self._latest.get(session_id)
+        return run if run is not None and not run.finished else None
+
+    def find(self, session_id: str, run_id: str | None = None) -> Run | None:
+        """The session's run `run_id`, or its newest run; None if unknown, expired, or another session's."""
+        self.expire()
+        run = self._runs.get(run_id) if run_id else self._latest.get(session_id)
+        return run if run is not None and run.session_id == session_id else None
+
+    def running(self) -> list[Run]:
+        return [run for run in self._runs.values() if not run.finished]
+
+    def expire(self) -> None:
+        """Drop finished runs past `retention_s`, and the oldest past `retain_max`."""
+        finished, now = self._finished, time.time()
+        while finished:
+            run = next(iter(finished.values()))
+            if len(finished) <= self.retain_max and (run.finished_at or now) + self.retention_s > now:
+                break
+            finished.popitem(last=False)
+            self._runs.pop(run.run_id, None)
+            if self._latest.get(run.session_id) is run:
+                del self._latest[run.session_id]
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for the running runs to end (on shutdown, after their deadline moved to the grace period)."""
+        tasks = [run._task for run in self.running() if run._task is not None
+                 and run._task.get_loop() is asyncio.get_running_loop()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)

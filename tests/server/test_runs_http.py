@@ -1,0 +1,194 @@
+"""Runs over HTTP: cancel, resume and status through /invocations, as AgentCore forwards them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from bedrock.config import Settings
+from bedrock.core.build import build_agent
+from testkit.sse import frames_of
+from tests.client.runtime_standin import RuntimeStandIn
+
+LONG = "Tell me about the sea"
+
+
+def post(url: str, payload: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.post(url + "/invocations", json=payload, headers=headers, timeout=30)
+
+
+def stream_some(url: str, payload: dict[str, Any], frames: int) -> bytes:
+    """Start a streamed run, read `frames` frames, and leave (the connection closes)."""
+    data = b""
+    with httpx.Client(timeout=30) as client, client.stream("POST", url + "/invocations",
+                                                           json={**payload, "stream": True}) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_raw():
+            data += chunk
+            if data.count(b"\n\n") >= frames:
+                break
+    return data[:_frame_end(data, frames)]
+
+
+def _frame_end(data: bytes, n: int) -> int:
+    end = 0
+    for _ in range(n):
+        end = data.index(b"\n\n", end) + 2
+    return end
+
+
+def wait_for_ping(url: str, status: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if httpx.get(url + "/ping", timeout=5).json()["status"] == status:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"/ping never said {status}")
+
+
+async def humans(memory_path: str, session_id: str) -> list[str]:
+    """The human messages of the session as stored (read with a fresh agent on the server's SQLite file)."""
+    agent = build_agent(Settings(memory_backend="sqlite", memory_path=memory_path, model_provider="bedrock"),
+                        "http://127.0.0.1:9")
+    try:
+        state = await agent.graph.aget_state({"configurable": {"thread_id": session_id}})
+        return [m.content for m in state.values.get("messages", []) if m.type == "human"]
+    finally:
+        agent.close()
+
+
+@pytest.fixture
+def paced(make_server):
+    return make_server({"OFFLINE_TOKEN_DELAY_MS": "40", "TOKEN_BUFFER_SIZE": "1", "SESSION_WAIT_S": "5"})
+
+
+async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_within_100_ms(paced, serve, session_id):
+    """AgentCore keeps reading the container's stream after its client has gone, so only `cancel` stops a run."""
+    standin = RuntimeStandIn(paced.url)
+    url = serve(standin.app)
+    assert post(url, {"prompt": "My name is Zed", "session_id": session_id}).status_code == 200
+    seen = stream_some(url, {"prompt": LONG, "session_id": session_id, "stream_tokens": True}, 5)
+    run_id = frames_of(seen)[0][1]["run_id"]
+    upstream = standin.upstream[-1]
+    time.sleep(0.3)
+    assert upstream.ended_at is None  # the client left; the stand-in still reads; the run goes on
+    asked = time.perf_counter()
+    cancelled = post(url, {"action": "cancel", "session_id": session_id})
+    assert cancelled.status_code == 200
+    assert cancelled.json() == {"session_id": session_id, "run_id": run_id, "status": "cancelled"}
+    for _ in range(200):
+        if upstream.ended_at is not None:
+            break
+        time.sleep(0.005)
+    assert upstream.ended_at is not None and upstream.ended_at - asked < 0.1
+    last = frames_of(upstream.body)[-1]
+    assert last[0] == "error" and last[1]["code"] == "cancelled"
+    assert await humans(paced.memory_path, session_id) == ["My name is Zed"]  # whole turns only
+    started = time.perf_counter()
+    reply = post(url, {"prompt": "What's my name?", "session_id": session_id})
+    assert reply.json()["output"] == "Your name is Zed." and time.perf_counter() - started < 2.0  # no wait
+
+
+def test_a_run_goes_on_without_its_client_and_ping_says_so(paced, session_id):
+    """The default `on_disconnect: continue`: as on AgentCore, a client that leaves does not stop its run;
+    /ping is HealthyBusy while it goes on with nobody following, Healthy after."""
+    seen = stream_some(paced.url, {"prompt": LONG, "session_id": session_id, "stream_tokens": True}, 4)
+    run_id = frames_of(seen)[0][1]["run_id"]
+    wait_for_ping(paced.url, "HealthyBusy")
+    status = post(paced.url, {"action": "status", "session_id": session_id}).json()
+    assert (status["run_id"], status["state"]) == (run_id, "running") and status["last_event_id"] >= 4
+    resumed = httpx.post(paced.url + "/stream", json={"action": "resume", "session_id": session_id},
+                         headers={"Last-Event-ID": "4"}, timeout=30)
+    rest = frames_of(resumed.content)
+    assert rest[0][2] == 5 and rest[-1][0] == "agent_end"  # from the id after the header's, to the end
+    wait_for_ping(paced.url, "Healthy")
+    assert post(paced.url, {"action": "status", "session_id": session_id}).json()["state"] == "completed"
+    whole = post(paced.url, {"action": "resume", "session_id": session_id, "run_id": run_id})
+    assert whole.status_code == 200 and whole.json()["output"] == rest[-1][1]["output"]  # folded, not streamed
+
+
+def test_resumes_by_many_clients_at_once_each_get_every_frame_once(paced, session_id):
+    seen = stream_some(paced.url, {"prompt": "What is 25 * 4?", "session_id": session_id, "stream_tokens": True}, 3)
+    run_id = frames_of(seen)[0][1]["run_id"]
+    bodies: list[bytes] = []
+
+    def follow(after: int) -> None:
+        payload = {"action": "resume", "session_id": session_id, "run_id": run_id, "last_event_id": after,
+                   "stream": True}
+        bodies.append(httpx.post(paced.url + "/invocations", json=payload, timeout=30).content)
+
+    threads = [threading.Thread(target=follow, args=(0 if i % 2 else 3,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    whole = post(paced.url, {"action": "resume", "session_id": session_id, "run_id": run_id, "stream": True})
+    assert len(bodies) == 10 and frames_of(whole.content)[-1][0] == "agent_end"
+    for body in bodies:
+        assert body in (whole.content, whole.content[_frame_end(whole.content, 3):])
+    assert seen == whole.content[:len(seen)]  # the first client's frames, byte for byte
+
+
+@pytest.mark.parametrize("strategy", ["enqueue", "reject", "rollback"])
+async def test_multitask_strategies_and_the_histories_they_leave(paced, session_id, strategy):
+    first = threading.Thread(target=lambda: results.append(post(paced.url, {
+        "prompt": LONG, "session_id": session_id, "stream": True})))
+    results: list[httpx.Response] = []
+    first.start()
+    deadline = time.monotonic() + 10
+    while post(paced.url, {"action": "status", "session_id": session_id}).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = post(paced.url, {"prompt": "My name is Zed", "session_id": session_id, "multitask_strategy": strategy})
+    first.join(30)
+    ended = frames_of(results[0].content)[-1]
+    stored = await humans(paced.memory_path, session_id)
+    if strategy == "enqueue":  # waits for the first, then runs
+        assert second.status_code == 200 and ended[0] == "agent_end" and stored == [LONG, "My name is Zed"]
+    elif strategy == "reject":  # refused at once; the first goes on
+        assert second.status_code == 409 and second.json()["error"]["code"] == "session_busy"
+        assert ended[0] == "agent_end" and stored == [LONG]
+    else:  # the first is cancelled and rolled back, the second runs
+        assert second.status_code == 200 and ended[0] == "error" and ended[1]["code"] == "cancelled"
+        assert stored == ["My name is Zed"]
+
+
+def test_refusals_are_json_before_any_stream(make_server, session_id):
+    live = make_server({"RUN_BUFFER_BYTES": "4096", "OFFLINE_TOKEN_DELAY_MS": "0"})
+    none = post(live.url, {"action": "cancel", "session_id": session_id})
+    assert none.status_code == 404 and none.json()["error"]["code"] == "no_active_run"
+    for action in ("resume", "status"):
+        unknown = post(live.url, {"action": action, "session_id": session_id, "stream": action == "resume"})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "run_not_found"
+    long_answer = "Recommend a movie " * 300  # the offline model echoes its context: a long answer
+    done = post(live.url, {"prompt": "hi", "session_id": session_id, "stream_tokens": True,
+                           "preferences": {"note": long_answer[:8000]}})
+    assert done.status_code == 200
+    old = post(live.url, {"action": "resume", "session_id": session_id, "last_event_id": 1})
+    assert old.status_code == 410 and old.json()["error"]["code"] == "resume_unavailable"
+    foreign = post(live.url, {"action": "status", "session_id": session_id, "actor_id": "mallory"})
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "session_forbidden"
+    for bad in ({"action": "cancel"}, {"action": "status", "session_id": session_id, "prompt": "x"},
+                {"action": "resume", "session_id": session_id, "last_event_id": -1},
+                {"prompt": "x", "multitask_strategy": "interrupt"}, {"prompt": "x", "on_disconnect": "later"}):
+        refused = post(live.url, bad)
+        assert refused.status_code == 400 and refused.json()["error"]["details"], bad
+    header = httpx.post(live.url + "/stream", json={"action": "resume", "session_id": session_id},
+                        headers={"Last-Event-ID": "x1"}, timeout=30)
+    assert header.status_code == 400 and header.json()["error"]["details"][0]["field"] == "last_event_id"
+
+
+async def test_runs_end_at_shutdown_with_nobody_following(make_server, session_id):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "100", "SHUTDOWN_GRACE_S": "0.5"})
+    stream_some(live.url, {"prompt": LONG, "session_id": session_id, "stream_tokens": True}, 4)  # then detached
+    wait_for_ping(live.url, "HealthyBusy")
+    started = time.monotonic()
+    log = live.stop()
+    assert time.monotonic() - started < 8 and "Traceback" not in log
+    assert await humans(live.memory_path, session_id) == []  # cut by the shutdown: rolled back
+    await asyncio.sleep(0)
