@@ -70,7 +70,7 @@ def ours_app() -> Any:
     from bedrock.server.app import build_app
 
     class FrameAgent(Agent):
-        async def _events(self, request: Any, user_callbacks: list[Any]) -> AsyncIterator[SSEEvent]:
+        async def _events(self, request: Any, *_: Any) -> AsyncIterator[SSEEvent]:
             for frame in frames(int(request.prompt)):
                 yield frame
 

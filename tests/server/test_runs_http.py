@@ -192,3 +192,21 @@ async def test_runs_end_at_shutdown_with_nobody_following(make_server, session_i
     assert time.monotonic() - started < 8 and "Traceback" not in log
     assert await humans(live.memory_path, session_id) == []  # cut by the shutdown: rolled back
     await asyncio.sleep(0)
+
+
+def test_over_http_a_client_dropped_after_any_event_resumes_to_the_same_bytes(server, session_id):
+    """For every cut point k of a tool-calling turn, over HTTP: the first k frames, then a resume from the last id
+    seen, joined, are byte for byte the run's whole stream (as a resume from 0 replays it)."""
+    k, total = 1, None
+    while total is None or k <= total:
+        seen = stream_some(server.url, {"prompt": "What is 25 * 4?", "session_id": session_id,
+                                        "stream_tokens": True}, k)
+        first, last = frames_of(seen)[0], frames_of(seen)[-1]
+        resume = {"action": "resume", "session_id": session_id, "run_id": first[1]["run_id"], "stream": True}
+        rest = post(server.url, {**resume, "last_event_id": last[2]})
+        whole = post(server.url, resume)
+        assert rest.status_code == whole.status_code == 200
+        assert seen + rest.content == whole.content, f"cut after {k} frames"
+        total = len(frames_of(whole.content))
+        k += 1
+    assert total > 10
