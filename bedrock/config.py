@@ -74,6 +74,7 @@ class Settings:
     history_max_messages: int = 40
     session_wait_s: float = 30.0
     run_buffer_bytes: int = 1_048_576
+    approval_required_tools: tuple[str, ...] = ()
     run_retention_s: float = 600.0
     run_retain_max: int = 200
     request_timeout_s: float = 300.0
@@ -127,6 +128,8 @@ class Settings:
             history_max_messages=_int(env, "HISTORY_MAX_MESSAGES", d.history_max_messages, minimum=1),
             session_wait_s=_float(env, "SESSION_WAIT_S", d.session_wait_s),
             run_buffer_bytes=_int(env, "RUN_BUFFER_BYTES", d.run_buffer_bytes, minimum=4096),
+            approval_required_tools=tuple(
+                name.strip() for name in (env.get("APPROVAL_REQUIRED_TOOLS") or "").split(",") if name.strip()),
             run_retention_s=_float(env, "RUN_RETENTION_S", d.run_retention_s),
             run_retain_max=_int(env, "RUN_RETAIN_MAX", d.run_retain_max),
             request_timeout_s=_float(env, "REQUEST_TIMEOUT_S", d.request_timeout_s),

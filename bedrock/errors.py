@@ -50,6 +50,9 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
     # The server
     ErrorKind("session_busy", 409, True, "SessionBusy", "Another turn of this session is still running."),
     ErrorKind("cancelled", 409, False, "Cancelled", "The run was cancelled."),
+    ErrorKind("interrupt_mismatch", 409, False, "InterruptMismatch",
+              "That interrupt is not the one pending for this session; ask for the session's status."),
+    ErrorKind("nothing_to_resume", 409, False, "NothingToResume", "The session has no approval pending."),
     ErrorKind("no_active_run", 404, False, "NoActiveRun", "The session has no run in progress."),
     ErrorKind("run_not_found", 404, False, "RunNotFound",
               "No such run of this session is kept (finished runs expire)."),

@@ -226,6 +226,18 @@ class AgentClient:
                     "run_id": run["run_id"], "last_event_id": last_id, "stream": True}
         raise AssertionError("unreachable")  # the loop returns or raises
 
+    def resume(self, session_id: str, interrupt_id: str, approved: bool, args: Mapping[str, Any] | None = None, *,
+               actor_id: str | None = None, stream_tokens: bool = True) -> AsyncIterator[SSEEvent]:
+        """Answer the session's pending approval (an `interrupt` event's `interrupt_id`) and stream the run that
+        continues the turn: approved, the tool runs (with `args` instead, if given); declined, it does not."""
+        decision: dict[str, Any] = {"interrupt_id": interrupt_id, "approved": approved}
+        if args is not None:
+            decision["args"] = dict(args)
+        payload: dict[str, Any] = {"session_id": session_id, "resume": decision, "stream_tokens": stream_tokens}
+        if actor_id is not None:
+            payload["actor_id"] = actor_id
+        return self.stream(payload)
+
     async def cancel(self, session_id: str, run_id: str | None = None, *,
                      actor_id: str | None = None) -> dict[str, Any]:
         """Cancel the session's run in progress (`run_id`: only if it is that one); its turn is rolled back.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from typing import Any, Mapping
 
 from bedrock.client import DEFAULT_URL, AgentClient, AgentClientError, AgentStreamError
-from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, LLM_TOKEN
+from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, INTERRUPT, LLM_TOKEN
 
 
 def metrics_line(metrics: Mapping[str, Any]) -> str:
@@ -28,27 +29,48 @@ async def _run(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"prompt": args.prompt, "stream_tokens": True}
     if args.session:
         payload["session_id"] = args.session
-    step, out = None, sys.stdout
+    out = sys.stdout
     run: dict[str, Any] = {}
     try:
         async with client:
-            try:
-                async for event in client.stream(payload):
-                    if event.type == AGENT_START:
-                        run = event.data
-                    _show(event, step, out)
-                    if event.type == LLM_TOKEN:
-                        step = event.data.get("step")
-                    elif event.type == ERROR:
-                        return 1
-            except asyncio.CancelledError:  # Ctrl-C: the run would go on without us (as on AgentCore); stop it
-                if run.get("run_id"):
-                    await _cancel(client, run)
-                raise
+            events = client.stream(payload)
+            while events is not None:
+                step, pending = None, []
+                try:
+                    async for event in events:
+                        if event.type == AGENT_START:
+                            run = event.data
+                        _show(event, step, out)
+                        if event.type == LLM_TOKEN:
+                            step = event.data.get("step")
+                        elif event.type == ERROR:
+                            return 1
+                        elif event.type == AGENT_END:
+                            pending = event.data.get("interrupts") or []
+                except asyncio.CancelledError:  # Ctrl-C: the run would go on without us (as on AgentCore)
+                    if run.get("run_id"):
+                        await _cancel(client, run)
+                    raise
+                events = None
+                if pending:  # a tool call waits for approval: ask, then follow the run that continues the turn
+                    ask = pending[0]
+                    approved = await _confirm(f"Run {ask['tool_name']}({json.dumps(ask['args'])})? [y/N] ")
+                    events = client.resume(run["session_id"], ask["interrupt_id"], approved,
+                                           actor_id=run.get("actor_id"))
     except AgentClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _confirm(question: str) -> bool:
+    """Ask on the terminal; anything but y/yes (or no answer at all) is no."""
+    print(question, end="", file=sys.stderr, flush=True)
+    try:
+        answer = await asyncio.to_thread(sys.stdin.readline)
+    except (OSError, ValueError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
 
 
 async def _cancel(client: AgentClient, run: dict[str, Any]) -> None:
@@ -66,6 +88,8 @@ def _show(event: Any, step: Any, out: Any) -> None:
             out.write("\n")  # each model answer on its own line
         out.write(event.data.get("token", ""))
         out.flush()
+    elif event.type == INTERRUPT:
+        out.write(f"\n[waiting for approval: {event.data.get('tool_name')}({json.dumps(event.data.get('args'))})]\n")
     elif event.type == AGENT_END:
         if step is None:  # the server streamed no tokens: show the answer
             out.write(event.data.get("output", ""))

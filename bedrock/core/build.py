@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bedrock.config import Settings
+from bedrock.config import ConfigError, Settings
 from bedrock.core.graph import build_graph
 from bedrock.core.memory import make_checkpointer
 from bedrock.core.model import make_model
@@ -26,8 +26,13 @@ def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
         closers.append(endpoint.stop)
     try:
         checkpointer = make_checkpointer(settings)
-        graph = build_graph(make_model(settings, endpoint_url), default_tools(), checkpointer,
-                            settings.history_max_messages)
+        tools = default_tools()
+        unknown = set(settings.approval_required_tools) - {tool.name for tool in tools}
+        if unknown:
+            raise ConfigError(f"APPROVAL_REQUIRED_TOOLS names no tool of this agent: {', '.join(sorted(unknown))} "
+                              f"(its tools: {', '.join(tool.name for tool in tools)})")
+        graph = build_graph(make_model(settings, endpoint_url), tools, checkpointer,
+                            settings.history_max_messages, frozenset(settings.approval_required_tools))
         agent = Agent(graph, settings)
     except BaseException:
         for close in closers:

@@ -1,18 +1,26 @@
-"""The agent graph: `chatbot` (the model, with tools bound) and `tools` (a ToolNode), looping until done."""
+"""The agent graph: `chatbot` (the model, with tools bound) and `tools` (a ToolNode), looping until done.
+
+Tools named in APPROVAL_REQUIRED_TOOLS wait for the user: before any tool of a model turn runs, each call of such
+a tool interrupts the graph (LangGraph's `interrupt()`, kept in the session's checkpoint) until a `resume`
+answers it. Approved, it runs (with edited arguments if given, which the model's own call then shows too);
+declined, its result is a refusal, so the conversation never holds a tool call without its result.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Sequence
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, trim_messages
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage, trim_messages
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import interrupt
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +55,73 @@ def history_window(messages: Sequence[BaseMessage], max_messages: int) -> list[B
     return [*earlier, *current]
 
 
+DECLINED = "The user declined this tool call, so it did not run."
+
+
+def interrupt_id(tool_call_id: str) -> str:
+    """The id of the approval a tool call waits for: stable (a rolled-back resume asks again under the same
+    id), and valid in a payload whatever characters the model's tool call id holds."""
+    return "approval-" + hashlib.sha256(tool_call_id.encode()).hexdigest()[:24]
+
+
+def declined(call: dict[str, Any]) -> ToolMessage:
+    """A declined call's result, as the model (and the client, as a tool step) sees it."""
+    return ToolMessage(DECLINED, tool_call_id=call["id"], name=call["name"], status="error")
+
+
+def approval_node(node: ToolNode, approval_required: frozenset[str]) -> Any:
+    """`tools` with approvals: ask about every call that needs one, then run the approved calls together."""
+
+    async def tools(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+        asked = state["messages"][-1]
+        assert isinstance(asked, AIMessage)
+        calls, results = [], {}
+        for call in asked.tool_calls:
+            if call["name"] in approval_required:
+                # Re-run from here when resumed: each interrupt() returns its answer, in order.
+                answer = interrupt({"interrupt_id": interrupt_id(call["id"]), "tool_name": call["name"],
+                                    "tool_call_id": call["id"], "args": call["args"]})
+                if not answer.get("approved"):
+                    results[call["id"]] = declined(call)
+                    continue
+                if answer.get("args") is not None:
+                    call = {**call, "args": answer["args"]}
+            calls.append(call)
+        if calls:
+            ran = await node.ainvoke([{**call, "type": "tool_call"} for call in calls], config)
+            for message in ran["messages"]:
+                results[message.tool_call_id] = message
+        messages: list[BaseMessage] = []
+        edited = [call for call in calls if call["args"] != _args_of(asked, call["id"])]
+        if edited:  # the model's own call shows the arguments that ran (same id: it replaces the message)
+            by_id = {call["id"]: call for call in calls}
+            messages.append(asked.model_copy(update={"tool_calls": [
+                by_id.get(call["id"], call) for call in asked.tool_calls]}))
+        messages += [results[call["id"]] for call in asked.tool_calls]
+        return {"messages": messages}
+
+    return tools
+
+
+def _args_of(message: AIMessage, call_id: str) -> Any:
+    return next((call["args"] for call in message.tool_calls if call["id"] == call_id), None)
+
+
+def dangling_calls(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """The tool calls of the last model message that have no result yet (an approval still pending)."""
+    last_ai = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], AIMessage)), None)
+    if last_ai is None:
+        return []
+    answered = {m.tool_call_id for m in messages[last_ai + 1:] if isinstance(m, ToolMessage)}
+    return [call for call in messages[last_ai].tool_calls if call["id"] not in answered]
+
+
 def build_graph(
     model: BaseChatModel,
     tools: Sequence[BaseTool],
     checkpointer: BaseCheckpointSaver | None = None,
     history_max_messages: int = 40,
+    approval_required: frozenset[str] = frozenset(),
 ) -> CompiledStateGraph:
     """Compile the agent graph; `thread_id` in the run config selects the session's history."""
     bound = model.bind_tools(list(tools))
@@ -65,7 +135,8 @@ def build_graph(
 
     graph = StateGraph(MessagesState)
     graph.add_node("chatbot", chatbot)
-    graph.add_node("tools", ToolNode(list(tools), handle_tool_errors=tool_error_message))
+    node = ToolNode(list(tools), handle_tool_errors=tool_error_message)
+    graph.add_node("tools", approval_node(node, approval_required) if approval_required else node)
     graph.add_edge(START, "chatbot")
     graph.add_conditional_edges("chatbot", tools_condition)
     graph.add_edge("tools", "chatbot")

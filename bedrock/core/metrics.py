@@ -40,6 +40,9 @@ class MetricsCallback(BaseCallbackHandler):
         self.tool_calls = 0
         self.errors = 0
         self.first_token_at: float | None = None
+        self.approvals_asked = 0  # tool calls that waited for the user's approval (APPROVAL_REQUIRED_TOOLS)
+        self.approvals_granted = 0
+        self.approvals_declined = 0
 
     @property
     def tokens(self) -> int:
@@ -88,4 +91,7 @@ class MetricsCallback(BaseCallbackHandler):
             "llm_calls": self.llm_calls,
             "latency_ms": round((time.perf_counter() - self.started_at) * 1000, 1),
             "time_to_first_token_ms": ttft,
+            "approvals_asked": self.approvals_asked,
+            "approvals_granted": self.approvals_granted,
+            "approvals_declined": self.approvals_declined,
         }

@@ -42,7 +42,19 @@ def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 Action = Literal["run", "cancel", "resume", "status"]
-RUN_ONLY = ("prompt", "stream_tokens", "preferences", "on_disconnect", "multitask_strategy")
+RUN_ONLY = ("prompt", "stream_tokens", "preferences", "on_disconnect", "multitask_strategy", "resume")
+
+
+class Decision(BaseModel):
+    """The user's answer to a pending approval: which one, yes or no, and possibly edited arguments."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    interrupt_id: str = Field(max_length=MAX_RUN_ID, pattern=ID_PATTERN)
+    approved: bool
+    args: dict[str, Any] | None = None
+
+    _bounded = field_validator("args")(_bounded_object)
 
 
 class AgentRequest(BaseModel):
@@ -65,6 +77,8 @@ class AgentRequest(BaseModel):
     # What a new run does when its client goes away, and when the session already has a run in progress.
     on_disconnect: Literal["continue", "cancel"] | None = None
     multitask_strategy: Literal["enqueue", "reject", "rollback"] = "enqueue"
+    # A run that answers the session's pending approval instead of sending a prompt.
+    resume: Decision | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -119,8 +133,9 @@ def parse_request(
     # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 writer (memory, the model's request,
     # the SSE stream) can encode: refused here, before anything is stored. pydantic already refuses them in
     # the string fields; the free-form objects are walked.
-    unencodable = _unencodable_field(request.preferences, "preferences") or _unencodable_field(
-        request.custom_data, "custom_data")
+    unencodable = (_unencodable_field(request.preferences, "preferences")
+                   or _unencodable_field(request.custom_data, "custom_data")
+                   or _unencodable_field(request.resume.args if request.resume else None, "resume.args"))
     if unencodable is not None:
         raise PayloadError(
             f"invalid payload: {unencodable}: text is not valid Unicode (a lone surrogate)",
@@ -149,8 +164,12 @@ def _refuse(field: str, message: str) -> PayloadError:
 def _check_action(request: AgentRequest, payload: dict[str, Any], header_session_id: str | None) -> None:
     """A run needs a prompt; an action on runs needs a session and takes none of a run's fields."""
     if request.action == "run":
-        if request.prompt is None:
+        if request.prompt is None and request.resume is None:
             raise _refuse("prompt", "Field required")
+        if request.prompt is not None and request.resume is not None:
+            raise _refuse("resume", "a run answers an approval or sends a prompt, not both")
+        if request.resume is not None and request.session_id is None and not header_session_id:
+            raise _refuse("session_id", "required with resume (the session whose approval is pending)")
         for field in ("run_id", "last_event_id"):
             if field in payload:
                 raise _refuse(field, "only with action 'resume', 'cancel' or 'status'")

@@ -8,11 +8,13 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.types import Command
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from bedrock.config import Settings
 from bedrock.core.deadlines import bounded
+from bedrock.core.graph import dangling_calls, declined
 from bedrock.core.hooks import observed, stream_observers
 from bedrock.core.messages import message_text, step_data
 from bedrock.core.metrics import MetricsCallback
@@ -23,7 +25,8 @@ from bedrock.core.runs import new_run_id
 from bedrock.core.sessions import SessionLocks
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
 from bedrock.wire.batching import TokenBuffer
-from bedrock.wire.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, EventSequence, SSEEvent, utc_timestamp
+from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, SSEEvent,
+                                 utc_timestamp)
 from bedrock.wire.result import fold
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class Agent:
         self.settings = settings
         self.owners = owners or make_owners(graph.checkpointer, settings.agentcore_memory_id, settings.aws_region)
         self.closers: list[Callable[[], Any]] = []  # what `close` releases, last first
+        self.approval_required = frozenset(settings.approval_required_tools)
         self.locks = SessionLocks(settings.session_wait_s)
         self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
         # Only savers that implement pruning (our SQLite one) are pruned; the base class's aprune just raises.
@@ -109,8 +113,15 @@ class Agent:
              "timestamp": utc_timestamp()},
         )
         step = 1
-        yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
+        decision = request.resume
+        if decision is None:
+            yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
+        else:
+            yield seq.emit(AGENT_STEP, {"step": step, "node": "resume", "type": "resume",
+                                        "content": "approved" if decision.approved else "declined",
+                                        "interrupt_id": decision.interrupt_id})
         turn_id = run_id  # marks the turn's checkpoints (rollback) and its human message
+        interrupts: list[dict[str, Any]] = []
         callbacks = [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]]
         config = self.run_config(request, callbacks, turn_id)
         buffer = TokenBuffer(self.settings.token_buffer_size, self.settings.token_buffer_max_delay_ms)
@@ -127,10 +138,18 @@ class Agent:
             metrics.record_error()
             yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
             return
+        try:  # what the graph is given depends on what is pending: read under the session's lock
+            graph_input = await self._input(request, turn_id, metrics)
+        except Exception as refused:
+            self.locks.release(request.session_id)  # nothing ran: nothing to undo
+            error = classify(refused)
+            metrics.record_error()
+            yield seq.emit(ERROR, error.event_data(utc_timestamp()))
+            return
         # From here the session is ours until `_settle` gives it back: nothing between here and `try` can fail.
         try:
             graph_stream = self.graph.astream(
-                {"messages": [HumanMessage(request.prompt, id=turn_id)]},
+                graph_input,
                 config,
                 stream_mode=modes,
                 durability=self.settings.checkpoint_durability,
@@ -151,6 +170,13 @@ class Agent:
                                 yield seq.token(batch, step + 1)
                     continue
                 for node, update in chunk.items():
+                    if node == "__interrupt__":  # a tool call waits for approval: the run pauses here
+                        for pending in update:
+                            data = {**pending.value, "run_id": run_id}
+                            interrupts.append(data)
+                            metrics.approvals_asked += 1
+                            yield seq.emit(INTERRUPT, data)
+                        continue
                     for message in (update or {}).get("messages", ()):
                         rest = buffer.flush()
                         if rest:
@@ -175,7 +201,50 @@ class Agent:
         snapshot = metrics.snapshot()
         # The SDK logs "completed" when the response object is returned; this is the turn's real duration.
         logger.info("turn done: session=%s steps=%d latency_ms=%s", request.session_id, step, snapshot["latency_ms"])
-        yield seq.emit(AGENT_END, {"output": output, "steps": step, "metrics": snapshot, "timestamp": utc_timestamp()})
+        end: dict[str, Any] = {"output": output, "steps": step, "metrics": snapshot,
+                               "status": "interrupted" if interrupts else "completed"}
+        if interrupts:
+            end["interrupts"] = interrupts
+        end["timestamp"] = utc_timestamp()
+        yield seq.emit(AGENT_END, end)
+
+    async def _input(self, request: AgentRequest, turn_id: str, metrics: MetricsCallback) -> Any:
+        """The graph's input: the prompt, or the answer to the pending approval (`Command(resume=…)`).
+
+        With approvals configured, a prompt sent while an approval is pending declines it first, so the
+        conversation sent to the model never holds a tool call without its result (Converse refuses that).
+        """
+        if request.resume is None and not self.approval_required:
+            return {"messages": [HumanMessage(request.prompt, id=turn_id)]}
+        if not self.approval_required:
+            raise AgentError("nothing_to_resume", "No tool needs approval here (APPROVAL_REQUIRED_TOOLS is empty).")
+        prompt = HumanMessage(request.prompt or "", id=turn_id)
+        state = await self.graph.aget_state({"configurable": {"thread_id": request.session_id}})
+        decision = request.resume
+        if decision is None:
+            declined_calls = [declined(call) for call in dangling_calls(state.values.get("messages", []))]
+            metrics.approvals_declined += len(declined_calls)
+            return {"messages": [*declined_calls, prompt]}
+        pending = {i.value["interrupt_id"]: i for i in state.interrupts
+                   if isinstance(i.value, dict) and "interrupt_id" in i.value}
+        if not pending:
+            raise AgentError("nothing_to_resume")
+        chosen = pending.get(decision.interrupt_id)
+        if chosen is None:
+            raise AgentError("interrupt_mismatch", f"The pending approval is {', '.join(pending)}, not "
+                             f"{decision.interrupt_id}.")
+        if decision.approved:
+            metrics.approvals_granted += 1
+        else:
+            metrics.approvals_declined += 1
+        return Command(resume={chosen.id: {"approved": decision.approved, "args": decision.args}})
+
+    async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's approvals waiting for an answer (none unless APPROVAL_REQUIRED_TOOLS is set)."""
+        if not self.approval_required:
+            return []
+        state = await self.graph.aget_state({"configurable": {"thread_id": session_id}})
+        return [dict(i.value) for i in state.interrupts if isinstance(i.value, dict) and "interrupt_id" in i.value]
 
     async def _settle(self, graph_stream: Any, request: AgentRequest, turn_id: str, completed: bool) -> None:
         """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.
@@ -228,10 +297,23 @@ class Agent:
         config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
         try:
             await roll_back(self.graph, config, turn_id)
+            if self.approval_required:
+                await self._ask_again(config)
         except Exception:
             logger.exception("could not roll back the cut turn of session %s", request.session_id)
             return
         await self._prune(request)
+
+    async def _ask_again(self, config: dict[str, Any]) -> None:
+        """After a rollback to a state that waited for an approval: wait for it again.
+
+        The rollback's copy of a checkpoint keeps its messages but not its pending interrupt; running the
+        graph from there reaches the same `interrupt()` before any tool runs (under the same, stable id).
+        """
+        state = await self.graph.aget_state(config)
+        if state.next == ("tools",) and not state.interrupts and dangling_calls(state.values.get("messages", [])):
+            async for _ in self.graph.astream(None, config, durability=self.settings.checkpoint_durability):
+                pass
 
     async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""

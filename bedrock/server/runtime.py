@@ -147,6 +147,8 @@ class Runtime:
         """Start the request's turn as a run, after its session's run in progress, per `multitask_strategy`:
         `enqueue` waits for it (SESSION_WAIT_S), `reject` refuses at once (`session_busy`), `rollback` cancels it
         (its turn rolled back) first. With `slots`, the run holds one until it ends (else `server_busy`)."""
+        if request.resume is not None:  # refused before any stream starts (the turn checks again, locked)
+            await self.check_pending(agent, request)
         strategy = request.multitask_strategy
         active = self.runs.active(request.session_id)
         if active is not None and strategy == "reject":
@@ -162,6 +164,18 @@ class Runtime:
         if slots is not None:
             run.on_end.append(lambda _: slots.release())
         return run
+
+    async def check_pending(self, agent: Agent, request: AgentRequest) -> None:
+        """Refuse an answer to an approval the session is not waiting for (`nothing_to_resume`,
+        `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
+        if self.runs.active(request.session_id) is not None or request.resume is None:
+            return
+        pending = [item["interrupt_id"] for item in await agent.pending_approvals(request.session_id)]
+        if not pending:
+            raise AgentError("nothing_to_resume")
+        if request.resume.interrupt_id not in pending:
+            raise AgentError("interrupt_mismatch", f"The pending approval is {', '.join(pending)}, not "
+                             f"{request.resume.interrupt_id}.")
 
     def resume(self, request: AgentRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""

@@ -10,6 +10,7 @@ from typing import Any
 AGENT_START = "agent_start"
 AGENT_STEP = "agent_step"
 LLM_TOKEN = "llm_token"
+INTERRUPT = "interrupt"  # a tool call waits for the user's approval (not terminal: agent_end follows)
 AGENT_END = "agent_end"
 ERROR = "error"
 TERMINAL_EVENTS = frozenset({AGENT_END, ERROR})

@@ -358,3 +358,26 @@ def test_cli_ctrl_c_cancels_the_run(make_server, session_id):
     assert process.returncode == 130 and "cancelled run run-" in err, err
     status = httpx.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
     assert status.json()["state"] == "cancelled"
+
+
+# --- (d) approvals: the client's resume, the CLI's y/N -----------------------------------------------------------
+
+
+async def test_client_resume_answers_an_approval(make_server, session_id):
+    live = make_server({"APPROVAL_REQUIRED_TOOLS": "calculator"})
+    async with AgentClient(base_url=live.url) as client:
+        first = [e async for e in client.stream({**CALC, "session_id": session_id})]
+        pending = first[-1].data["interrupts"][0]
+        assert first[-2].type == "interrupt" and first[-1].data["status"] == "interrupted"
+        rest = [e async for e in client.resume(session_id, pending["interrupt_id"], True, {"expression": "6 * 7"})]
+        assert rest[-1].type == "agent_end" and "42" in rest[-1].data["output"]
+
+
+@pytest.mark.parametrize("answer, expected", [("y\n", "100"), ("n\n", "couldn't calculate"), ("", "couldn't")])
+def test_cli_asks_y_or_n_at_an_approval(make_server, session_id, answer, expected):
+    live = make_server({"APPROVAL_REQUIRED_TOOLS": "calculator"})
+    result = subprocess.run([sys.executable, "-m", "bedrock.client", "--url", live.url, "--session", session_id,
+                             "What is 25 * 4?"], cwd=ROOT, input=answer, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert 'Run calculator({"expression": "25 * 4"})? [y/N]' in result.stderr
+    assert "[waiting for approval: calculator" in result.stdout and expected in result.stdout
