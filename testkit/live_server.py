@@ -67,6 +67,15 @@ class LiveServer:
                 self.process.communicate()
         return self.log_path.read_text()
 
+    def wait_for_ping(self, status: str, timeout_s: float = 10.0) -> None:
+        """Poll /ping until it reports `status` (HealthyBusy: every slot taken, or a run nobody follows)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if httpx.get(self.url + "/ping", timeout=5).json()["status"] == status:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"/ping never said {status}")
+
     def cpu_seconds(self) -> float:
         """User + system CPU the server process has used."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()

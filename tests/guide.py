@@ -44,3 +44,21 @@ def as_async_body(code: str, name: str = "_snippet", params: str = "") -> str:
 def unprefixed(code: str) -> str:
     """The guide imports `bedrock.agent_runtime`; run from inside bedrock/ the prefix is dropped."""
     return code.replace("from bedrock.", "from ")
+
+
+def run_httpx_client(base_url: str, prompt: str | None = None) -> list[str]:
+    """Run the guide's "Python with httpx" client against `base_url` (optionally with another prompt); the lines
+    it prints."""
+    import asyncio
+    import io
+    from contextlib import redirect_stdout
+
+    code = snippet("Python with httpx").replace("https://your-agent.amazonaws.com", base_url)
+    if prompt is not None:
+        code = code.replace("What is 2+2?", prompt)
+    namespace: dict = {}
+    exec(code, namespace)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        asyncio.run(namespace["stream_request"]())
+    return out.getvalue().splitlines()

@@ -147,16 +147,6 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(tmp_path, session_
         endpoint.stop()
 
 
-def wait_for_ping(url: str, status: str, timeout_s: float = 10.0) -> None:
-    """Poll /ping until it reports `status` (HealthyBusy while every slot is taken)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if httpx.get(url + "/ping", timeout=5).json()["status"] == status:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"/ping never said {status}")
-
-
 def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(make_server, session_id):
     live = make_server({"OFFLINE_TOKEN_DELAY_MS": "500", "MAX_CONCURRENT_INVOCATIONS": "1"})
     # on_disconnect: cancel (the default lets a run go on, as on AgentCore, where no disconnect is ever seen)
@@ -164,9 +154,9 @@ def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(mak
     with socket.create_connection(("127.0.0.1", live.port)) as conn:
         conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        wait_for_ping(live.url, "HealthyBusy")  # the turn holds the only slot
+        live.wait_for_ping("HealthyBusy")  # the turn holds the only slot
     left_at = time.monotonic()
-    wait_for_ping(live.url, "Healthy")  # freed when the client left, not when the turn would have ended (~4 s)
+    live.wait_for_ping("Healthy")  # freed when the client left, not when the turn would have ended (~4 s)
     assert time.monotonic() - left_at < 2.0
     reply = httpx.post(live.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=30)
     assert reply.status_code == 200 and reply.json()["output"].startswith("I don't know")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from contextlib import redirect_stdout
 from typing import Any
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from bedrock.streaming_utils import SSEDecoder
 from bedrock.config import Settings
 from testkit.sse import frames_of
-from tests.guide import snippet
+from tests.guide import run_httpx_client
 
 
 
@@ -96,15 +94,7 @@ def test_bad_input_gets_400_json_and_the_server_keeps_serving(server, path, body
 
 
 def test_guide_httpx_client_reads_the_stream(server, session_id):
-    code = snippet("Python with httpx").replace("https://your-agent.amazonaws.com", server.url)
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)
-    out = io.StringIO()
-    import asyncio
-
-    with redirect_stdout(out):
-        asyncio.run(namespace["stream_request"]())
-    lines = out.getvalue().splitlines()
+    lines = run_httpx_client(server.url)
     assert lines[0].startswith("[agent_start]") and lines[-1].startswith("[agent_end]")
     assert "The result of 2+2 is 4." in lines[-1]
 

@@ -3,9 +3,6 @@ restart while pending, a new prompt while pending, and the guide's own clients r
 
 from __future__ import annotations
 
-import asyncio
-import io
-from contextlib import redirect_stdout
 from typing import Any
 
 import httpx
@@ -14,7 +11,7 @@ import pytest
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
 from testkit.sse import frames_of
-from tests.guide import snippet
+from tests.guide import run_httpx_client
 from tests.test_js_clients import browser_program, react_program, run_node
 
 APPROVALS = {"APPROVAL_REQUIRED_TOOLS": "calculator"}
@@ -117,14 +114,7 @@ async def test_a_new_prompt_while_pending_declines_it_and_every_model_request_is
 
 
 def test_the_guides_httpx_client_reads_an_interrupted_turn(live):
-    code = snippet("Python with httpx").replace("https://your-agent.amazonaws.com", live.url)
-    code = code.replace("What is 2+2?", "What is 25 * 4?")
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)
-    out = io.StringIO()
-    with redirect_stdout(out):
-        asyncio.run(namespace["stream_request"]())
-    lines = out.getvalue().splitlines()
+    lines = run_httpx_client(live.url, "What is 25 * 4?")
     assert lines[0].startswith("[agent_start]") and lines[-1].startswith("[agent_end]")
     assert any(line.startswith("[interrupt]") for line in lines) and "interrupted" in lines[-1]
 

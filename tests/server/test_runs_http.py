@@ -42,15 +42,6 @@ def _frame_end(data: bytes, n: int) -> int:
     return end
 
 
-def wait_for_ping(url: str, status: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if httpx.get(url + "/ping", timeout=5).json()["status"] == status:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"/ping never said {status}")
-
-
 async def humans(memory_path: str, session_id: str) -> list[str]:
     """The human messages of the session as stored (read with a fresh agent on the server's SQLite file)."""
     agent = build_agent(Settings(memory_backend="sqlite", memory_path=memory_path, model_provider="bedrock"),
@@ -99,14 +90,14 @@ def test_a_run_goes_on_without_its_client_and_ping_says_so(paced, session_id):
     /ping is HealthyBusy while it goes on with nobody following, Healthy after."""
     seen = stream_some(paced.url, {"prompt": LONG, "session_id": session_id, "stream_tokens": True}, 4)
     run_id = frames_of(seen)[0][1]["run_id"]
-    wait_for_ping(paced.url, "HealthyBusy")
+    paced.wait_for_ping("HealthyBusy")
     status = post(paced.url, {"action": "status", "session_id": session_id}).json()
     assert (status["run_id"], status["state"]) == (run_id, "running") and status["last_event_id"] >= 4
     resumed = httpx.post(paced.url + "/stream", json={"action": "resume", "session_id": session_id},
                          headers={"Last-Event-ID": "4"}, timeout=30)
     rest = frames_of(resumed.content)
     assert rest[0][2] == 5 and rest[-1][0] == "agent_end"  # from the id after the header's, to the end
-    wait_for_ping(paced.url, "Healthy")
+    paced.wait_for_ping("Healthy")
     assert post(paced.url, {"action": "status", "session_id": session_id}).json()["state"] == "completed"
     whole = post(paced.url, {"action": "resume", "session_id": session_id, "run_id": run_id})
     assert whole.status_code == 200 and whole.json()["output"] == rest[-1][1]["output"]  # folded, not streamed
@@ -186,7 +177,7 @@ def test_refusals_are_json_before_any_stream(make_server, session_id):
 async def test_runs_end_at_shutdown_with_nobody_following(make_server, session_id):
     live = make_server({"OFFLINE_TOKEN_DELAY_MS": "100", "SHUTDOWN_GRACE_S": "0.5"})
     stream_some(live.url, {"prompt": LONG, "session_id": session_id, "stream_tokens": True}, 4)  # then detached
-    wait_for_ping(live.url, "HealthyBusy")
+    live.wait_for_ping("HealthyBusy")
     started = time.monotonic()
     log = live.stop()
     assert time.monotonic() - started < 8 and "Traceback" not in log
