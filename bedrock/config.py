@@ -76,7 +76,7 @@ class Settings:
     run_buffer_bytes: int = 1_048_576
     approval_required_tools: tuple[str, ...] = ()
     run_retention_s: float = 600.0
-    run_retain_max: int = 200
+    run_retain_bytes: int = 16_777_216
     request_timeout_s: float = 300.0
     shutdown_grace_s: float = 10.0
     max_concurrent_invocations: int = 200
@@ -131,7 +131,7 @@ class Settings:
             approval_required_tools=tuple(
                 name.strip() for name in (env.get("APPROVAL_REQUIRED_TOOLS") or "").split(",") if name.strip()),
             run_retention_s=_float(env, "RUN_RETENTION_S", d.run_retention_s),
-            run_retain_max=_int(env, "RUN_RETAIN_MAX", d.run_retain_max),
+            run_retain_bytes=_int(env, "RUN_RETAIN_BYTES", d.run_retain_bytes),
             request_timeout_s=_float(env, "REQUEST_TIMEOUT_S", d.request_timeout_s),
             shutdown_grace_s=_float(env, "SHUTDOWN_GRACE_S", d.shutdown_grace_s),
             max_concurrent_invocations=_int(env, "MAX_CONCURRENT_INVOCATIONS", d.max_concurrent_invocations, minimum=1),

@@ -64,7 +64,7 @@ async def per_token(repeat: int) -> tuple[float, float]:
     """(µs per token reading Agent.stream directly, µs per token through a run and its follower)."""
     settings = Settings(memory_backend="memory", token_buffer_size=1)
     agent = Agent(build_graph(long_reply_model(), default_tools(), InMemorySaver()), settings)
-    registry = RunRegistry(buffer_bytes=1 << 22, retention_s=0, retain_max=0)
+    registry = RunRegistry(buffer_bytes=1 << 22, retention_s=0, retain_bytes=0)
 
     async def direct() -> float:
         request = parse_request({"prompt": "go", "session_id": f"b-{uuid.uuid4().hex}", "stream_tokens": True})

@@ -134,7 +134,7 @@ def test_dockerignore_excludes(path):
 @pytest.mark.parametrize(
     "path",
     ["requirements.txt", "bedrock/agent_runtime.py", "bedrock/_pathfix.py", "bedrock/server/app.py",
-     "bedrock/client/_client.py", "Dockerfile"],
+     "bedrock/client/_client.py", "bedrock/client/_runtime.py", "Dockerfile"],
 )
 def test_dockerignore_keeps_what_the_image_runs(path):
     assert not dockerignored(path)

@@ -18,16 +18,15 @@ Everything it raises:
      └── AgentStreamError       the turn ended with an `error` event (`invoke`), or without a final event
 """
 
-from bedrock.client._client import (
-    DEFAULT_URL,
-    AgentClient,
+from bedrock.client._client import DEFAULT_URL, AgentClient
+from bedrock.client._errors import (
     AgentClientError,
     AgentConnectionError,
     AgentHTTPError,
     AgentStreamError,
     AgentTimeoutError,
-    runtime_session_id,
 )
+from bedrock.client._runtime import runtime_session_id
 
 __all__ = [
     "AgentClient",

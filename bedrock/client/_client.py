@@ -6,81 +6,37 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import threading
-import uuid
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import httpx
 from httpx_sse import aconnect_sse
 
+from bedrock.client._errors import (
+    AgentClientError,
+    AgentConnectionError,
+    AgentHTTPError,
+    AgentStreamError,
+    AgentTimeoutError,
+)
+from bedrock.client._runtime import (
+    _arn_region,
+    _chunk_reader,
+    _close_stream,
+    _keep_agent_error,
+    _runtime_http_error,
+    runtime_session_id,
+)
 from bedrock.wire.decoding import SSEDecoder
 from bedrock.wire.events import AGENT_START, TERMINAL_EVENTS, SSEEvent, encode_frame
 from bedrock.wire.headers import SESSION_HEADER
 from bedrock.wire.result import fold
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-RUNTIME_SESSION_ID_MIN, RUNTIME_SESSION_ID_MAX = 33, 256  # InvokeAgentRuntime's bounds
-_READ_SIZE = 65536
 _INCOMPLETE = "The stream ended before the turn's final event."
 logger = logging.getLogger("bedrock.client")
-
-
-class AgentClientError(Exception):
-    """Base of every error AgentClient raises."""
-
-
-class AgentConnectionError(AgentClientError, ConnectionError):
-    """The agent could not be reached (after the retries), or the connection broke mid-stream."""
-
-
-class AgentTimeoutError(AgentClientError, TimeoutError):
-    """The turn did not finish within the client's `timeout`."""
-
-
-class AgentHTTPError(AgentClientError):
-    """The request was refused: `status`, and the `code` / `message` of its `{"error": {...}}` body."""
-
-    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
-        super().__init__(f"HTTP {status} {code}: {message}")
-        self.status, self.code, self.message, self.body = status, code, message, body
-
-
-class AgentStreamError(AgentClientError):
-    """The turn ended with an `error` event (or the stream ended without a final event)."""
-
-    def __init__(self, code: str, message: str, retryable: bool = False, event: SSEEvent | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.retryable, self.event = code, message, retryable, event
-
-    @classmethod
-    def from_event(cls, event: SSEEvent) -> "AgentStreamError":
-        data = event.data if isinstance(event.data, dict) else {"error": str(event.data)}
-        return cls(data.get("code", "internal_error"), data.get("error", ""), bool(data.get("retryable")), event)
-
-
-def runtime_session_id(session_id: str | None) -> str:
-    """A valid InvokeAgentRuntime session id (33–256 chars) for a payload's `session_id`.
-
-    Deterministic, because the runtime session picks the microVM that serves the turn: every turn of one
-    conversation must land on the same one. Without a session id, a fresh one is generated.
-    """
-    if not session_id:
-        return f"session-{uuid.uuid4().hex}"
-    if RUNTIME_SESSION_ID_MIN <= len(session_id) <= RUNTIME_SESSION_ID_MAX:
-        return session_id
-    digest = hashlib.sha256(session_id.encode("utf-8")).hexdigest()
-    if len(session_id) < RUNTIME_SESSION_ID_MIN:
-        return f"{session_id}-{digest}"[:64]  # a hash, not padding: cannot equal another session's own id
-    return f"{session_id[: RUNTIME_SESSION_ID_MAX - 65]}-{digest}"
-
-
-def _arn_region(arn: str | None) -> str | None:
-    """The REGION of arn:aws:bedrock-agentcore:REGION:ACCOUNT:runtime/ID."""
-    parts = arn.split(":") if arn else []
-    return (parts[3] or None) if len(parts) >= 6 else None
 
 
 def _event(event_type: str, data: Any, event_id: Any) -> SSEEvent:
@@ -384,46 +340,3 @@ class AgentClient:
             raise AgentConnectionError(f"The AgentCore Runtime stream broke: {exc!r}") from exc
         finally:
             _close_stream(stream)
-
-
-def _runtime_http_error(exc: Any) -> AgentHTTPError:
-    """A refused InvokeAgentRuntime call, with the agent's own error code when the runtime passed its body on."""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    error = exc.response.get("AgentError") or exc.response.get("Error", {})
-    code = str(error.get("code") or error.get("Code") or "ClientError")
-    message = str(error.get("message") or error.get("Message") or exc)
-    body = {"error": exc.response["AgentError"]} if "AgentError" in exc.response else exc.response
-    return AgentHTTPError(status, code, message, body)
-
-
-def _keep_agent_error(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
-    """botocore keeps only an error's Code and Message; keep the agent's own `{"error": {...}}` body too."""
-    if response_dict.get("status_code", 200) < 300:
-        return
-    try:
-        body = json.loads(response_dict.get("body") or b"")
-    except ValueError:
-        return
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        customized_response_dict["AgentError"] = body["error"]
-
-
-def _chunk_reader(stream: Any) -> Callable[[], bytes]:
-    """Read whatever has arrived. StreamingBody.read(n) waits for n bytes, which would hold tokens back."""
-    raw = getattr(stream, "_raw_stream", None)
-    read1 = getattr(raw, "read1", None)
-    if callable(read1):
-        return lambda: read1(_READ_SIZE)
-    return lambda: stream.read(1024)
-
-
-def _close_stream(stream: Any) -> None:
-    # shutdown() (urllib3 >= 2.3) wakes a read still blocked in a worker thread after a timeout or cancel.
-    shutdown = getattr(getattr(stream, "_raw_stream", None), "shutdown", None)
-    if callable(shutdown):
-        try:
-            shutdown()
-        except (RuntimeError, ValueError, OSError):
-            pass  # a broken read already gave the connection back to the pool (urllib3 refuses then)
-    stream.close()
-

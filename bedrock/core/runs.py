@@ -27,6 +27,7 @@ from bedrock.wire.events import ERROR, TERMINAL_EVENTS, SSEEvent, encode_frame, 
 logger = logging.getLogger(__name__)
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
+_STR_OVERHEAD = 49  # sys.getsizeof("") on CPython: what a kept frame costs beyond its text
 
 
 def new_run_id() -> str:
@@ -61,6 +62,7 @@ class Run:
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
         self.followers = 0
+        self.retained = 0  # what the registry counts for it once it has ended
         self._attached: set[Follower] = set()
         self.on_followers: Callable[[Run], None] | None = None  # told when the follower count changes
         self.on_end: list[Callable[[Run], None]] = []
@@ -109,6 +111,10 @@ class Run:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def kept_bytes(self) -> int:
+        """What the run's buffer holds, about: its frames' text plus a string's overhead each."""
+        return self._size + _STR_OVERHEAD * len(self.frames)
 
     def _compact(self) -> None:
         """Once nobody reads the frames live, keep only their text (see `revive`): the parsed data goes. Not
@@ -261,10 +267,13 @@ class Follower:
 
 class RunRegistry:
     """A process's runs by id and by session: the active run of each session, finished runs kept
-    `retention_s` (and at most `retain_max` of them, oldest out) for `resume` and `status`."""
+    `retention_s` for `resume` and `status`, the oldest dropped first while they hold more than `retain_bytes`
+    together (a hard bound on what finished runs keep, whatever the traffic: without it, clients that leave every
+    run early would have a process keep up to RUN_BUFFER_BYTES per run for RUN_RETENTION_S)."""
 
-    def __init__(self, *, buffer_bytes: int, retention_s: float, retain_max: int) -> None:
-        self.buffer_bytes, self.retention_s, self.retain_max = buffer_bytes, retention_s, retain_max
+    def __init__(self, *, buffer_bytes: int, retention_s: float, retain_bytes: int) -> None:
+        self.buffer_bytes, self.retention_s, self.retain_bytes = buffer_bytes, retention_s, retain_bytes
+        self.retained = 0  # bytes the finished runs keep (their frames' text, and each string's own overhead)
         self._runs: dict[str, Run] = {}
         self._latest: dict[str, Run] = {}  # session → its newest run
         self._finished: OrderedDict[str, Run] = OrderedDict()  # oldest first
@@ -284,6 +293,8 @@ class RunRegistry:
 
     def _ended(self, run: Run) -> None:
         self._finished[run.run_id] = run
+        run.retained = run.kept_bytes()  # counted as it was at its end (later trims only make it smaller)
+        self.retained += run.retained
         self.expire()
 
     def active(self, session_id: str) -> Run | None:
@@ -300,13 +311,14 @@ class RunRegistry:
         return [run for run in self._runs.values() if not run.finished]
 
     def expire(self) -> None:
-        """Drop finished runs past `retention_s`, and the oldest past `retain_max`."""
+        """Drop finished runs past `retention_s`, and the oldest while they keep more than `retain_bytes`."""
         finished, now = self._finished, time.time()
         while finished:
             run = next(iter(finished.values()))
-            if len(finished) <= self.retain_max and (run.finished_at or now) + self.retention_s > now:
+            if self.retained <= self.retain_bytes and (run.finished_at or now) + self.retention_s > now:
                 break
             finished.popitem(last=False)
+            self.retained -= run.retained
             self._runs.pop(run.run_id, None)
             if self._latest.get(run.session_id) is run:
                 del self._latest[run.session_id]

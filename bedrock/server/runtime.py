@@ -35,7 +35,7 @@ class Runtime:
         self.settings = settings
         self.slots = InvocationSlots(settings.max_concurrent_invocations)
         self.runs = RunRegistry(buffer_bytes=settings.run_buffer_bytes, retention_s=settings.run_retention_s,
-                                retain_max=settings.run_retain_max)
+                                retain_bytes=settings.run_retain_bytes)
         self.agent = agent
         self.shutdown: asyncio.Event | None = None  # set when the server stops: runs end within the grace
         self._build: Future[Agent] | None = None

@@ -167,7 +167,7 @@ async def frames(n: int, size: int = 100) -> AsyncIterator[SSEEvent]:
 
 
 async def test_the_buffer_is_bounded_and_an_old_resume_is_refused():
-    registry = RunRegistry(buffer_bytes=4096, retention_s=60, retain_max=10)
+    registry = RunRegistry(buffer_bytes=4096, retention_s=60, retain_bytes=1 << 20)
     run = registry.start("run-a", "s", "actor", frames(200), "continue")
     await run.settled()
     assert sum(len(f) for f in run.frames) <= 4096 and run.first_id > 1 and run.last_id == 200
@@ -181,7 +181,7 @@ async def test_the_buffer_is_bounded_and_an_old_resume_is_refused():
 
 
 async def test_a_slow_follower_loses_nothing_and_the_buffer_shrinks_once_it_has_read():
-    registry = RunRegistry(buffer_bytes=4096, retention_s=60, retain_max=10)
+    registry = RunRegistry(buffer_bytes=4096, retention_s=60, retain_bytes=1 << 20)
     run = registry.start("run-b", "s", "actor", frames(200), "continue")
     slow = run.follow(0)
     first = await slow.__anext__()
@@ -192,12 +192,19 @@ async def test_a_slow_follower_loses_nothing_and_the_buffer_shrinks_once_it_has_
     assert run.followers == 0 and sum(len(f) for f in run.frames) <= 4096  # released when it left
 
 
-async def test_finished_runs_expire_by_age_and_by_count():
-    registry = RunRegistry(buffer_bytes=65536, retention_s=60, retain_max=2)
-    for i in range(3):
-        await registry.start(f"run-{i}", f"s{i}", "actor", frames(3), "continue").settled()
+async def test_finished_runs_expire_by_age_and_by_the_bytes_they_keep_together():
+    registry = RunRegistry(buffer_bytes=65536, retention_s=60, retain_bytes=1 << 20)
+    runs = [await_run for await_run in [registry.start(f"run-{i}", f"s{i}", "actor", frames(3), "continue")
+                                        for i in range(3)]]
+    for run in runs:
+        await run.settled()
+    one = runs[0].kept_bytes()
+    assert registry.retained == 3 * one and all(registry.find(f"s{i}") for i in range(3))
+    registry.retain_bytes = 2 * one  # room for two: the oldest goes
+    registry.expire()
     assert registry.find("s0") is None and registry.find("s1") is not None and registry.find("s2") is not None
+    assert registry.retained == 2 * one
     assert registry.find("s1", "run-2") is None  # another session's run is not found through this one
     registry.retention_s = 0
     registry.expire()
-    assert registry.find("s1") is None and registry.find("s2") is None
+    assert registry.find("s1") is None and registry.find("s2") is None and registry.retained == 0
