@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
 _STR_OVERHEAD = 49  # sys.getsizeof("") on CPython: what a kept frame costs beyond its text
+_RUN_OVERHEAD = 2048  # a kept run's own objects (Run, deque, dicts, registry entries), about: measured ~2 KiB
 
 
 def new_run_id() -> str:
@@ -113,8 +114,8 @@ class Run:
                 waiter.set_result(None)
 
     def kept_bytes(self) -> int:
-        """What the run's buffer holds, about: its frames' text plus a string's overhead each."""
-        return self._size + _STR_OVERHEAD * len(self.frames)
+        """What keeping the run costs, about: its frames' text, a string's overhead each, and its own objects."""
+        return self._size + _STR_OVERHEAD * len(self.frames) + _RUN_OVERHEAD
 
     def _compact(self) -> None:
         """Once nobody reads the frames live, keep only their text (see `revive`): the parsed data goes. Not

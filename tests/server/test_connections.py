@@ -99,3 +99,41 @@ def test_connections_past_the_cap_get_a_json_503(make_server):
         time.sleep(0.05)
     else:
         raise AssertionError("the server never accepted connections again")
+
+
+def test_a_connection_reset_by_its_client_is_released_at_once():
+    """uvicorn disarms its keep-alive timer only on a clean close; a client that resets the connection (closing with
+    unread data, as every client that stopped reading does) left it armed, holding the connection for
+    timeout_keep_alive (75 s here): the soak's never-reading clients grew the server ~110 KB each."""
+    import gc
+    import struct
+
+    from bedrock.config import Settings
+    from bedrock.offline.background import BackgroundServer
+    from bedrock.server.connections import BoundedH11Protocol, uvicorn_options
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("x" * 200_000))])
+    server = BackgroundServer(app, **uvicorn_options(Settings()))
+    url = server.start()
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(5):
+            conn = socket.create_connection(("127.0.0.1", port))
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(1024).startswith(b"HTTP/1.1 200")  # the rest is left unread
+            time.sleep(0.1)  # the response completes on the server: keep-alive armed
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # RST
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            gc.collect()
+            alive = [o for o in gc.get_objects() if isinstance(o, BoundedH11Protocol)]
+            if not alive:
+                break
+            time.sleep(0.05)
+        assert alive == []
+    finally:
+        server.stop()
