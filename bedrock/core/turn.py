@@ -214,25 +214,16 @@ class Agent:
         With approvals configured, a prompt sent while an approval is pending declines it first, so the
         conversation sent to the model never holds a tool call without its result (Converse refuses that).
         """
-        if request.resume is None and not self.approval_required:
-            return {"messages": [HumanMessage(request.prompt, id=turn_id)]}
-        if not self.approval_required:
-            raise AgentError("nothing_to_resume", "No tool needs approval here (APPROVAL_REQUIRED_TOOLS is empty).")
-        prompt = HumanMessage(request.prompt or "", id=turn_id)
-        state = await self.graph.aget_state({"configurable": {"thread_id": request.session_id}})
         decision = request.resume
-        if decision is None:
+        if decision is None and not self.approval_required:
+            return {"messages": [HumanMessage(request.prompt, id=turn_id)]}
+        if decision is not None:
+            chosen = await self.pending_interrupt(request.session_id, decision.interrupt_id)
+        else:
+            state = await self.graph.aget_state({"configurable": {"thread_id": request.session_id}})
             declined_calls = [declined(call) for call in dangling_calls(state.values.get("messages", []))]
             metrics.approvals_declined += len(declined_calls)
-            return {"messages": [*declined_calls, prompt]}
-        pending = {i.value["interrupt_id"]: i for i in state.interrupts
-                   if isinstance(i.value, dict) and "interrupt_id" in i.value}
-        if not pending:
-            raise AgentError("nothing_to_resume")
-        chosen = pending.get(decision.interrupt_id)
-        if chosen is None:
-            raise AgentError("interrupt_mismatch", f"The pending approval is {', '.join(pending)}, not "
-                             f"{decision.interrupt_id}.")
+            return {"messages": [*declined_calls, HumanMessage(request.prompt, id=turn_id)]}
         if decision.approved:
             metrics.approvals_granted += 1
         else:
@@ -241,10 +232,24 @@ class Agent:
 
     async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
         """The session's approvals waiting for an answer (none unless APPROVAL_REQUIRED_TOOLS is set)."""
+        return [dict(i.value) for i in await self._interrupts(session_id)]
+
+    async def pending_interrupt(self, session_id: str, interrupt_id: str) -> Any:
+        """LangGraph's interrupt for our `interrupt_id`; `nothing_to_resume` or `interrupt_mismatch` otherwise."""
+        if not self.approval_required:
+            raise AgentError("nothing_to_resume", "No tool needs approval here (APPROVAL_REQUIRED_TOOLS is empty).")
+        pending = {i.value["interrupt_id"]: i for i in await self._interrupts(session_id)}
+        if not pending:
+            raise AgentError("nothing_to_resume")
+        if interrupt_id not in pending:
+            raise AgentError("interrupt_mismatch", f"The pending approval is {', '.join(pending)}, not {interrupt_id}.")
+        return pending[interrupt_id]
+
+    async def _interrupts(self, session_id: str) -> list[Any]:
         if not self.approval_required:
             return []
         state = await self.graph.aget_state({"configurable": {"thread_id": session_id}})
-        return [dict(i.value) for i in state.interrupts if isinstance(i.value, dict) and "interrupt_id" in i.value]
+        return [i for i in state.interrupts if isinstance(i.value, dict) and "interrupt_id" in i.value]
 
     async def _settle(self, graph_stream: Any, request: AgentRequest, turn_id: str, completed: bool) -> None:
         """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.

@@ -170,12 +170,7 @@ class Runtime:
         `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
         if self.runs.active(request.session_id) is not None or request.resume is None:
             return
-        pending = [item["interrupt_id"] for item in await agent.pending_approvals(request.session_id)]
-        if not pending:
-            raise AgentError("nothing_to_resume")
-        if request.resume.interrupt_id not in pending:
-            raise AgentError("interrupt_mismatch", f"The pending approval is {', '.join(pending)}, not "
-                             f"{request.resume.interrupt_id}.")
+        await agent.pending_interrupt(request.session_id, request.resume.interrupt_id)
 
     def resume(self, request: AgentRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""

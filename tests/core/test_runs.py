@@ -10,6 +10,7 @@ import pytest
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
+from bedrock.core.request import parse_request
 from bedrock.core.runs import RunRegistry
 from bedrock.errors import AgentError
 from bedrock.offline.endpoint import OfflineBedrockEndpoint
@@ -208,3 +209,37 @@ async def test_finished_runs_expire_by_age_and_by_the_bytes_they_keep_together()
     registry.retention_s = 0
     registry.expire()
     assert registry.find("s1") is None and registry.find("s2") is None and registry.retained == 0
+
+
+@pytest.mark.parametrize("cut", ["timeout", "model error"])
+async def test_a_run_nobody_follows_ends_on_its_own_and_leaves_whole_turns(tmp_path, session_id, cut):
+    """Exits of a detached run (its client gone, on_disconnect: continue), on a later turn with a tool call, SQLite:
+    REQUEST_TIMEOUT_S, or the model failing mid-turn — the run ends with its `error`, the turn is rolled back."""
+    from bedrock.offline.endpoint import BreakStream
+
+    paced = OfflineBedrockEndpoint(token_delay_ms=80).start()  # the tool turn's ~14 chunks outlast 0.6 s
+    try:
+        config = Settings(model_provider="bedrock", memory_path=str(tmp_path / "m.sqlite"), token_buffer_size=1,
+                          bedrock_max_attempts=1)
+        earlier = build_agent(config, paced.url)  # the first turn, on the same SQLite file, with no deadline
+        await earlier.invoke(parse_request({"prompt": "My name is Zed", "session_id": session_id}))
+        await earlier.drain()
+        earlier.close()
+        if cut == "timeout":
+            config = Settings(**{**config.__dict__, "request_timeout_s": 0.6})
+        runtime = build_app(config, agent=build_agent(config, paced.url)).state.runtime
+        if cut == "model error":
+            paced.then(BreakStream(after_tokens=3))
+        async with aclosing(runtime.stream({"prompt": "What is 25 * 4?", "session_id": session_id,
+                                            "stream_tokens": True, "on_disconnect": "continue"})) as events:
+            async for event in events:
+                if event.id == 3:
+                    break  # the client leaves; the run goes on alone
+        run = runtime.runs.find(session_id)
+        assert await run.settled(10) and run.state == "failed"
+        last = [e async for e in runtime.stream({"action": "resume", "session_id": session_id,
+                                                 "last_event_id": run.last_id - 1})][-1]
+        assert last.data["code"] == ("timeout" if cut == "timeout" else "model_stream_error")
+        assert await history(runtime, session_id) == ["My name is Zed", "Nice to meet you, Zed! I'll remember your name."]
+    finally:
+        paced.stop()
