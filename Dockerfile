@@ -3,7 +3,8 @@
 FROM ghcr.io/astral-sh/uv:python3.11-bookworm-slim
 WORKDIR /app
 
-# DOCKER_CONTAINER makes BedrockAgentCoreApp bind 0.0.0.0. The session memory file lives under /tmp, the one
+# DOCKER_CONTAINER makes BedrockAgentCoreApp bind 0.0.0.0. SERVE_UI=0: no chat page in the container (AgentCore
+# routes only /invocations and /ping to it; anything else would be one more thing served to nobody). The session memory file lives under /tmp, the one
 # place the non-root user can write (AgentCore Memory replaces it once `agentcore launch` injects a memory id).
 ENV UV_SYSTEM_PYTHON=1 \
     UV_COMPILE_BYTECODE=1 \
@@ -13,6 +14,7 @@ ENV UV_SYSTEM_PYTHON=1 \
     AWS_REGION=us-east-1 \
     AWS_DEFAULT_REGION=us-east-1 \
     MODEL_PROVIDER=bedrock \
+    SERVE_UI=0 \
     AGENT_MEMORY_PATH=/tmp/agent-memory/checkpoints.sqlite
 
 # Dependencies first, so code changes do not reinstall them.

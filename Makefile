@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-smoke clean
+.PHONY: run test bench bench-smoke clean ui-vendor
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run_all --smoke
+
+# The chat page's SSE parser, vendored as published (needs npm; `make run` and `make test` do not).
+UI_VENDOR := bedrock/server/static/vendor/eventsource-parser
+ui-vendor:
+	test -n "$(VERSION)" || { echo "usage: make ui-vendor VERSION=x.y.z"; exit 2; }
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent eventsource-parser@$(VERSION) >/dev/null && tar xzf *.tgz && \
+		cp package/dist/parse.js package/dist/errors.js package/dist/stream.js package/LICENSE $(CURDIR)/$(UI_VENDOR)/
+	@echo "now update $(UI_VENDOR)/SOURCE: the version and: (cd $(UI_VENDOR) && sha256sum parse.js errors.js stream.js LICENSE)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

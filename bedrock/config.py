@@ -43,6 +43,11 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    return _choice(env, name, "1" if default else "0", ("1", "0", "true", "false", "yes", "no", "on", "off")) in (
+        "1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable; see the README's configuration table."""
@@ -84,6 +89,7 @@ class Settings:
     request_read_timeout_s: float = 10.0
     max_connections: int = 1000
     log_level: str = "INFO"
+    serve_ui: bool = True  # the chat page on GET / (the container's Dockerfile turns it off)
     auth_mode: str = "none"
     jwt_jwks_file: str = ""
     jwt_jwks_url: str = ""
@@ -148,6 +154,7 @@ class Settings:
             jwt_actor_claim=env.get("JWT_ACTOR_CLAIM") or d.jwt_actor_claim,
             jwt_leeway_s=_float(env, "JWT_LEEWAY_S", d.jwt_leeway_s),
             jwt_jwks_refresh_s=_float(env, "JWT_JWKS_REFRESH_S", d.jwt_jwks_refresh_s),
+            serve_ui=_flag(env, "SERVE_UI", d.serve_ui),
         )
         settings.check()
         return settings

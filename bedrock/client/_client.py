@@ -207,6 +207,11 @@ class AgentClient:
         return await self._request({"action": "status", "session_id": session_id, "run_id": run_id,
                                     "actor_id": actor_id})
 
+    async def history(self, session_id: str, *, actor_id: str | None = None) -> dict[str, Any]:
+        """The session's kept conversation: `{"session_id", "messages": [agent_step data…], "truncated",
+        "pending": [approvals waiting for an answer], "run": its run in progress (as `status`) or None}`."""
+        return await self._request({"action": "history", "session_id": session_id, "actor_id": actor_id})
+
     async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
         body = {key: value for key, value in body.items() if value is not None}
         try:

@@ -41,7 +41,7 @@ def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-Action = Literal["run", "cancel", "resume", "status"]
+Action = Literal["run", "cancel", "resume", "status", "history"]
 RUN_ONLY = ("prompt", "stream_tokens", "preferences", "on_disconnect", "multitask_strategy", "resume")
 
 
@@ -58,8 +58,8 @@ class Decision(BaseModel):
 
 
 class AgentRequest(BaseModel):
-    """One request: a run (a turn: the prompt, whose session it belongs to, how to answer), or an action on
-    the session's runs (`cancel`, `resume`, `status`)."""
+    """One request: a run (a turn: the prompt, whose session it belongs to, how to answer), an action on
+    the session's runs (`cancel`, `resume`, `status`), or a read of its conversation (`history`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -179,6 +179,8 @@ def _check_action(request: AgentRequest, payload: dict[str, Any], header_session
             raise _refuse(field, f"not with action {request.action!r}")
     if request.action != "resume" and "last_event_id" in payload:
         raise _refuse("last_event_id", "only with action 'resume'")
+    if request.action == "history" and "run_id" in payload:
+        raise _refuse("run_id", "not with action 'history' (it reads the session's whole conversation)")
     if request.session_id is None and not header_session_id:
         raise _refuse("session_id", f"required with action {request.action!r}")
 

@@ -4,6 +4,7 @@
     POST /invoke         local: the same, for the guide's clients
     POST /stream         local: the same with `"stream": true` implied
     GET  /ping           Healthy, or HealthyBusy while every invocation slot is taken
+    GET  /, /ui/…        local: the chat page (SERVE_UI; bedrock/server/ui.py)
 
 A request's way in is drawn in ARCHITECTURE.md ("A request's way in").
 """
@@ -29,6 +30,7 @@ from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
 from bedrock.server.responses import DeferredJSONResponse, error_response, sse_response
 from bedrock.server.runtime import Runtime
+from bedrock.server.ui import ui_routes
 from bedrock.wire.headers import SESSION_HEADER
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,8 @@ def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp
 
     app.add_route("/invoke", local, methods=["POST"])
     app.add_route("/stream", local, methods=["POST"])
+    if settings.serve_ui:
+        app.router.routes.extend(ui_routes())
     app.add_exception_handler(Exception, _internal_error)
     return app
 

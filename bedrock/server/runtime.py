@@ -1,8 +1,8 @@
 """Runtime: what one served app holds — its settings, invocation slots, agent and runs — and the in-process API.
 
 One per app (`build_app` makes it and keeps it in `app.state.runtime`), so a test or an embedding builds its
-own with its own settings; nothing here is a module global. Every request is one of four actions
-(`bedrock/core/request.py`): `run` starts a run, `resume` follows one, `cancel` and `status` answer a dict.
+own with its own settings; nothing here is a module global. Every request is one of five actions
+(`bedrock/core/request.py`): `run` starts a run, `resume` follows one; `cancel`, `status`, `history` answer a dict.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bedrock.core.build import build_agent
 from bedrock.core.request import AgentRequest, parse_request
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
 from bedrock.core.turn import Agent, result_of
-from bedrock.errors import AgentError, SessionBusy
+from bedrock.errors import AgentError, SessionBusy, classify
 from bedrock.server.auth import bind_actor
 from bedrock.server.capacity import InvocationSlots
 from bedrock.server.executor import ElasticThreadPool
@@ -170,7 +170,7 @@ class Runtime:
         `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
         if self.runs.active(request.session_id) is not None or request.resume is None:
             return
-        await agent.pending_interrupt(request.session_id, request.resume.interrupt_id)
+        await agent.pending_interrupt(request.session_id, request.actor_id or "", request.resume.interrupt_id)
 
     def resume(self, request: AgentRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""
@@ -184,7 +184,16 @@ class Runtime:
         return run, run.follow(after)
 
     async def control(self, request: AgentRequest) -> dict[str, Any]:
-        """`cancel` (the session's run in progress; waits until it is rolled back) or `status`."""
+        """`cancel` (the session's run in progress; waits until it is rolled back), `status`, or `history`."""
+        if request.action == "history":
+            try:
+                history = await self.get_agent().history(request.session_id or "", request.actor_id or "")
+            except Exception as exc:  # a memory that cannot be read: its catalog error, not a bare 500
+                logger.error("could not read the history of session %s", request.session_id, exc_info=exc)
+                raise classify(exc) from None
+            # The run in progress, whose turn is not in the history until it ends: a page re-attaches to it.
+            active = self.runs.active(history["session_id"])
+            return {**history, "run": active.status() if active is not None else None}
         if request.action == "cancel":
             run = self.runs.active(request.session_id)
             if run is None or (request.run_id and run.run_id != request.run_id) or not run.cancel():
@@ -219,10 +228,10 @@ class Runtime:
                 yield event
 
     async def ainvoke(self, payload: dict[str, Any], callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
-        """A run's result dict in-process (`run`, `resume`), or what `cancel` / `status` answer; raises
+        """A run's result dict in-process (`run`, `resume`), or what `cancel` / `status` / `history` answer; raises
         PayloadError or AgentError."""
         request = self.validate(payload)
-        if request.action in ("cancel", "status"):
+        if request.action in ("cancel", "status", "history"):
             await self.get_agent().owners.check(request.session_id, request.actor_id)
             return await self.control(request)
         follower = await self._follower(request, callbacks)

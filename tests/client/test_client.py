@@ -345,6 +345,8 @@ async def test_cancel_and_status_from_the_client(paced_standin, over, session_id
         with pytest.raises(AgentHTTPError) as none:
             await client.cancel(session_id)
         assert none.value.status == 404 and none.value.code == "no_active_run"
+        history = await client.history(session_id)  # the cancelled turn was rolled back: nothing kept
+        assert history == {"session_id": session_id, "messages": [], "truncated": False, "pending": [], "run": None}
 
 
 def test_cli_ctrl_c_cancels_the_run(make_server, session_id):

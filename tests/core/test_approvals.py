@@ -38,7 +38,7 @@ async def test_an_interrupt_names_the_call_and_the_turn_ends_interrupted(session
     pending = await ask(runtime, session_id)
     assert pending["tool_name"] == "calculator" and pending["args"] == {"expression": "25 * 4"}
     assert pending["interrupt_id"].startswith("approval-") and pending["run_id"].startswith("run-")
-    assert await runtime.get_agent().pending_approvals(session_id) == [
+    assert await runtime.get_agent().pending_approvals(session_id, "default-user") == [
         {k: v for k, v in pending.items() if k != "run_id"}]
     done = await runtime.ainvoke({"prompt": "My name is Zed", "session_id": session_id + "-other"})
     assert done["metrics"]["approvals_asked"] == 0  # a turn without a tool call is not held
@@ -60,7 +60,7 @@ async def test_resume_runs_the_tool_with_its_or_edited_args_or_declines(session_
     else:
         assert answer in result["output"] and ("tool", answer) in history
         assert result["metrics"]["approvals_granted"] == 1 and result["metrics"]["tool_calls"] == 1
-    assert await runtime.get_agent().pending_approvals(session_id) == []
+    assert await runtime.get_agent().pending_approvals(session_id, "default-user") == []
 
 
 async def test_a_new_prompt_declines_what_is_pending_first(session_id):
@@ -104,8 +104,8 @@ async def test_a_cut_resume_is_rolled_back_and_the_same_approval_is_asked_again(
                 if event.type == "llm_token":
                     break  # the tool ran and the answer streams: cut here (in-process: the run is cancelled)
         assert runtime.runs.find(session_id).state == "cancelled"
-        assert [item["interrupt_id"] for item in await runtime.get_agent().pending_approvals(session_id)] == [
-            pending["interrupt_id"]]  # asked again, under the same id
+        again = await runtime.get_agent().pending_approvals(session_id, "default-user")
+        assert [item["interrupt_id"] for item in again] == [pending["interrupt_id"]]  # asked again, same id
         assert [t for t, _ in await messages(runtime, session_id)] == ["human", "ai"]  # no half turn
         result = await runtime.ainvoke({**resume, "stream_tokens": False})
         assert "100" in result["output"]

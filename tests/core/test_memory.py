@@ -145,3 +145,32 @@ def test_invoke_agent_prunes_each_kept_turn(session_id):
     with sqlite3.connect(settings.memory_path) as conn:
         count = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (session_id,)).fetchone()[0]
     assert count == 1
+
+
+def test_approvals_and_history_on_agentcore_memory_under_moto(monkeypatch, session_id):
+    """AgentCore Memory keeps a session per actor, so every read of a session's state names its actor: the
+    pending approval, its resume and the history all read alice's session, not an empty one."""
+    from bedrock.server.app import build_app
+
+    with mock_aws():
+        control = boto3.client("bedrock-agentcore-control", region_name="us-east-1")
+        memory_id = control.create_memory(name="agent_memory", eventExpiryDuration=30)["memory"]["id"]
+        monkeypatch.setenv("BEDROCK_AGENTCORE_MEMORY_ID", memory_id)
+        monkeypatch.setenv("APPROVAL_REQUIRED_TOOLS", "calculator")
+        settings = Settings.from_env()
+
+        async def turns() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            runtime = build_app(settings, agent=build_agent(settings)).state.runtime
+            who = {"session_id": session_id, "actor_id": "alice"}
+            asked = await runtime.ainvoke({**who, "prompt": "What is 25 * 4?"})
+            pending = await runtime.ainvoke({**who, "action": "history"})
+            answered = await runtime.ainvoke({**who, "resume": {
+                "interrupt_id": pending["pending"][0]["interrupt_id"], "approved": True}})
+            await runtime.runs.drain()
+            return asked, pending, {**await runtime.ainvoke({**who, "action": "history"}), "output": answered["output"]}
+
+        asked, pending, after = asyncio.run(turns())
+    assert asked["output"] == "" or "100" not in asked["output"]
+    assert [m["type"] for m in pending["messages"]] == ["human", "ai"] and len(pending["pending"]) == 1
+    assert [m["type"] for m in after["messages"]] == ["human", "ai", "tool", "ai"] and after["pending"] == []
+    assert "100" in after["output"]

@@ -82,6 +82,8 @@ async def test_a_finished_run_is_resumed_whole_and_followed_by_ten_at_once(endpo
     status = await runtime.ainvoke({"action": "status", "session_id": session_id})
     assert status == {"session_id": session_id, "run_id": start.data["run_id"], "state": "completed",
                       "last_event_id": len(owner)}
+    kept = await runtime.ainvoke({"action": "history", "session_id": session_id})
+    assert [m["type"] for m in kept["messages"]] == ["human", "ai", "tool", "ai"] and kept["run"] is None
 
 
 async def test_cancel_rolls_the_run_back_and_the_next_run_starts_at_once(session_id):

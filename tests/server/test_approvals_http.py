@@ -126,3 +126,14 @@ def test_the_guides_js_clients_read_an_interrupted_turn(live, tmp_path):
     assert events[-1][1]["status"] == "interrupted"
     updates = run_node(react_program("What is 25 * 4?"), tmp_path, live.url)
     assert ["currentMessage", "I'll calculate that for you."] in updates and updates[-1] == ["currentMessage", ""]
+
+
+def test_history_shows_the_pending_approval_and_the_call_waiting_for_it(live, session_id):
+    pending = interrupted(live.url, session_id)
+    history = post(live.url, {"action": "history", "session_id": session_id}).json()
+    assert history["pending"] == [{k: pending[k] for k in ("interrupt_id", "tool_name", "tool_call_id", "args")}]
+    assert [m["type"] for m in history["messages"]] == ["human", "ai"]
+    assert history["messages"][1]["tool_calls"][0]["args"] == {"expression": "25 * 4"}
+    post(live.url, {"session_id": session_id, "resume": {"interrupt_id": pending["interrupt_id"], "approved": True}})
+    after = post(live.url, {"action": "history", "session_id": session_id}).json()
+    assert after["pending"] == [] and [m["type"] for m in after["messages"]] == ["human", "ai", "tool", "ai"]

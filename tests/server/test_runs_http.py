@@ -208,3 +208,53 @@ def test_over_http_a_client_dropped_after_any_event_resumes_to_the_same_bytes(se
         total = len(frames_of(whole.content))
         k += 1
     assert total > 10
+
+
+def test_history_is_the_kept_conversation_as_agent_step_data(server, session_id):
+    assert post(server.url, {"action": "history", "session_id": session_id}).json() == {
+        "session_id": session_id, "messages": [], "truncated": False, "pending": [], "run": None}
+    post(server.url, {"prompt": "My name is Ada", "session_id": session_id})
+    post(server.url, {"prompt": "What is 25 * 4?", "session_id": session_id})
+    history = post(server.url, {"action": "history", "session_id": session_id}).json()
+    steps = history["messages"]
+    assert [(m["type"], m["node"]) for m in steps] == [
+        ("human", "input"), ("ai", "chatbot"), ("human", "input"), ("ai", "chatbot"), ("tool", "tools"),
+        ("ai", "chatbot")]
+    assert [m["step"] for m in steps] == [1, 2, 3, 4, 5, 6]
+    assert steps[0]["content"] == "My name is Ada" and "Ada" in steps[1]["content"]
+    assert steps[3]["tool_calls"][0]["name"] == "calculator"
+    assert (steps[4]["tool_name"], steps[4]["content"], steps[4]["status"]) == ("calculator", "100", "success")
+    assert "100" in steps[5]["content"] and history["pending"] == [] and not history["truncated"]
+
+
+def test_history_belongs_to_the_sessions_owner_and_takes_no_run_fields(server, session_id):
+    post(server.url, {"prompt": "My name is Ada", "session_id": session_id, "actor_id": "ada"})
+    refused = post(server.url, {"action": "history", "session_id": session_id, "actor_id": "mallory"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "session_forbidden"
+    for extra in ({"run_id": "r1"}, {"prompt": "x"}, {"last_event_id": 3}):
+        bad = post(server.url, {"action": "history", "session_id": session_id, "actor_id": "ada", **extra})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_payload", extra
+    assert post(server.url, {"action": "history"}).json()["error"]["details"][0]["field"] == "session_id"
+
+
+async def test_history_of_a_long_session_is_its_newest_messages(tmp_path, session_id):
+    from bedrock.core import turn
+
+    settings = Settings(memory_backend="sqlite", memory_path=str(tmp_path / "m.sqlite"))
+    agent = build_agent(settings)
+    try:
+        for i in range(3):
+            async for _ in agent.stream(parse(f"My name is Ada{i}", session_id)):
+                pass
+        history = await agent.history(session_id, "default-user", limit=4)
+        assert [m["step"] for m in history["messages"]] == [3, 4, 5, 6] and history["truncated"]
+        assert history["messages"][-1]["content"].startswith("Nice to meet you, Ada2")
+        assert turn.HISTORY_LIMIT >= 100
+    finally:
+        agent.close()
+
+
+def parse(prompt: str, session_id: str) -> Any:
+    from bedrock.core.request import parse_request
+
+    return parse_request({"prompt": prompt, "session_id": session_id})
