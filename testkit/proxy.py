@@ -1,5 +1,7 @@
 """CuttingProxy: a TCP proxy on 127.0.0.1:0 in front of a server, which a test can tell to cut every open
-connection at once (a dropped network, as a browser sees it: its reads fail mid-response)."""
+connection at once (a dropped network, as a browser sees it: its reads fail mid-response), and which can
+re-chunk what the server sends: split into tiny writes (a frame arrives over many reads) or held and sent
+together (many frames in one read)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from typing import Any
 
 
 class CuttingProxy:
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, split_bytes: int = 0, hold_s: float = 0.0) -> None:
         self.upstream_port = upstream_port
+        self.split_bytes = split_bytes  # server → client in writes of this many bytes (0: as read)
+        self.hold_s = hold_s  # server → client: what arrives within this long goes out as one write
         self.connections = 0  # accepted so far
         self.cuts = 0
         self._open: set[asyncio.StreamWriter] = set()
@@ -37,17 +41,27 @@ class CuttingProxy:
             return
         self._open |= {client_writer, upstream_writer}
 
-        async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
             try:
                 while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
+                    if downstream and self.hold_s:
+                        await asyncio.sleep(self.hold_s)
+                        while more := await _ready(reader):  # everything that arrived meanwhile, in one write
+                            data += more
+                    # Only SSE frames are split: the page's own files, 7 bytes at a time, would take seconds.
+                    framed = b"event: " in data or b": ping" in data
+                    step = self.split_bytes if downstream and self.split_bytes and framed else len(data)
+                    for i in range(0, len(data), step):
+                        writer.write(data[i:i + step])
+                        await writer.drain()
+                        if step < len(data):
+                            await asyncio.sleep(0)  # sent now, in its own TCP segment (asyncio sets TCP_NODELAY)
             except (ConnectionError, asyncio.CancelledError):
                 pass
             finally:
                 writer.transport.abort()
 
-        await asyncio.gather(copy(client_reader, upstream_writer), copy(upstream_reader, client_writer))
+        await asyncio.gather(copy(client_reader, upstream_writer, False), copy(upstream_reader, client_writer, True))
         self._open -= {client_writer, upstream_writer}
 
     def cut(self) -> int:
@@ -77,3 +91,11 @@ class CuttingProxy:
 
 async def _call(function: Any) -> Any:
     return function()
+
+
+async def _ready(reader: asyncio.StreamReader) -> bytes:
+    """What the reader already holds (b"" if nothing, or at its end)."""
+    try:
+        return await asyncio.wait_for(reader.read(65536), 0.001)
+    except asyncio.TimeoutError:
+        return b""

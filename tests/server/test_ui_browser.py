@@ -325,3 +325,48 @@ def test_the_readme_screenshot_is_made_from_a_finished_tool_turn(browser_ready, 
 
     png = screenshot(tmp_path / "chat.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 900
+
+
+READS_RECORDER = """
+// Test instrumentation: what each network read of an event stream held, as the page's reader gets it.
+window.streamReads = [];
+const pageFetch = window.fetch;
+window.fetch = async (...args) => {
+  const response = await pageFetch(...args);
+  if (!(response.headers.get('content-type') || '').startsWith('text/event-stream')) return response;
+  const [forPage, forTest] = response.body.tee();
+  (async () => {
+    const reader = forTest.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      window.streamReads.push(decoder.decode(value, { stream: true }));
+    }
+  })();
+  return new Response(forPage, { status: response.status, headers: response.headers });
+};
+"""
+
+
+@pytest.mark.parametrize("network", ["frames split into 7-byte reads", "frames held and read together"])
+def test_the_page_reads_frames_however_the_network_cuts_them(browser_ready, page, network):
+    """Pings every 50 ms between the frames; each frame split over many reads, or many frames (and pings) in one."""
+    chunking = {"split_bytes": 7} if "split" in network else {"hold_s": 0.3}
+    page.add_init_script(READS_RECORDER)
+    with LiveServer({"OFFLINE_TOKEN_DELAY_MS": "40", "SSE_PING_INTERVAL_S": "0.05"}) as live, \
+            CuttingProxy(live.port, **chunking) as proxy:
+        page.goto(proxy.url + "/")
+        session = session_of(page)
+        send(page, "What is 25 * 4?")
+        last_turn_done(page)
+        stored = post(live.url, {"action": "history", "session_id": session}).json()["messages"]
+    reads = page.evaluate("window.streamReads")
+    assert any(": ping" in r for r in reads)
+    if "split" in network:  # most reads end inside a frame
+        assert sum(not r.endswith("\n\n") for r in reads) > len(reads) / 2, reads[:20]
+    else:  # some read holds several frames
+        assert max(r.count("\n\n") for r in reads) >= 3, reads[:20]
+    assert answer_text(page) == " ".join(m["content"] for m in stored if m["type"] == "ai" and m["content"])
+    assert page.locator(".turn:last-child .result").inner_text() == "100"
+    assert page.locator(".error").count() == 0 and page.problems == []
