@@ -26,12 +26,16 @@ from typing import Any, AsyncIterator, Iterable
 from bedrock.config import Settings
 from bedrock.errors import AgentError, PayloadError
 from bedrock.server.app import build_app
+from bedrock.server.connections import bounded_protocol
 from bedrock.wire.events import SSEEvent
 
 settings = Settings.from_env()
-app = build_app(settings)
+app = build_app(settings, process=True)
 runtime = app.state.runtime
 invoke = app.handlers["main"]
+# For `uvicorn bedrock.agent_runtime:app --http bedrock.agent_runtime:http_protocol` (agentcore dev, via
+# UVICORN_HTTP): the bounded h11 protocol `python -m` serves with (REQUEST_READ_TIMEOUT_S, MAX_CONNECTIONS).
+http_protocol = bounded_protocol(settings)
 
 
 def stream_agent(payload: dict[str, Any], *, callbacks: Iterable[Any] | None = None) -> AsyncIterator[SSEEvent]:

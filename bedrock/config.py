@@ -90,6 +90,7 @@ class Settings:
     max_connections: int = 1000
     log_level: str = "INFO"
     serve_ui: bool = True  # the chat page on GET / (the container's Dockerfile turns it off)
+    agent_protocol: str = "auto"  # auto: an AG-UI RunAgentInput body is answered in AG-UI; ag-ui: every body is one
     auth_mode: str = "none"
     jwt_jwks_file: str = ""
     jwt_jwks_url: str = ""
@@ -155,6 +156,7 @@ class Settings:
             jwt_leeway_s=_float(env, "JWT_LEEWAY_S", d.jwt_leeway_s),
             jwt_jwks_refresh_s=_float(env, "JWT_JWKS_REFRESH_S", d.jwt_jwks_refresh_s),
             serve_ui=_flag(env, "SERVE_UI", d.serve_ui),
+            agent_protocol=_choice(env, "AGENT_PROTOCOL", d.agent_protocol, ("auto", "ag-ui")),
         )
         settings.check()
         return settings

@@ -69,6 +69,8 @@ class AgentRequest(BaseModel):
     actor_id: str | None = Field(default=None, max_length=MAX_ACTOR_ID, pattern=ID_PATTERN)
     stream: bool = False
     stream_tokens: bool = False
+    # How a stream is written: our events (objects), or their text (JSON strings; see bedrock/wire/text.py).
+    stream_format: Literal["events", "text"] = "events"
     preferences: dict[str, Any] | None = None
     custom_data: dict[str, Any] | None = None
     # A run's id (cancel, resume, status), and where a resume picks up (the last event id the client has).
@@ -114,6 +116,7 @@ def parse_request(
     default_actor_id: str = "default-user",
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
     header_last_event_id: str | None = None,
+    accepts_only_events: bool = False,
 ) -> AgentRequest:
     """Validate a decoded JSON payload and settle its session and actor ids.
 
@@ -121,6 +124,10 @@ def parse_request(
     on runs must name its session).
     actor_id: the payload's, else `custom_data.user_id`, else `default_actor_id`.
     last_event_id (resume): the payload's, else the `Last-Event-ID` header's.
+    stream: the payload's; else true when the client accepts only `text/event-stream` (`accepts_only_events`:
+    the AgentCore CLI's `agentcore dev` sends just `{"prompt"}` so) or asks for `"stream_format": "text"`.
+    A stream the payload did not ask for by `stream` streams its tokens too, unless `stream_tokens` says not:
+    a client that negotiated a stream reads it as text.
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"the payload must be a JSON object, not {type(payload).__name__}")
@@ -154,6 +161,11 @@ def parse_request(
         updates["last_event_id"] = _last_event_id_from_header(header_last_event_id)
     if request.actor_id is None:
         updates["actor_id"] = _actor_from_custom_data(request.custom_data) or default_actor_id
+    if "stream" not in payload and request.action in ("run", "resume") and (
+            accepts_only_events or request.stream_format == "text"):
+        updates["stream"] = True
+        if request.action == "run" and "stream_tokens" not in payload:
+            updates["stream_tokens"] = True
     return request.model_copy(update=updates) if updates else request
 
 

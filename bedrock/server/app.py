@@ -16,7 +16,7 @@ import os
 import signal
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
 from starlette.middleware import Middleware
@@ -29,9 +29,13 @@ from bedrock.errors import AgentError, classify
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
 from bedrock.server.responses import DeferredJSONResponse, error_response, sse_response
+from bedrock.server.main import prepare_process
+from bedrock.server.negotiation import accepts_only_event_stream
 from bedrock.server.runtime import Runtime
 from bedrock.server.ui import ui_routes
+from bedrock.wire.agui import AGUIStream, looks_like_run_agent_input, payload_from_agui
 from bedrock.wire.headers import SESSION_HEADER
+from bedrock.wire.text import TextRendering
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +56,19 @@ class AgentCoreApp(BedrockAgentCoreApp):
         return await self.handlers["main"](payload_of(request.scope), context)
 
 
-def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp:
-    """The app for `settings`; `agent` (already built) instead of building one from the settings."""
+def build_app(settings: Settings, *, agent: Agent | None = None, process: bool = False) -> AgentCoreApp:
+    """The app for `settings`; `agent` (already built) instead of building one from the settings.
+
+    `process`: the app is what its process serves (`bedrock.agent_runtime.app`), so its lifespan sets the
+    process up (`prepare_process`: gc, allocator, our log handler) whoever serves it — `python -m`, or
+    `uvicorn bedrock.agent_runtime:app` under `agentcore dev`. Apps built in tests leave the process alone.
+    """
     runtime = Runtime(settings, agent)
 
     @asynccontextmanager
     async def lifespan(app: AgentCoreApp) -> AsyncIterator[None]:
+        if process:
+            prepare_process(settings)
         # Built before the first request is served, but on a worker thread: every new AgentCore session is a
         # cold start, and /ping answers while the model client, graph and checkpointer are being built.
         runtime.start().add_done_callback(_stop_if_failed)
@@ -82,7 +93,7 @@ def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp
         raw = getattr(context, "request", None)
         return await respond(runtime, payload, getattr(context, "session_id", None),
                              verified=verified_actor(raw.scope) if raw is not None else None,
-                             last_event_id=raw.headers.get("last-event-id") if raw is not None else None)
+                             headers=raw.headers if raw is not None else None)
 
     @app.ping
     def ping() -> PingStatus | None:
@@ -96,7 +107,7 @@ def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp
         """`POST /invoke` and `POST /stream` (the guide's clients); `/stream` implies `"stream": true`."""
         return await respond(runtime, payload_of(request.scope), request.headers.get(SESSION_HEADER),
                              stream=request.url.path == "/stream", verified=verified_actor(request.scope),
-                             last_event_id=request.headers.get("last-event-id"))
+                             headers=request.headers)
 
     app.add_route("/invoke", local, methods=["POST"])
     app.add_route("/stream", local, methods=["POST"])
@@ -108,13 +119,19 @@ def build_app(settings: Settings, *, agent: Agent | None = None) -> AgentCoreApp
 
 async def respond(
     runtime: Runtime, payload: Any, header_session_id: str | None = None, *, stream: bool = False,
-    verified: str | None = None, last_event_id: str | None = None,
+    verified: str | None = None, headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Validate, await the agent, check the session's owner; then act. A run takes a slot and starts as its own
-    task; the reply follows it — the SSE stream, or a JSON reply whose body waits for the run's end. Every
-    refusal comes before a stream starts, as a JSON error."""
+    task; the reply follows it — the SSE stream (our events, or their text), or a JSON reply whose body waits
+    for the run's end. Every refusal comes before a stream starts, as a JSON error. From the request's
+    `headers`: `Last-Event-ID` (resume) and `Accept` (an event stream only: stream without `"stream"`)."""
+    headers = headers or {}
+    agui = None  # the AG-UI input, when the body is one: the run is then written as AG-UI events
     try:
-        request = runtime.validate(payload, header_session_id, verified, last_event_id)
+        if runtime.settings.agent_protocol == "ag-ui" or looks_like_run_agent_input(payload):
+            payload, agui = payload_from_agui(payload)
+        request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
+                                   accepts_only_events=accepts_only_event_stream(headers.get("accept")))
     except AgentError as refused:
         return error_response(refused)
     try:
@@ -142,8 +159,10 @@ async def respond(
     except AgentError as refused:
         return error_response(refused)
     if stream or request.stream:
+        render = (AGUIStream(agui).render if agui is not None
+                  else TextRendering().render if request.stream_format == "text" else None)
         return sse_response(follower, settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s,
-                            settings.sse_stall_timeout_s)
+                            settings.sse_stall_timeout_s, render=render)
     return DeferredJSONResponse(lambda: result_of(follower, start))
 
 

@@ -1,4 +1,6 @@
-"""Serving the app as a process: `python -m bedrock.agent_runtime` (and the test kit's live servers) run `serve`."""
+"""Serving the app as a process: `python -m bedrock.agent_runtime` (and the test kit's live servers) run `serve`;
+`uvicorn bedrock.agent_runtime:app` (as `agentcore dev` does) gets the same process set-up from the app's
+lifespan (`prepare_process`), and the same server options from `UVICORN_*` variables (`agentcore/.env.local`)."""
 
 from __future__ import annotations
 
@@ -14,22 +16,28 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_process(settings: Settings) -> None:
-    """What a serving process sets up once its modules are loaded.
+    """What a serving process sets up once its modules are loaded (once: a second call changes nothing).
 
     Every new AgentCore session starts from cold: its imports leave ~230k objects that the cyclic collector
     would scan again and again (`python -m bedrock.agent_runtime` runs with the collector off while they load).
     Frozen here, they leave later collections (they live as long as the process anyway); see
     bench/RESULTS_cold_start.md. Freed memory goes back to the system after bursts (`allocator.py`).
     """
+    root = logging.getLogger("bedrock")
+    if any(getattr(handler, "bedrock_process", False) for handler in root.handlers):
+        return
     gc.freeze()
     gc.enable()
     tune_allocator()
     # Our loggers only: the SDK's logger already has its own JSON handler.
     handler = logging.StreamHandler()
+    handler.bedrock_process = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("bedrock")
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    offline = settings.model_provider == "offline"
+    model = "offline rule-based stand-in (not an LLM)" if offline else settings.bedrock_model_id
+    logger.info("serving POST /invocations; model: %s", model)
 
 
 def serve(app: object, settings: Settings, *, sock: socket.socket | None = None, **uvicorn_config: object) -> None:
@@ -41,8 +49,6 @@ def serve(app: object, settings: Settings, *, sock: socket.socket | None = None,
     if sock is not None:
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
         return
-    offline = settings.model_provider == "offline"
-    model = "offline rule-based stand-in (not an LLM)" if offline else settings.bedrock_model_id
-    logger.info("serving POST /invocations on port %d; model: %s", settings.port, model)
+    logger.info("listening on port %d", settings.port)
     # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
     app.run(port=settings.port, host=settings.bind_host or None, **options)  # type: ignore[attr-defined]

@@ -24,13 +24,20 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(comment="ping", sep="\n")
 
 
-async def _frames(events: AsyncIterator[SSEEvent]) -> AsyncIterator[bytes]:
+async def _frames(events: AsyncIterator[SSEEvent],
+                  render: Callable[[SSEEvent], bytes | None] | None) -> AsyncIterator[bytes]:
     # Bytes, not str: sse-starlette re-wraps a str (even an SSEEvent) as `data: …`.
     # Closed with the response (sse-starlette cancels it mid-send when the client leaves), not whenever
     # the collector finds it: until the turn is closed it holds its session.
     async with aclosing(events):
+        if render is None:
+            async for event in events:
+                yield event.encode()
+            return
         async for event in events:
-            yield event.encode()
+            frame = render(event)
+            if frame:
+                yield frame
 
 
 class _EventSourceResponse(EventSourceResponse):
@@ -92,15 +99,18 @@ def sse_response(
     shutdown: Any = None,
     grace_s: float = 0.0,
     stall_s: float = 0.0,
+    *,
+    render: Callable[[SSEEvent], bytes | None] | None = None,
 ) -> EventSourceResponse:
     """Stream already-framed events; `: ping` comments keep idle connections open through proxies.
 
     On server shutdown sse-starlette sets `shutdown` and waits a little longer than the turn's own grace
     (`grace_s`), so the stream can still send its closing `error` event before being cut. A client that
     reads nothing for `stall_s` (SSE_STALL_TIMEOUT_S) has its stream ended and its turn rolled back.
+    `render` writes each event another way (its text, AG-UI's events; None: no frame) instead of its own frame.
     """
     response = _EventSourceResponse(
-        _frames(events),
+        _frames(events, render),
         headers=SSE_HEADERS,
         sep="\n",
         ping=ping_interval_s,

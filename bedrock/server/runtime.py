@@ -124,7 +124,7 @@ class Runtime:
     # --- requests ------------------------------------------------------------------------------------------
 
     def validate(self, payload: Any, header_session_id: str | None = None, verified: str | None = None,
-                 header_last_event_id: str | None = None) -> AgentRequest:
+                 header_last_event_id: str | None = None, *, accepts_only_events: bool = False) -> AgentRequest:
         """Parse a payload against the settings; raises PayloadError, or ActorForbidden when a verified caller's
         payload names another actor. A verified actor is the request's actor."""
         request = parse_request(
@@ -133,6 +133,7 @@ class Runtime:
             default_actor_id=verified or self.settings.default_actor_id,
             max_prompt_chars=self.settings.max_prompt_chars,
             header_last_event_id=header_last_event_id,
+            accepts_only_events=accepts_only_events,
         )
         if verified is not None:
             bind_actor(payload, verified)

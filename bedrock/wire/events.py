@@ -58,13 +58,16 @@ def encode_frame(event_type: str, data: Any, event_id: int | None = None) -> SSE
 
 
 def token_frame(token: str, step: int, event_id: int) -> SSEEvent:
-    """An `llm_token` frame, byte-identical to `encode_frame(LLM_TOKEN, {"token", "step"}, id)`.
+    """An `llm_token` frame, byte-identical to `encode_frame(LLM_TOKEN, {"token", "step", "text"}, id)`.
 
+    `text` repeats the token: the AgentCore CLI (`agentcore dev`, its chat) shows a stream's text only from
+    `data:` objects with a `text` key, so with it every client shows the answer token by token.
     Hand-assembled because it is the one frame sent per model token: skipping the generic dict dump
     halves its cost (bench/token_cost.py). The string escape is json's own (ASCII-only, like `dumps`).
     """
-    frame = f'event: llm_token\ndata: {{"token":{_escape(token)},"step":{step}}}\nid: {event_id}\n\n'
-    return SSEEvent(frame, LLM_TOKEN, {"token": token, "step": step}, event_id)
+    escaped = _escape(token)
+    frame = f'event: llm_token\ndata: {{"token":{escaped},"step":{step},"text":{escaped}}}\nid: {event_id}\n\n'
+    return SSEEvent(frame, LLM_TOKEN, {"token": token, "step": step, "text": token}, event_id)
 
 
 def revive(frame: str) -> SSEEvent:

@@ -93,5 +93,5 @@ def test_token_frame_matches_the_generic_encoder():
     from bedrock.wire.events import LLM_TOKEN, encode_frame, token_frame
 
     for token in ["plain", 'quo"te\\', "naïve ☃ \u2028 \n\t", ""]:
-        fast, generic = token_frame(token, 3, 9), encode_frame(LLM_TOKEN, {"token": token, "step": 3}, 9)
+        fast, generic = token_frame(token, 3, 9), encode_frame(LLM_TOKEN, {"token": token, "step": 3, "text": token}, 9)
         assert fast == generic and fast.data == generic.data and fast.id == 9 and fast.type == LLM_TOKEN

@@ -1,0 +1,116 @@
+"""AG-UI over HTTP: a RunAgentInput body on POST /invocations is answered with the run as AG-UI events
+(bedrock/wire/agui.py), every frame validated with ag-ui-protocol's models and the lifecycle rules; the same
+memory, approvals, cancel, rollback and errors as any run. AGENT_PROTOCOL=ag-ui takes only AG-UI bodies."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from ag_ui.core import RunAgentInput
+
+from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint
+from tests.wire.test_agui import T, agui_input, parse, texts, verify
+from testkit.live_server import LiveServer
+
+
+def run(url: str, body: dict[str, Any], **verified: Any) -> list[Any]:
+    reply = httpx.post(url + "/invocations", json=body, timeout=30)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream"), reply.text
+    frames = [part + b"\n\n" for part in reply.content.split(b"\n\n") if part.startswith(b"data: ")]
+    events = [parse(frame) for frame in frames]
+    verify(events, RunAgentInput.model_validate(body), **verified)
+    return events
+
+
+def said(thread: str, text: str, run_id: str = "r1") -> dict[str, Any]:
+    return agui_input(thread_id=thread, run_id=run_id, messages=[{"id": run_id, "role": "user", "content": text}])
+
+
+def test_a_tool_calling_turn_and_memory_across_runs_of_a_thread(server, session_id):
+    events = run(server.url, said(session_id, "What is 25 * 4?"))
+    result = next(e for e in events if e.type == T.TOOL_CALL_RESULT)
+    assert result.content == "100" and events[-1].outcome.type == "success" and "100" in events[-1].result
+    assert events[0].thread_id == session_id and events[0].run_id == "r1"
+    assert events[-1].usage[0].input_tokens > 0 and events[-1].raw_event["metrics"]["tool_calls"] == 1
+    run(server.url, said(session_id, "My name is Ada", "r2"))
+    recalled = run(server.url, said(session_id, "What's my name?", "r3"))
+    assert list(texts(recalled).values()) == ["Your name is Ada."]
+    # the thread is our session: our own actions see it
+    history = httpx.post(server.url + "/invocations", json={"action": "history", "session_id": session_id}).json()
+    assert [m["type"] for m in history["messages"]].count("human") == 3
+
+
+def test_an_approval_is_an_interrupt_outcome_answered_by_resume(make_server, session_id):
+    live = make_server({"APPROVAL_REQUIRED_TOOLS": "calculator"})
+    first = run(live.url, said(session_id, "What is 25 * 4?"))
+    outcome = first[-1].outcome
+    assert outcome.type == "interrupt" and outcome.interrupts[0].metadata["args"] == {"expression": "25 * 4"}
+    answer = agui_input(thread_id=session_id, run_id="r2", resume=[{
+        "interruptId": outcome.interrupts[0].id, "status": "resolved",
+        "payload": {"approved": True, "editedArgs": {"expression": "6 * 7"}}}])
+    second = run(live.url, answer, known_calls=frozenset({outcome.interrupts[0].tool_call_id}))
+    assert next(e for e in second if e.type == T.TOOL_CALL_RESULT).content == "42"
+    stale = httpx.post(live.url + "/invocations", json=answer, timeout=30)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "nothing_to_resume"
+
+
+def test_a_failing_turn_is_run_error_with_its_code_and_nothing_is_kept(session_id):
+    endpoint = OfflineBedrockEndpoint().start()
+    try:
+        env = {"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint.url, "BEDROCK_MAX_ATTEMPTS": "1"}
+        with LiveServer(env) as live:
+            endpoint.then(HttpError(429, "ThrottlingException", "slow down"))
+            events = run(live.url, said(session_id, "What is 25 * 4?"))
+            assert events[-1].type == T.RUN_ERROR and events[-1].code == "model_throttled"
+            assert events[-1].raw_event["retryable"] is True
+            history = httpx.post(live.url + "/invocations", json={"action": "history", "session_id": session_id})
+            assert history.json()["messages"] == []
+    finally:
+        endpoint.stop()
+
+
+def test_cancel_by_our_run_id_finishes_the_run_as_cancelled(make_server, session_id):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "40"})
+    body = said(session_id, "Tell me about the sea")
+    frames: list[bytes] = []
+    started = threading.Event()
+
+    def follow() -> None:
+        with httpx.stream("POST", live.url + "/invocations", json=body, timeout=30) as reply:
+            for chunk in reply.iter_raw():
+                frames.append(chunk)
+                if b'"RUN_STARTED"' in b"".join(frames):
+                    started.set()
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    assert started.wait(10)
+    run_id = parse(b"".join(frames).split(b"\n\n")[0] + b"\n\n").raw_event["run_id"]
+    cancelled = httpx.post(live.url + "/invocations", json={"action": "cancel", "session_id": session_id,
+                                                            "run_id": run_id}, timeout=10)
+    assert cancelled.json()["status"] == "cancelled"
+    reader.join(30)
+    events = [parse(p + b"\n\n") for p in b"".join(frames).split(b"\n\n") if p.startswith(b"data: ")]
+    verify(events, RunAgentInput.model_validate(body))
+    assert events[-1].type == T.RUN_FINISHED and events[-1].outcome.type == "cancelled"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"threadId": "t", "runId": "r", "messages": []}, "messages"),
+    ({"threadId": "t", "runId": "r", "messages": [{"id": "1", "role": "user", "content": "hi"}], "state": 1,
+      "tools": "x"}, "tools"),
+])
+def test_an_invalid_input_is_a_400_with_details(server, body, field):
+    refused = httpx.post(server.url + "/invocations", json=body, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_payload"
+    assert any(d["field"].startswith(field) for d in refused.json()["error"]["details"])
+
+
+def test_agent_protocol_ag_ui_takes_only_ag_ui_bodies(make_server, session_id):
+    live = make_server({"AGENT_PROTOCOL": "ag-ui"})
+    ours = httpx.post(live.url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=10)
+    assert ours.status_code == 400 and ours.json()["error"]["message"].startswith("invalid AG-UI input")
+    assert run(live.url, said(session_id, "What is 25 * 4?"))[-1].outcome.type == "success"

@@ -1,0 +1,105 @@
+"""Content negotiation (bedrock/server/negotiation.py) and what it changes over HTTP: a payload without
+`"stream"` streams, with its tokens, when the client accepts only `text/event-stream` (as `agentcore dev` does);
+`"stream_format": "text"` streams the run as text, which the starter toolkit's `agentcore invoke` prints as such."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bedrock.server.negotiation import accepts_only_event_stream
+from testkit.sse import frames_of
+
+@pytest.mark.parametrize("accept, only", [
+    ("text/event-stream", True),
+    ("Text/Event-Stream", True),
+    ("text/event-stream; q=0.9", True),
+    ("text/event-stream, application/json;q=0", True),
+    ("text/event-stream, application/json", False),  # the starter toolkit: either will do
+    ("application/json, text/event-stream", False),
+    ("*/*", False),
+    ("text/*", False),
+    ("", False),
+    (None, False),
+    ("text/event-stream;q=0", False),
+    ("text/event-stream;q=oops", False),
+    (",,;", False),
+])
+def test_accepts_only_event_stream(accept, only):
+    assert accepts_only_event_stream(accept) is only
+
+
+def test_an_event_stream_only_client_gets_a_stream_with_tokens_and_their_text(server, session_id):
+    reply = httpx.post(server.url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id},
+                       headers={"Accept": "text/event-stream"}, timeout=30)
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    frames = frames_of(reply.content)
+    tokens = [data for kind, data, _ in frames if kind == "llm_token"]
+    assert tokens and all(t["text"] == t["token"] for t in tokens)  # what the AgentCore CLI prints
+    assert "".join(t["text"] for t in tokens) == "I'll calculate that for you.The result of 25 * 4 is 100."
+    assert frames[-1][0] == "agent_end" and "100" in frames[-1][1]["output"]
+
+
+@pytest.mark.parametrize("accept, payload, streamed, tokens", [
+    ("*/*", {}, False, False),  # the guide's clients: JSON unless they ask
+    ("text/event-stream, application/json", {}, False, False),
+    ("text/event-stream", {"stream": False}, False, False),  # the payload's own word wins
+    ("text/event-stream", {"stream_tokens": False}, True, False),
+    ("*/*", {"stream": True}, True, False),
+])
+def test_the_payload_decides_whenever_it_says(server, session_id, accept, payload, streamed, tokens):
+    reply = httpx.post(server.url + "/invocations", headers={"Accept": accept}, timeout=30,
+                       json={"prompt": "What is 25 * 4?", "session_id": session_id, **payload})
+    assert reply.headers["content-type"].startswith("text/event-stream" if streamed else "application/json")
+    if streamed:
+        assert any(kind == "llm_token" for kind, _, _ in frames_of(reply.content)) is tokens
+
+
+def test_actions_and_refusals_answer_json_whatever_the_accept(server, session_id):
+    only_events = {"Accept": "text/event-stream"}
+    refused = httpx.post(server.url + "/invocations", json={"prompt": ""}, headers=only_events, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_payload"
+    status = httpx.post(server.url + "/invocations", json={"action": "history", "session_id": session_id},
+                        headers=only_events, timeout=10)
+    assert status.status_code == 200 and status.json()["messages"] == []
+
+
+def test_a_text_stream_is_the_answer_as_json_strings_and_resumes_by_id(server, session_id):
+    reply = httpx.post(server.url + "/invocations", timeout=30,
+                       headers={"Accept": "text/event-stream, application/json"},
+                       json={"prompt": "What is 25 * 4?", "session_id": session_id, "stream_format": "text"})
+    frames = frames_of(reply.content)
+    assert all(isinstance(data, str) for _, data, _ in frames)
+    text = "".join(data for _, data, _ in frames)
+    assert text == "I'll calculate that for you.\n(calculator → 100)\nThe result of 25 * 4 is 100.\n"
+    run_id = httpx.post(server.url + "/invocations", json={"action": "status", "session_id": session_id},
+                        timeout=10).json()["run_id"]
+    after = frames[2][2]  # the id of the third text frame: ids are the run's own
+    again = httpx.post(server.url + "/invocations", timeout=30, headers={"Last-Event-ID": str(after)},
+                       json={"action": "resume", "session_id": session_id, "run_id": run_id, "stream_format": "text"})
+    assert "".join(data for _, data, _ in frames_of(again.content)) == "".join(d for _, d, _ in frames[3:])
+
+
+def test_the_starter_toolkits_invoke_dev_prints_readable_text_token_by_token(make_server, tmp_path):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "40"})
+    payload = '{"prompt": "What is 25 * 4?", "stream_format": "text"}'
+    toolkit = Path(sys.executable).parent / "agentcore"  # the starter toolkit's CLI, installed beside pytest
+    process = subprocess.Popen([str(toolkit), "invoke", "--dev", "--port", str(live.port), payload], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, "AGENTCORE_SUPPRESS_RECOMMENDATION": "1", "COLUMNS": "200"})
+    assert process.stdout is not None
+    reads = []
+    while chunk := os.read(process.stdout.fileno(), 65536):
+        reads.append((time.monotonic(), chunk.decode()))
+    assert process.wait(30) == 0
+    printed = "".join(text for _, text in reads)
+    assert "I'll calculate that for you.\n(calculator → 100)\nThe result of 25 * 4 is 100." in printed, printed
+    assert '{"' not in printed  # no raw JSON
+    answer = [when for when, text in reads if "Response from dev server" not in text]
+    assert len(answer) >= 5 and answer[-1] - answer[0] >= 0.2  # token by token, as the model paced them
