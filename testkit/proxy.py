@@ -1,7 +1,7 @@
 """CuttingProxy: a TCP proxy on 127.0.0.1:0 in front of a server, which a test can tell to cut every open
 connection at once (a dropped network, as a browser sees it: its reads fail mid-response), and which can
-re-chunk what the server sends: split into tiny writes (a frame arrives over many reads) or held and sent
-together (many frames in one read)."""
+re-chunk what the server sends: each frame split over several writes (it arrives over several reads), or
+held and sent together (many frames in one read)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from typing import Any
 
 
 class CuttingProxy:
-    def __init__(self, upstream_port: int, *, split_bytes: int = 0, hold_s: float = 0.0) -> None:
+    def __init__(self, upstream_port: int, *, split_parts: int = 0, split_pause_s: float = 0.003,
+                 hold_s: float = 0.0) -> None:
         self.upstream_port = upstream_port
-        self.split_bytes = split_bytes  # server → client in writes of this many bytes (0: as read)
+        self.split_parts = split_parts  # server → client: each read of SSE frames cut into this many writes
+        self.split_pause_s = split_pause_s  # between those writes: each is read on its own, even on a busy machine
         self.hold_s = hold_s  # server → client: what arrives within this long goes out as one write
         self.connections = 0  # accepted so far
         self.cuts = 0
@@ -48,14 +50,16 @@ class CuttingProxy:
                         await asyncio.sleep(self.hold_s)
                         while more := await _ready(reader):  # everything that arrived meanwhile, in one write
                             data += more
-                    # Only SSE frames are split: the page's own files, 7 bytes at a time, would take seconds.
+                    # Only SSE frames are split (the page's own files need not be).
                     framed = b"event: " in data or b": ping" in data
-                    step = self.split_bytes if downstream and self.split_bytes and framed else len(data)
+                    parts = self.split_parts if downstream and framed else 1
+                    step = max(1, -(-len(data) // max(parts, 1)))
                     for i in range(0, len(data), step):
                         writer.write(data[i:i + step])
                         await writer.drain()
                         if step < len(data):
-                            await asyncio.sleep(0)  # sent now, in its own TCP segment (asyncio sets TCP_NODELAY)
+                            # Sent now, in its own TCP segment (asyncio sets TCP_NODELAY), and read alone.
+                            await asyncio.sleep(self.split_pause_s)
             except (ConnectionError, asyncio.CancelledError):
                 pass
             finally:
