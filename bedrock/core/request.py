@@ -42,6 +42,10 @@ def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 Action = Literal["run", "cancel", "resume", "status", "history"]
+# Fields the AgentCore CLI's chat (`agentcore dev`) sends beside the prompt, by name: those that mean something
+# here are taken as ours, the others ignored — unknown fields stay refused, so a typo is still an error.
+CLIENT_ALIASES = {"sessionId": "session_id", "userId": "actor_id"}
+CLIENT_IGNORED = frozenset({"agentName"})  # the agent the chat targets: this server is that one agent
 RUN_ONLY = ("prompt", "stream_tokens", "preferences", "on_disconnect", "multitask_strategy", "resume")
 
 
@@ -109,6 +113,22 @@ def _describe(errors: list[Any]) -> list[dict[str, str]]:
     return details
 
 
+def client_fields(payload: Any) -> Any:
+    """The payload with the AgentCore CLI's own field names as ours (`sessionId`, `userId`) and the ones that
+    mean nothing here dropped (`agentName`); PayloadError if a name and its alias disagree."""
+    if not isinstance(payload, dict) or not (CLIENT_IGNORED.union(CLIENT_ALIASES).intersection(payload)):
+        return payload
+    ours = {key: value for key, value in payload.items() if key not in CLIENT_IGNORED}
+    for alias, name in CLIENT_ALIASES.items():
+        if alias not in ours:
+            continue
+        value = ours.pop(alias)
+        if name in ours and ours[name] != value:
+            raise _refuse(alias, f"names another {name} than the payload's {name!r}")
+        ours[name] = value
+    return ours
+
+
 def parse_request(
     payload: Any,
     *,
@@ -116,7 +136,7 @@ def parse_request(
     default_actor_id: str = "default-user",
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
     header_last_event_id: str | None = None,
-    accepts_only_events: bool = False,
+    prefers_events: bool = False,
 ) -> AgentRequest:
     """Validate a decoded JSON payload and settle its session and actor ids.
 
@@ -124,13 +144,14 @@ def parse_request(
     on runs must name its session).
     actor_id: the payload's, else `custom_data.user_id`, else `default_actor_id`.
     last_event_id (resume): the payload's, else the `Last-Event-ID` header's.
-    stream: the payload's; else true when the client accepts only `text/event-stream` (`accepts_only_events`:
+    stream: the payload's; else true when the client's Accept prefers `text/event-stream` (`prefers_events`:
     the AgentCore CLI's `agentcore dev` sends just `{"prompt"}` so) or asks for `"stream_format": "text"`.
     A stream the payload did not ask for by `stream` streams its tokens too, unless `stream_tokens` says not:
     a client that negotiated a stream reads it as text.
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"the payload must be a JSON object, not {type(payload).__name__}")
+    payload = client_fields(payload)
     try:
         request = AgentRequest.model_validate(payload)
     except ValidationError as exc:
@@ -162,7 +183,7 @@ def parse_request(
     if request.actor_id is None:
         updates["actor_id"] = _actor_from_custom_data(request.custom_data) or default_actor_id
     if "stream" not in payload and request.action in ("run", "resume") and (
-            accepts_only_events or request.stream_format == "text"):
+            prefers_events or request.stream_format == "text"):
         updates["stream"] = True
         if request.action == "run" and "stream_tokens" not in payload:
             updates["stream_tokens"] = True

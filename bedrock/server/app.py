@@ -30,7 +30,7 @@ from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
 from bedrock.server.responses import DeferredJSONResponse, error_response, sse_response
 from bedrock.server.main import prepare_process
-from bedrock.server.negotiation import accepts_only_event_stream
+from bedrock.server.negotiation import prefers_event_stream
 from bedrock.server.runtime import Runtime
 from bedrock.server.ui import ui_routes
 from bedrock.wire.agui import AGUIStream, looks_like_run_agent_input, payload_from_agui
@@ -131,7 +131,7 @@ async def respond(
         if runtime.settings.agent_protocol == "ag-ui" or looks_like_run_agent_input(payload):
             payload, agui = payload_from_agui(payload)
         request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
-                                   accepts_only_events=accepts_only_event_stream(headers.get("accept")))
+                                   prefers_events=prefers_event_stream(headers.get("accept")))
     except AgentError as refused:
         return error_response(refused)
     try:

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
-from bedrock.core.request import AgentRequest, parse_request
+from bedrock.core.request import AgentRequest, client_fields, parse_request
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
 from bedrock.core.turn import Agent, result_of
 from bedrock.errors import AgentError, SessionBusy, classify
@@ -124,16 +124,17 @@ class Runtime:
     # --- requests ------------------------------------------------------------------------------------------
 
     def validate(self, payload: Any, header_session_id: str | None = None, verified: str | None = None,
-                 header_last_event_id: str | None = None, *, accepts_only_events: bool = False) -> AgentRequest:
+                 header_last_event_id: str | None = None, *, prefers_events: bool = False) -> AgentRequest:
         """Parse a payload against the settings; raises PayloadError, or ActorForbidden when a verified caller's
-        payload names another actor. A verified actor is the request's actor."""
+        payload names another actor (by any of its names). A verified actor is the request's actor."""
+        payload = client_fields(payload)
         request = parse_request(
             payload,
             header_session_id=header_session_id,
             default_actor_id=verified or self.settings.default_actor_id,
             max_prompt_chars=self.settings.max_prompt_chars,
             header_last_event_id=header_last_event_id,
-            accepts_only_events=accepts_only_events,
+            prefers_events=prefers_events,
         )
         if verified is not None:
             bind_actor(payload, verified)

@@ -64,3 +64,20 @@ def test_long_runtime_session_header_maps_to_a_stable_memory_session():
     assert first == parse_request({"prompt": "y"}, header_session_id=header).session_id
     assert len(first) <= 100 and first.startswith("rt-")
     assert parse_request({"prompt": "x"}, header_session_id="s" * 99 + "x").session_id != first
+
+
+def test_the_agentcore_cli_chats_fields_are_ours_by_name_or_ignored_by_name():
+    request = parse_request({"prompt": "hi", "agentName": "langgraph_agent", "sessionId": "chat-1", "userId": "ada"})
+    assert (request.session_id, request.actor_id, request.prompt) == ("chat-1", "ada", "hi")
+    same = parse_request({"prompt": "hi", "sessionId": "chat-1", "session_id": "chat-1"})
+    assert same.session_id == "chat-1"
+    with pytest.raises(PayloadError) as clash:
+        parse_request({"prompt": "hi", "sessionId": "chat-1", "session_id": "chat-2"})
+    assert clash.value.details == [{"field": "sessionId", "message": "names another session_id than the payload's "
+                                    "'session_id'"}]
+    with pytest.raises(PayloadError) as bad:  # an alias is validated as the field it stands for
+        parse_request({"prompt": "hi", "userId": "not an id!"})
+    assert bad.value.details[0]["field"] == "actor_id"
+    with pytest.raises(PayloadError) as unknown:  # not a blanket "ignore unknown"
+        parse_request({"prompt": "hi", "agentname": "x"})
+    assert unknown.value.details[0] == {"field": "agentname", "message": "unknown field"}

@@ -184,6 +184,8 @@ def test_over_http(make_server, keys, jwks_file, session_id):
     assert claims_alice.status_code == 403 and claims_alice.json()["error"]["code"] == "actor_forbidden"
     by_custom = post({"prompt": "hi", "session_id": session_id, "custom_data": {"user_id": "alice"}}, bob)
     assert by_custom.status_code == 403 and by_custom.json()["error"]["code"] == "actor_forbidden"
+    by_cli_name = post({"prompt": "hi", "session_id": session_id, "userId": "alice"}, bob)  # the CLI chat's name
+    assert by_cli_name.status_code == 403 and by_cli_name.json()["error"]["code"] == "actor_forbidden"
     in_her_session = post({"prompt": "What's my name?", "session_id": session_id}, bob)
     assert in_her_session.status_code == 403 and in_her_session.json()["error"]["code"] == "session_forbidden"
     mine = post({"prompt": "What's my name?", "session_id": session_id, "actor_id": "alice", "stream": True}, alice)

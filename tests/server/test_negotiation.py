@@ -13,26 +13,30 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bedrock.server.negotiation import accepts_only_event_stream
+from bedrock.server.negotiation import prefers_event_stream
 from testkit.sse import frames_of
 
-@pytest.mark.parametrize("accept, only", [
-    ("text/event-stream", True),
+@pytest.mark.parametrize("accept, streams", [
+    ("text/event-stream", True),  # agentcore dev "…"
+    ("text/event-stream, */*", True),  # agentcore dev's browser chat
     ("Text/Event-Stream", True),
     ("text/event-stream; q=0.9", True),
     ("text/event-stream, application/json;q=0", True),
-    ("text/event-stream, application/json", False),  # the starter toolkit: either will do
+    ("text/event-stream, application/json;q=0.5", True),
+    ("text/*", True),  # JSON is not acceptable at all
+    ("text/event-stream, application/json", False),  # the starter toolkit: either will do, the payload decides
     ("application/json, text/event-stream", False),
-    ("*/*", False),
-    ("text/*", False),
+    ("text/event-stream;q=0.5, */*", False),  # anything (JSON) rather than a stream
+    ("application/json", False),
+    ("*/*", False),  # the guide's clients
     ("", False),
     (None, False),
     ("text/event-stream;q=0", False),
     ("text/event-stream;q=oops", False),
     (",,;", False),
 ])
-def test_accepts_only_event_stream(accept, only):
-    assert accepts_only_event_stream(accept) is only
+def test_prefers_event_stream(accept, streams):
+    assert prefers_event_stream(accept) is streams
 
 
 def test_an_event_stream_only_client_gets_a_stream_with_tokens_and_their_text(server, session_id):
@@ -103,3 +107,21 @@ def test_the_starter_toolkits_invoke_dev_prints_readable_text_token_by_token(mak
     assert '{"' not in printed  # no raw JSON
     answer = [when for when, text in reads if "Response from dev server" not in text]
     assert len(answer) >= 5 and answer[-1] - answer[0] >= 0.2  # token by token, as the model paced them
+
+
+def test_the_agentcore_cli_chats_forward_streams_its_text_in_its_session(server, session_id):
+    """What `agentcore dev`'s browser chat sends through the CLI's own server: its body as the chat wrote it
+    (prompt, agentName, sessionId, userId), `Accept: text/event-stream, */*`, the session header."""
+    def chat(prompt: str) -> list[tuple[str, object, int]]:
+        reply = httpx.post(server.url + "/invocations", timeout=30, json={
+            "prompt": prompt, "agentName": "langgraph_agent", "sessionId": session_id, "userId": "ada"},
+            headers={"Accept": "text/event-stream, */*", "x-amzn-bedrock-agentcore-runtime-session-id": session_id,
+                     "x-amzn-bedrock-agentcore-runtime-user-id": "ada"})
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        return frames_of(reply.content)
+
+    chat("My name is Ada")
+    frames = chat("What's my name?")
+    shown = "".join(data["text"] for _, data, _ in frames if isinstance(data, dict) and "text" in data)
+    assert shown == "Your name is Ada." and frames[0][1]["actor_id"] == "ada"
+    assert not any(isinstance(data, dict) and "error" in data for _, data, _ in frames)
