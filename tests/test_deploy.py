@@ -125,7 +125,8 @@ def dockerignored(path: str) -> bool:
     "path",
     [".venv/bin/python", ".git/HEAD", "tests/test_deploy.py", "bench/memory_bench.py", "__pycache__/x.pyc",
      "bedrock/__pycache__/client.cpython-311.pyc", ".agent-memory/checkpoints.sqlite", "bedrock/x.sqlite",
-     "checkpoints.sqlite-wal", ".pytest_cache/v", "docs/STREAMING_GUIDE.md", "testkit/serve.py"],
+     "checkpoints.sqlite-wal", ".pytest_cache/v", "docs/STREAMING_GUIDE.md", "testkit/serve.py",
+     "agentcore/.env.local", "agentcore/.cli/checkpoints.sqlite"],
 )
 def test_dockerignore_excludes(path):
     assert dockerignored(path)

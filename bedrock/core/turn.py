@@ -35,6 +35,7 @@ RECURSION_LIMIT = 25
 # `history` returns at most this many messages (the newest): a long session's page stays a few hundred KB.
 HISTORY_LIMIT = 200
 HISTORY_NODES = {"human": "input", "ai": "chatbot", "tool": "tools"}
+PARAGRAPH = "\n\n"  # before a later message's text, in `llm_token.text`
 
 
 class Agent:
@@ -132,6 +133,7 @@ class Agent:
         modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
         output = ""
         awaiting_first_token = True
+        said = False  # a message of this turn has streamed text already
         failure: Exception | None = None
         completed = False
         graph_stream = None
@@ -164,9 +166,11 @@ class Agent:
                         text = message_text(message)
                         if text and awaiting_first_token:
                             # The first token of a message goes out at once (time to first token);
-                            # the buffer can only flush on a later token or the message's end.
+                            # the buffer can only flush on a later token or the message's end. A later
+                            # message's text starts on a new paragraph for plain-text clients (`text`).
                             awaiting_first_token = False
-                            yield seq.token(text, step + 1)
+                            yield seq.token(text, step + 1, PARAGRAPH if said else "")
+                            said = True
                         elif text:
                             batch = buffer.add(text)
                             if batch:

@@ -57,17 +57,19 @@ def encode_frame(event_type: str, data: Any, event_id: int | None = None) -> SSE
     return SSEEvent(frame, event_type, data, event_id)
 
 
-def token_frame(token: str, step: int, event_id: int) -> SSEEvent:
+def token_frame(token: str, step: int, event_id: int, lead: str = "") -> SSEEvent:
     """An `llm_token` frame, byte-identical to `encode_frame(LLM_TOKEN, {"token", "step", "text"}, id)`.
 
-    `text` repeats the token: the AgentCore CLI (`agentcore dev`, its chat) shows a stream's text only from
+    `text` is the token as a plain-text client appends it (`lead`, e.g. a blank line before a later message of
+    the turn, then the token): the AgentCore CLI (`agentcore dev`, its chat) shows a stream's text only from
     `data:` objects with a `text` key, so with it every client shows the answer token by token.
     Hand-assembled because it is the one frame sent per model token: skipping the generic dict dump
     halves its cost (bench/token_cost.py). The string escape is json's own (ASCII-only, like `dumps`).
     """
     escaped = _escape(token)
-    frame = f'event: llm_token\ndata: {{"token":{escaped},"step":{step},"text":{escaped}}}\nid: {event_id}\n\n'
-    return SSEEvent(frame, LLM_TOKEN, {"token": token, "step": step, "text": token}, event_id)
+    text = _escape(lead + token) if lead else escaped
+    frame = f'event: llm_token\ndata: {{"token":{escaped},"step":{step},"text":{text}}}\nid: {event_id}\n\n'
+    return SSEEvent(frame, LLM_TOKEN, {"token": token, "step": step, "text": lead + token}, event_id)
 
 
 def revive(frame: str) -> SSEEvent:
@@ -104,10 +106,10 @@ class EventSequence:
             self.terminal = event
         return event
 
-    def token(self, token: str, step: int) -> SSEEvent:
+    def token(self, token: str, step: int, lead: str = "") -> SSEEvent:
         """The next event as an `llm_token` (the hot path: see `token_frame`)."""
         if self.terminal is not None:
             raise RuntimeError(f"stream already ended with {self.terminal.type}; cannot emit {LLM_TOKEN}")
-        event = token_frame(token, step, self._next_id)
+        event = token_frame(token, step, self._next_id, lead)
         self._next_id += 1
         return event

@@ -45,8 +45,9 @@ def test_an_event_stream_only_client_gets_a_stream_with_tokens_and_their_text(se
     assert reply.headers["content-type"].startswith("text/event-stream")
     frames = frames_of(reply.content)
     tokens = [data for kind, data, _ in frames if kind == "llm_token"]
-    assert tokens and all(t["text"] == t["token"] for t in tokens)  # what the AgentCore CLI prints
-    assert "".join(t["text"] for t in tokens) == "I'll calculate that for you.The result of 25 * 4 is 100."
+    assert tokens and all(t["text"].endswith(t["token"]) for t in tokens)  # what the AgentCore CLI prints
+    assert [t["text"] for t in tokens if t["text"] != t["token"]] == ["\n\nThe "]  # the second message's first
+    assert "".join(t["text"] for t in tokens) == "I'll calculate that for you.\n\nThe result of 25 * 4 is 100."
     assert frames[-1][0] == "agent_end" and "100" in frames[-1][1]["output"]
 
 
