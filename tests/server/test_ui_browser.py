@@ -72,6 +72,11 @@ def answer_text(page: Any) -> str:
     return " ".join(page.locator(".turn:last-child .answer").all_inner_texts())
 
 
+def answer_longer_than(page: Any, chars: int) -> None:
+    """Wait until the last turn's answer shows more than `chars` characters (mid-answer, at 40 ms a token)."""
+    page.wait_for_function(f"() => document.querySelector('.turn:last-child .answer')?.textContent.length > {chars}")
+
+
 def session_of(page: Any) -> str:
     return page.inner_text("#session-id")
 
@@ -142,7 +147,7 @@ def test_stop_ends_the_run_on_the_server_and_the_next_prompt_answers_at_once(pac
     page.goto(paced.url + "/")
     session = session_of(page)
     send(page, LONG)
-    page.wait_for_function("() => document.querySelector('.turn:last-child .answer')?.textContent.length > 10")
+    answer_longer_than(page, 10)
     page.click("#stop")
     page.wait_for_selector('.turn:last-child .msg.agent[data-state="stopped"]')
     status = post(paced.url, {"action": "status", "session_id": session}).json()
@@ -166,7 +171,7 @@ def test_a_dropped_connection_re_attaches_and_the_answer_completes_once(paced, p
         resumes: list[str] = []
         page.on("request", lambda r: resumes.append(r.post_data) if '"resume"' in (r.post_data or "") else None)
         send(page, LONG)
-        page.wait_for_function("() => document.querySelector('.turn:last-child .answer')?.textContent.length > 20")
+        answer_longer_than(page, 20)
         assert proxy.cut() >= 1  # mid-answer: the browser's read fails
         last_turn_done(page)
     stored = post(paced.url, {"action": "history", "session_id": session}).json()["messages"]
@@ -310,7 +315,7 @@ def test_a_reload_mid_answer_follows_the_run_to_its_end(paced, page):
     page.goto(paced.url + "/")
     session = session_of(page)
     send(page, LONG)
-    page.wait_for_function("() => document.querySelector('.turn:last-child .answer')?.textContent.length > 20")
+    answer_longer_than(page, 20)
     page.reload()  # the run goes on without its page (as on AgentCore); the new page re-attaches from event 0
     page.wait_for_selector('.turn:last-child .msg.agent[data-state="streaming"]')
     last_turn_done(page)
