@@ -33,7 +33,6 @@ from bedrock.server.main import prepare_process
 from bedrock.server.negotiation import prefers_event_stream
 from bedrock.server.runtime import Runtime
 from bedrock.server.ui import ui_routes
-from bedrock.wire.agui import AGUIStream, looks_like_run_agent_input, payload_from_agui
 from bedrock.wire.headers import SESSION_HEADER
 from bedrock.wire.text import TextRendering
 
@@ -128,8 +127,14 @@ async def respond(
     headers = headers or {}
     agui = None  # the AG-UI input, when the body is one: the run is then written as AG-UI events
     try:
-        if runtime.settings.agent_protocol == "ag-ui" or looks_like_run_agent_input(payload):
-            payload, agui = payload_from_agui(payload)
+        ag_ui_only = runtime.settings.agent_protocol == "ag-ui"
+        if ag_ui_only or (isinstance(payload, dict) and "threadId" in payload):
+            # Imported with the first AG-UI body: ag-ui-protocol's models take ~55 ms to import, which every
+            # AgentCore session (a cold start) would otherwise pay (bench/RESULTS_cold_start.md).
+            from bedrock.wire import agui as ag_ui
+
+            if ag_ui_only or ag_ui.looks_like_run_agent_input(payload):
+                payload, agui = ag_ui.payload_from_agui(payload)
         request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
                                    prefers_events=prefers_event_stream(headers.get("accept")))
     except AgentError as refused:
@@ -159,7 +164,7 @@ async def respond(
     except AgentError as refused:
         return error_response(refused)
     if stream or request.stream:
-        render = (AGUIStream(agui).render if agui is not None
+        render = (ag_ui.AGUIStream(agui).render if agui is not None
                   else TextRendering().render if request.stream_format == "text" else None)
         return sse_response(follower, settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s,
                             settings.sse_stall_timeout_s, render=render)

@@ -114,3 +114,12 @@ def test_agent_protocol_ag_ui_takes_only_ag_ui_bodies(make_server, session_id):
     ours = httpx.post(live.url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=10)
     assert ours.status_code == 400 and ours.json()["error"]["message"].startswith("invalid AG-UI input")
     assert run(live.url, said(session_id, "What is 25 * 4?"))[-1].outcome.type == "success"
+
+
+def test_a_cold_start_does_not_import_ag_ui():
+    """ag-ui-protocol's models take ~55 ms to import: loaded with the first AG-UI body, not by every session."""
+    import subprocess
+    import sys
+
+    code = "import sys, bedrock.agent_runtime; assert 'ag_ui' not in sys.modules, 'imported at start'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
