@@ -294,8 +294,11 @@ class Follow {
         try {
           ended = await this.read(request);
         } catch (error) {
-          if (this.stopping) return;
-          if (error?.name === 'AbortError') return;
+          if (error?.name === 'AbortError') return; // Stop could not cancel: the view says why
+          if (this.stopping) { // the stream broke while stopping: the run was asked to end
+            if (this.view.answer.dataset.state === 'streaming') this.view.stopped();
+            return;
+          }
           ended = false; // the connection broke (TypeError: network error)
         }
         if (ended) return;
@@ -386,7 +389,8 @@ class Follow {
     try {
       await action({ action: 'cancel', run_id: this.runId });
     } catch (error) {
-      if (error.code !== 'no_active_run') this.view.error(error, null);
+      if (error.code === 'no_active_run') return; // it ended meanwhile: its last event is on its way
+      this.view.error(error, null); // the run goes on; this page stops following it
       this.controller.abort();
     }
   }
