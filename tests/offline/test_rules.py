@@ -78,38 +78,38 @@ def test_the_expression_finder_is_linear():
 
 
 def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
+    """/ping of a server under attack, each ping paired with one of an idle control server at the same moment: the
+    control's latency is the machine's own noise then (tests run in parallel, Chromium among them), so a pause
+    of the attacked server's loop shows against it, whatever else the machine does. A stalled loop took 6.5 s."""
     import statistics
     import threading
 
     import httpx
 
-    live = make_server()
+    live, control = make_server(), make_server()
     statuses: list[int] = []
-    with httpx.Client(timeout=10) as client:  # this machine's own noise (tests run in parallel), measured first
-        quiet = []
-        for _ in range(50):
-            started = time.perf_counter()
-            client.get(live.url + "/ping")
-            quiet.append((time.perf_counter() - started) * 1000)
-    noise = statistics.quantiles(quiet, n=100)[98]
 
     def hostile() -> None:
         statuses.append(httpx.post(live.url + "/invocations", json={"prompt": "(" * 32_000}, timeout=60).status_code)
 
+    def ping(client: httpx.Client, url: str) -> float:
+        started = time.perf_counter()
+        assert client.get(url + "/ping").status_code == 200
+        return (time.perf_counter() - started) * 1000
+
     attackers = [threading.Thread(target=hostile) for _ in range(4)]
     for thread in attackers:
         thread.start()
-    latencies = []
+    latencies, noise = [], []
     with httpx.Client(timeout=10) as client:
         while any(t.is_alive() for t in attackers) or len(latencies) < 20:
-            started = time.perf_counter()
-            assert client.get(live.url + "/ping").status_code == 200
-            latencies.append((time.perf_counter() - started) * 1000)
+            latencies.append(ping(client, live.url))
+            noise.append(ping(client, control.url))
             if len(latencies) >= 400:
                 break
     for thread in attackers:
         thread.join(60)
     assert statuses == [200] * 4
-    p99 = statistics.quantiles(latencies, n=100)[98]
-    # 50 ms, plus whatever the machine's own load adds (a stalled loop took seconds: 6.5 s before the fix)
-    assert p99 < 50 + 2 * noise, f"/ping p99 {p99:.1f} ms while 4 hostile prompts ran (quiet p99 {noise:.1f} ms)"
+    p99, quiet = statistics.quantiles(latencies, n=100)[98], statistics.quantiles(noise, n=100)[98]
+    # 50 ms, plus what the machine's load added to the idle control's pings meanwhile
+    assert p99 < 50 + 2 * quiet, f"/ping p99 {p99:.1f} ms while 4 hostile prompts ran (idle control p99 {quiet:.1f} ms)"

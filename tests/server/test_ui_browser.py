@@ -367,7 +367,7 @@ def test_the_page_reads_frames_however_the_network_cuts_them(browser_ready, page
         last_turn_done(page)
         stored = post(live.url, {"action": "history", "session_id": session}).json()["messages"]
     reads = page.evaluate("window.streamReads")
-    assert any(": ping" in r for r in reads)
+    assert ": ping" in "".join(reads)  # comments came between the frames
     if "split" in network:  # many reads end inside a frame
         assert sum(not r.endswith("\n\n") for r in reads) >= 10, reads[:20]
     else:  # some read holds several frames
