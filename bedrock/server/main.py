@@ -49,6 +49,7 @@ def serve(app: object, settings: Settings, *, sock: socket.socket | None = None,
     if sock is not None:
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
         return
-    logger.info("listening on port %d", settings.port)
+    page = f" (chat page: http://localhost:{settings.port}/)" if settings.serve_ui else ""
+    logger.info("listening on port %d%s", settings.port, page)
     # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
     app.run(port=settings.port, host=settings.bind_host or None, **options)  # type: ignore[attr-defined]
