@@ -123,6 +123,12 @@ def payload_from_agui(payload: dict[str, Any]) -> tuple[dict[str, Any], RunAgent
         details = [{"field": _field(error["loc"]), "message": error["msg"]} for error in exc.errors()]
         raise PayloadError("invalid AG-UI input: " + "; ".join(f"{d['field']}: {d['message']}" for d in details),
                            details) from None
+    for field, value in (("threadId", run_input.thread_id), ("runId", run_input.run_id)):
+        # Echoed in every stream's RUN_STARTED: a lone surrogate (JSON's \ud800) could not be written there.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _refuse(field, "not valid Unicode (a lone surrogate)") from None
     ours: dict[str, Any] = {}
     if isinstance(run_input.forwarded_props, dict):
         ours.update({k: v for k, v in run_input.forwarded_props.items() if k in FORWARDED})

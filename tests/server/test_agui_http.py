@@ -4,6 +4,7 @@ memory, approvals, cancel, rollback and errors as any run. AGENT_PROTOCOL=ag-ui 
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -100,11 +101,16 @@ def test_cancel_by_our_run_id_finishes_the_run_as_cancelled(make_server, session
 
 @pytest.mark.parametrize("body, field", [
     ({"threadId": "t", "runId": "r", "messages": []}, "messages"),
+    ({"threadId": "\ud800", "runId": "r", "messages": [{"id": "1", "role": "user", "content": "hi"}]}, "threadId"),
+    ({"threadId": "t", "runId": "\udfff", "messages": [{"id": "1", "role": "user", "content": "hi"}]}, "runId"),
+    ({"threadId": "t", "runId": "r", "messages": [{"id": "1", "role": "user", "content": "hi \ud800"}]}, "prompt"),
     ({"threadId": "t", "runId": "r", "messages": [{"id": "1", "role": "user", "content": "hi"}], "state": 1,
       "tools": "x"}, "tools"),
 ])
 def test_an_invalid_input_is_a_400_with_details(server, body, field):
-    refused = httpx.post(server.url + "/invocations", json=body, timeout=10)
+    content = json.dumps(body).encode()  # lone surrogates as JSON escapes, as a client may send them
+    refused = httpx.post(server.url + "/invocations", content=content, timeout=10,
+                         headers={"content-type": "application/json"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_payload"
     assert any(d["field"].startswith(field) for d in refused.json()["error"]["details"])
 
