@@ -332,12 +332,19 @@ def test_a_prompt_is_the_last_user_message():
     assert parse_request(payload).prompt == "And\n6 * 7?"
 
 
-@pytest.mark.parametrize("thread_id", ["a" * 101, "thread with spaces", "_leading", "ünï", "\ud800"])
+@pytest.mark.parametrize("thread_id", ["a" * 101, "thread with spaces", "_leading", "ünï"])
 def test_a_thread_id_that_is_not_a_session_id_maps_to_a_stable_one(thread_id):
     session_id = payload_from_agui(agui_input(thread_id=thread_id))[0]["session_id"]
     assert session_id.startswith("agui-") and len(session_id) == 45
     assert session_id == payload_from_agui(agui_input(thread_id=thread_id, run_id="other"))[0]["session_id"]
     assert parse_request({"prompt": "x", "session_id": session_id}).session_id == session_id
+
+
+@pytest.mark.parametrize("field", ["threadId", "runId"])
+def test_ids_that_no_stream_could_echo_are_refused(field):
+    with pytest.raises(PayloadError) as refused:  # RUN_STARTED echoes both: a lone surrogate cannot be written
+        payload_from_agui({**agui_input(), field: "\ud800"})
+    assert refused.value.details == [{"field": field, "message": "not valid Unicode (a lone surrogate)"}]
 
 
 def test_forwarded_props_give_only_our_own_turn_options():
