@@ -123,7 +123,7 @@ async def respond(
     """Validate, await the agent, check the session's owner; then act. A run takes a slot and starts as its own
     task; the reply follows it — the SSE stream (our events, or their text), or a JSON reply whose body waits
     for the run's end. Every refusal comes before a stream starts, as a JSON error. From the request's
-    `headers`: `Last-Event-ID` (resume) and `Accept` (an event stream only: stream without `"stream"`)."""
+    `headers`: `Last-Event-ID` (resume) and `Accept` (preferring an event stream: stream without `"stream"`)."""
     headers = headers or {}
     agui = None  # the AG-UI input, when the body is one: the run is then written as AG-UI events
     try:
