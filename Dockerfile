@@ -3,7 +3,8 @@
 FROM ghcr.io/astral-sh/uv:python3.11-bookworm-slim
 WORKDIR /app
 
-# DOCKER_CONTAINER makes BedrockAgentCoreApp bind 0.0.0.0. SERVE_UI=0: no chat page in the container (AgentCore
+# DOCKER_CONTAINER makes BedrockAgentCoreApp bind 0.0.0.0. LOG_FORMAT=json: one JSON object per log line.
+# SERVE_UI=0: no chat page in the container (AgentCore
 # routes only /invocations and /ping to it; anything else would be one more thing served to nobody). The session memory file lives under /tmp, the one
 # place the non-root user can write (AgentCore Memory replaces it once `agentcore launch` injects a memory id).
 ENV UV_SYSTEM_PYTHON=1 \
@@ -15,13 +16,17 @@ ENV UV_SYSTEM_PYTHON=1 \
     AWS_DEFAULT_REGION=us-east-1 \
     MODEL_PROVIDER=bedrock \
     SERVE_UI=0 \
+    LOG_FORMAT=json \
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=aws_langchain \
     AGENT_MEMORY_PATH=/tmp/agent-memory/checkpoints.sqlite
 
 # Dependencies first, so code changes do not reinstall them.
 COPY requirements.txt requirements.txt
 RUN uv pip install -r requirements.txt
 
-# Observability: AgentCore collects traces through the ADOT distro's `opentelemetry-instrument`.
+# Observability: AgentCore collects traces through the ADOT distro's `opentelemetry-instrument`. Each turn is
+# traced by our own spans (bedrock/core/telemetry.py), so the distro's LangChain instrumentation is turned off
+# above (OTEL_PYTHON_DISABLED_INSTRUMENTATIONS): it would trace the turn a second time, message text included.
 RUN uv pip install "aws-opentelemetry-distro>=0.18.0,<1.0.0"
 
 # Copy the project (respecting .dockerignore), compiled now: every AgentCore session is a cold start,

@@ -89,6 +89,8 @@ class Settings:
     request_read_timeout_s: float = 10.0
     max_connections: int = 1000
     log_level: str = "INFO"
+    log_format: str = "text"  # json: one JSON object per line (the container's default)
+    otel_capture_content: bool = False  # prompts, answers and tool arguments in spans
     serve_ui: bool = True  # the chat page on GET / (the container's Dockerfile turns it off)
     agent_protocol: str = "auto"  # auto: an AG-UI RunAgentInput body is answered in AG-UI; ag-ui: every body is one
     auth_mode: str = "none"
@@ -146,6 +148,9 @@ class Settings:
             request_read_timeout_s=_float(env, "REQUEST_READ_TIMEOUT_S", d.request_read_timeout_s),
             max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, minimum=1),
             log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
+            log_format=_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
+            # The OpenTelemetry GenAI instrumentations' own switch, so one variable governs every library's spans.
+            otel_capture_content=_flag(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", d.otel_capture_content),
             auth_mode=_choice(env, "AUTH_MODE", d.auth_mode, ("none", "jwt")),
             jwt_jwks_file=env.get("JWT_JWKS_FILE") or "",
             jwt_jwks_url=env.get("JWT_JWKS_URL") or "",

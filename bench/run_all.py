@@ -50,6 +50,10 @@ def main() -> int:
     sections.append("## 2. Our per-token cost (zero-latency model, in-process)\n\n" + text)
     goals.append(goal(values["added_us"] <= 5, f"≤ 5 µs added per token, one event per token "
                       f"(+{values['added_us']:.1f} µs; defaults +{values['added_batched_us']:.1f} µs)"))
+    off_per_token = values["off_turn_us"] / token_cost.LONG_REPLY_TOKENS
+    goals.append(goal(off_per_token <= 0.5, f"telemetry off costs ≤ 0.5 µs a token ({off_per_token:.4f} µs: "
+                      f"{values['off_turn_us']:.1f} µs a turn, nothing per token); on (SDK, spans dropped): "
+                      f"{values['traced_us']:+.1f} µs a token"))
 
     text, values = framework.batching(1 if smoke else 5)
     sections.append("## 3. TokenBuffer over HTTP (2000-token answer, zero-latency model)\n\n" + text)

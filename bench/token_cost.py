@@ -59,23 +59,54 @@ async def ours(agent: Agent, session: str, tokens: bool = True) -> float:
 
 
 async def per_token(repeat: int) -> tuple[str, dict[str, float]]:
+    from testkit.telemetry import Collected, DroppingExporter
+
     graph = build_graph(long_reply_model(), default_tools(), InMemorySaver())
-    unbatched = Agent(graph, Settings(memory_backend="memory", token_buffer_size=1))
+    settings = Settings(memory_backend="memory", token_buffer_size=1)
+    unbatched = Agent(graph, settings)  # telemetry off: no OpenTelemetry SDK in this process
     batched = Agent(graph, Settings(memory_backend="memory"))  # the defaults: 4 tokens or 50 ms
-    runs: dict[str, list[float]] = {"raw": [], "unbatched": [], "batched": []}
+    sdk = Collected(DroppingExporter())  # telemetry on: the SDK's providers, every span made and dropped
+    traced = Agent(graph, settings, telemetry=sdk.telemetry(settings))
+    runs: dict[str, list[float]] = {"raw": [], "unbatched": [], "batched": [], "traced": []}
     await raw_graph(graph, "warm-raw")
     await ours(unbatched, "warm-ours")
+    await ours(traced, "warm-traced")
     for _ in range(repeat):  # interleaved, so drift hits all alike
         runs["raw"].append(await raw_graph(graph, uuid.uuid4().hex))
         runs["unbatched"].append(await ours(unbatched, uuid.uuid4().hex))
         runs["batched"].append(await ours(batched, uuid.uuid4().hex))
+        runs["traced"].append(await ours(traced, uuid.uuid4().hex))
+    sdk.shutdown()
     us = {name: median(times) / LONG_REPLY_TOKENS * 1e6 for name, times in runs.items()}
     rows = [("graph.astream(messages, updates) (baseline)", f"{us['raw']:.1f}", "—")]
-    for name, label in (("unbatched", "Agent.stream, TOKEN_BUFFER_SIZE=1 (an event per token)"),
-                        ("batched", "Agent.stream, defaults (an event per 4 tokens)")):
+    for name, label in (("unbatched", "Agent.stream, TOKEN_BUFFER_SIZE=1 (an event per token), telemetry off"),
+                        ("batched", "Agent.stream, defaults (an event per 4 tokens), telemetry off"),
+                        ("traced", "Agent.stream, TOKEN_BUFFER_SIZE=1, telemetry on (SDK, spans dropped)")):
         rows.append((label, f"{us[name]:.1f}", f"+{us[name] - us['raw']:.1f} µs ({us[name] / us['raw']:.2f}×)"))
+    off_turn = telemetry_off_per_turn()
+    rows.append(("telemetry off, per turn: its span and metrics with no SDK (a whole turn's cost, spread over "
+                 f"{LONG_REPLY_TOKENS} tokens)", f"{off_turn / LONG_REPLY_TOKENS:.4f}", f"{off_turn:.1f} µs a turn"))
     return table(("per model token", "µs", "added by us"), rows), {
-        "added_us": us["unbatched"] - us["raw"], "added_batched_us": us["batched"] - us["raw"]}
+        "added_us": us["unbatched"] - us["raw"], "added_batched_us": us["batched"] - us["raw"],
+        "traced_us": us["traced"] - us["unbatched"], "off_turn_us": off_turn}
+
+
+def telemetry_off_per_turn(turns: int = 20_000) -> float:
+    """µs a turn pays for telemetry without an SDK: its non-recording span and no-op metrics, begin to end.
+    (Per token it pays nothing: the turn keeps the plain MetricsCallback.)"""
+    from bedrock.core.telemetry import Telemetry
+    from bedrock.wire.events import AGENT_END, encode_frame
+
+    telemetry = Telemetry(Settings(memory_backend="memory"))
+    end = encode_frame(AGENT_END, {"status": "completed", "metrics": {
+        "latency_ms": 1.0, "time_to_first_token_ms": 0.5, "llm_calls": 1, "input_tokens": 5, "output_tokens": 9,
+        "tool_calls": 0}})
+    started = time.perf_counter()
+    for _ in range(turns):
+        trace = telemetry.turn("session", "actor", "run")
+        trace.begin("prompt")
+        trace.end(end)
+    return (time.perf_counter() - started) / turns * 1e6
 
 
 async def bedrock_path(repeat: int) -> tuple[str, dict[str, float]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bedrock.config import ConfigError, Settings
 from bedrock.core.graph import build_graph
 from bedrock.core.memory import make_checkpointer
@@ -9,12 +11,16 @@ from bedrock.core.model import make_model
 from bedrock.core.tools import default_tools
 from bedrock.core.turn import Agent
 
+if TYPE_CHECKING:
+    from bedrock.core.telemetry import Telemetry
 
-def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
+
+def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: Telemetry | None = None) -> Agent:
     """An Agent for `settings`; `Agent.close()` releases what was started for it.
 
     `MODEL_PROVIDER=offline` without an `endpoint_url` starts the local Bedrock-compatible endpoint here (the
-    one place it is started), and the agent stops it when closed.
+    one place it is started), and the agent stops it when closed. `telemetry`: where its turns report (default:
+    the global OpenTelemetry providers).
     """
     closers = []
     if settings.model_provider == "offline" and endpoint_url is None:
@@ -33,7 +39,7 @@ def build_agent(settings: Settings, endpoint_url: str | None = None) -> Agent:
                               f"(its tools: {', '.join(tool.name for tool in tools)})")
         graph = build_graph(make_model(settings, endpoint_url), tools, checkpointer,
                             settings.history_max_messages, frozenset(settings.approval_required_tools))
-        agent = Agent(graph, settings)
+        agent = Agent(graph, settings, telemetry=telemetry)
     except BaseException:
         for close in closers:
             close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from bedrock.errors import AgentError
 from bedrock.wire.events import ERROR, TERMINAL_EVENTS, SSEEvent, encode_frame, utc_timestamp
@@ -51,12 +51,16 @@ async def bounded(
     timeout_s: float | None,
     shutdown: Any = None,
     grace_s: float = 0.0,
+    on_end: Callable[[SSEEvent | None], None] | None = None,
 ) -> AsyncIterator[SSEEvent]:
     """Relay `events` until their terminal event, the deadline, or `grace_s` after `shutdown` is set.
 
     On expiry the stream is cancelled (which drops its half turn) and ends with one `error` event
     numbered after the last one sent. Only the wait for the *next* event is ever interrupted, so a slow
     client never has its own send cut. `shutdown` is any object with `async wait()`.
+    `on_end` sees the terminal event as it is relayed (ours too), or None once `events` are closed without
+    one (the turn's trace: it ends with the turn, whoever reads it and whenever they stop). Here, because
+    this is the one place that already looks at every event's type: no extra layer per event.
     """
     loop = asyncio.get_running_loop()
     deadline = _Deadline(loop, timeout_s)
@@ -85,13 +89,23 @@ async def bounded(
             finally:
                 deadline.waiting = None
             last_id = event.id or last_id
-            yield event
             if event.type in TERMINAL_EVENTS:
+                if on_end is not None:
+                    on_end(event)
+                yield event
                 return
+            yield event
         await iterator.aclose()  # expired while the consumer held an event: stop the run now
-        yield encode_frame(ERROR, deadline.error.event_data(utc_timestamp()), last_id + 1)
+        frame = encode_frame(ERROR, deadline.error.event_data(utc_timestamp()), last_id + 1)
+        if on_end is not None:
+            on_end(frame)
+        yield frame
     finally:
         deadline.close()
         if watcher is not None:
             watcher.cancel()
-        await iterator.aclose()
+        try:
+            await iterator.aclose()
+        finally:
+            if on_end is not None:
+                on_end(None)  # after a cut turn's rollback (closing `events` waits for it); else a no-op

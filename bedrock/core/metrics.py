@@ -43,6 +43,8 @@ class MetricsCallback(BaseCallbackHandler):
         self.approvals_asked = 0  # tool calls that waited for the user's approval (APPROVAL_REQUIRED_TOOLS)
         self.approvals_granted = 0
         self.approvals_declined = 0
+        self.failed_tools: list[str] = []  # the tools that raised, by name (a tool-errors metric)
+        self._tool_names: dict[Any, str] = {}
 
     @property
     def tokens(self) -> int:
@@ -67,11 +69,13 @@ class MetricsCallback(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         self.errors += 1
 
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: Any = None, **kwargs: Any) -> None:
         self.tool_calls += 1
+        self._tool_names[run_id] = serialized.get("name") or kwargs.get("name") or "tool"
 
-    def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
+    def on_tool_error(self, error: BaseException, *, run_id: Any = None, **kwargs: Any) -> None:
         self.errors += 1
+        self.failed_tools.append(self._tool_names.get(run_id, "tool"))
 
     def record_error(self) -> None:
         """Count an error the runtime saw outside any callback (a failed turn)."""

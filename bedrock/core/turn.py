@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
@@ -29,6 +29,9 @@ from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTE
                                  utc_timestamp)
 from bedrock.wire.result import fold
 
+if TYPE_CHECKING:
+    from bedrock.core.telemetry import Telemetry, TurnTrace
+
 logger = logging.getLogger(__name__)
 
 RECURSION_LIMIT = 25
@@ -41,9 +44,15 @@ PARAGRAPH = "\n\n"  # before a later message's text, in `llm_token.text`
 class Agent:
     """The compiled graph and what a turn needs; streams or folds one turn at a time."""
 
-    def __init__(self, graph: CompiledStateGraph, settings: Settings, owners: SessionOwners | None = None) -> None:
+    def __init__(self, graph: CompiledStateGraph, settings: Settings, owners: SessionOwners | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.graph = graph
         self.settings = settings
+        if telemetry is None:  # the global OpenTelemetry providers; loaded here, off a cold start's /ping path
+            from bedrock.core.telemetry import Telemetry
+
+            telemetry = Telemetry(settings)
+        self.telemetry = telemetry
         self.owners = owners or make_owners(graph.checkpointer, settings.agentcore_memory_id, settings.aws_region)
         self.closers: list[Callable[[], Any]] = []  # what `close` releases, last first
         self.approval_required = frozenset(settings.approval_required_tools)
@@ -88,21 +97,26 @@ class Agent:
         `session_wait_s` overrides SESSION_WAIT_S (0: `session_busy` at once if the session is taken).
         """
         user_callbacks = list(callbacks)
+        run_id = run_id or new_run_id()
+        # The turn's trace: its parent is the context of whoever calls this (the request being served).
+        trace = self.telemetry.turn(request.session_id or "", request.actor_id or "", run_id)
         events = bounded(
-            self._events(request, user_callbacks, run_id or new_run_id(), session_wait_s),
+            self._events(request, user_callbacks, run_id, session_wait_s, trace),
             timeout_s=self.settings.request_timeout_s,
             shutdown=shutdown,
             grace_s=self.settings.shutdown_grace_s,
+            on_end=trace.end,
         )
         observers = stream_observers(user_callbacks)
         # No extra generator layer unless someone observes: every layer costs each event ~0.5 µs.
         return observed(events, observers) if observers else events
 
     async def _events(
-        self, request: AgentRequest, user_callbacks: list[Any], run_id: str, session_wait_s: float | None
+        self, request: AgentRequest, user_callbacks: list[Any], run_id: str, session_wait_s: float | None,
+        trace: TurnTrace,
     ) -> AsyncIterator[SSEEvent]:
         seq = EventSequence()
-        metrics = MetricsCallback()
+        metrics = trace.begin(request.prompt if request.resume is None else None)  # traces too, when recording
         try:  # before anything runs or is read: someone else's session gets one error event, as a bad payload does
             await self.owners.check(request.session_id, request.actor_id)
         except Exception as refused:
@@ -207,7 +221,8 @@ class Agent:
             return
         snapshot = metrics.snapshot()
         # The SDK logs "completed" when the response object is returned; this is the turn's real duration.
-        logger.info("turn done: session=%s steps=%d latency_ms=%s", request.session_id, step, snapshot["latency_ms"])
+        logger.info("turn done: session=%s run=%s steps=%d latency_ms=%s", request.session_id, run_id, step,
+                    snapshot["latency_ms"])
         end: dict[str, Any] = {"output": output, "steps": step, "metrics": snapshot,
                                "status": "interrupted" if interrupts else "completed"}
         if interrupts:

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bedrock.config import Settings
+from bedrock.core.correlation import carries_trace
 from bedrock.core.turn import Agent, result_of
 from bedrock.errors import AgentError, classify
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
@@ -150,6 +151,11 @@ async def respond(
     settings = runtime.settings
     shutdown = runtime.shutdown_event()
     start = None
+    token = None
+    if carries_trace(headers):  # the caller's trace becomes the parent of the turn's span
+        from bedrock.core import telemetry  # loaded with the agent already
+
+        token = telemetry.attach_incoming(headers)
     try:
         if request.action == "run":
             # On AgentCore the container never learns that a client left: runs go on by default here too.
@@ -163,6 +169,9 @@ async def respond(
             return JSONResponse(await runtime.control(request))
     except AgentError as refused:
         return error_response(refused)
+    finally:
+        if token is not None:
+            telemetry.detach(token)
     if stream or request.stream:
         render = (ag_ui.AGUIStream(agui).render if agui is not None
                   else TextRendering().render if request.stream_format == "text" else None)

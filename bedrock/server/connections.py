@@ -18,6 +18,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bedrock.config import Settings
+from bedrock.server.logs import uvicorn_log_config
 from bedrock.errors import AgentError
 
 
@@ -102,4 +103,5 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": 75,
         # Graceful shutdown outlasts SHUTDOWN_GRACE_S, so open streams end with their error event, not a cut.
         "timeout_graceful_shutdown": settings.shutdown_grace_s + 5,
+        **({"log_config": log_config} if (log_config := uvicorn_log_config(settings)) else {}),
     }

@@ -11,6 +11,7 @@ import socket
 from bedrock.config import Settings
 from bedrock.server.allocator import tune_allocator
 from bedrock.server.connections import uvicorn_options
+from bedrock.server.logs import adopt_foreign_loggers, process_handler
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,12 @@ def prepare_process(settings: Settings) -> None:
     gc.freeze()
     gc.enable()
     tune_allocator()
-    # Our loggers only: the SDK's logger already has its own JSON handler.
-    handler = logging.StreamHandler()
+    # Our loggers' handler (LOG_FORMAT); the SDK's logger and uvicorn's keep their own handlers, in our format.
+    handler = process_handler(settings)
     handler.bedrock_process = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    adopt_foreign_loggers(settings)
     offline = settings.model_provider == "offline"
     model = "offline rule-based stand-in (not an LLM)" if offline else settings.bedrock_model_id
     logger.info("serving POST /invocations; model: %s", model)

@@ -90,7 +90,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """On server stop: runs end within the grace (`server_shutting_down`), a running build finishes, turns
-        still rolling back write, then the agent closes."""
+        still rolling back write, telemetry is exported, then the agent closes."""
         grace = self.settings.shutdown_grace_s
         self.shutdown_event().set()
         await self.runs.drain(grace + 1)
@@ -98,6 +98,8 @@ class Runtime:
             await asyncio.wait([asyncio.wrap_future(self._build)], timeout=grace)
         if self.agent is not None:
             await self.agent.drain(grace)
+            # The turns' spans and metrics, before the process goes (it will not run `atexit`: see `flush`).
+            await asyncio.to_thread(self.agent.telemetry.flush, min(grace, 5.0))
             self.agent.close()
 
     def shutdown_event(self) -> asyncio.Event:
