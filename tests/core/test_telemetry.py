@@ -256,3 +256,20 @@ def test_our_names_are_the_conventions_names():
              metric_conventions.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK}
     source = open(ours.__file__).read()
     assert all(f'"{name}"' in source for name in names)
+
+
+async def test_an_approval_is_an_interrupted_turn_and_its_answer_a_second_trace(collected, tmp_path, session_id):
+    agent = agent_for(collected, tmp_path, approval_required_tools=("calculator",))
+    asked = await turn(agent, "What is 25 * 4?", session_id)
+    assert asked[-1].data["status"] == "interrupted"
+    pending = asked[-1].data["interrupts"][0]
+    resume = {"session_id": session_id, "resume": {"interrupt_id": pending["interrupt_id"], "approved": True}}
+    answered = [e async for e in agent.stream(parse_request(resume))]
+    assert "100" in answered[-1].data["output"]
+    first, second = collected.turn_spans()
+    assert first.attributes["langgraph_agentcore.turn.outcome"] == "interrupted"
+    assert [s.name.split(" ")[0] for s in collected.children(first)] == ["chat"]  # asked, nothing ran
+    assert second.attributes["langgraph_agentcore.turn.outcome"] == "completed"
+    assert [s.name.split(" ")[0] for s in collected.children(second)] == ["execute_tool", "chat"]
+    assert first.context.trace_id != second.context.trace_id
+    agent.close()

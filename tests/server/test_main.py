@@ -31,11 +31,12 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
                                "--port", "0"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline and server.poll() is None:
+        started = time.monotonic()  # a bound, not a pause: a loaded 2-core machine (browser tests) once took > 30 s
+        while port is None and time.monotonic() < started + 90 and server.poll() is None:
             found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", Path(log.name).read_text())
             port = int(found.group(1)) if found else time.sleep(0.05)
-        assert port, Path(log.name).read_text()
+        assert port, (f"after {time.monotonic() - started:.1f} s, exit code {server.poll()}:\n"
+                      + Path(log.name).read_text())
         url = f"http://127.0.0.1:{port}"
         reply = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=30)
         assert reply.status_code == 200 and "100" in reply.json()["output"], reply.text

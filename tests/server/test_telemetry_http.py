@@ -92,14 +92,19 @@ def test_a_json_reply_is_traced_the_same_way(traced, session_id):
     assert second.parent is None and format(second.context.trace_id, "032x") != TRACE_ID
 
 
+def leave_after_first_token(client: httpx.Client, url: str, session_id: str) -> None:
+    """Start a slow streamed turn and stop reading (and close the connection) at its first token."""
+    payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream": True, "stream_tokens": True}
+    with client.stream("POST", url + "/invocations", json=payload) as reply:
+        for chunk in reply.iter_bytes():
+            if b"event: llm_token" in chunk:
+                return
+
+
 def test_a_turn_whose_client_left_goes_on_and_its_span_ends_when_the_turn_does(traced, session_id):
     url, collected = traced(offline_token_delay_ms=20)
-    payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream": True, "stream_tokens": True}
     with httpx.Client(timeout=30) as client:
-        with client.stream("POST", url + "/invocations", json=payload) as reply:
-            for chunk in reply.iter_bytes():
-                if b"event: llm_token" in chunk:
-                    break  # the client leaves; on AgentCore the container would never know
+        leave_after_first_token(client, url, session_id)  # on AgentCore the container would never know
     turn = wait_for(collected.turn_spans)[0]
     assert turn.attributes["langgraph_agentcore.turn.outcome"] == "completed"
     assert turn.attributes["gen_ai.usage.output_tokens"] > 0
@@ -109,13 +114,9 @@ def test_a_turn_whose_client_left_goes_on_and_its_span_ends_when_the_turn_does(t
 
 def test_a_cancelled_run_says_so(traced, session_id):
     url, collected = traced(offline_token_delay_ms=30)
-    payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream": True, "stream_tokens": True}
     with httpx.Client(timeout=30) as client:
-        with client.stream("POST", url + "/invocations", json=payload) as reply:
-            for chunk in reply.iter_bytes():
-                if b"event: llm_token" in chunk:
-                    break
-            cancelled = client.post(url + "/invocations", json={"action": "cancel", "session_id": session_id})
+        leave_after_first_token(client, url, session_id)  # the run goes on; then its owner stops it
+        cancelled = client.post(url + "/invocations", json={"action": "cancel", "session_id": session_id})
     assert cancelled.json()["status"] == "cancelled"
     turn = wait_for(collected.turn_spans)[0]
     assert turn.attributes["langgraph_agentcore.turn.outcome"] == "cancelled"
