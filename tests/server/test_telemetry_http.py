@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from opentelemetry.trace import SpanKind
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
@@ -159,3 +160,23 @@ def test_a_globally_configured_sdk_gets_every_span_though_sigterm_ends_the_proce
     assert turn["parent_id"] == "0x" + PARENT_ID and turn["context"]["trace_id"] == "0x" + TRACE_ID
     assert turn["attributes"]["langgraph_agentcore.run.id"] == frames_of(body)[0][1]["run_id"]
     assert sorted(span["name"].split(" ")[0] for span in spans) == ["chat", "chat", "execute_tool", "invoke_agent"]
+
+
+def test_under_an_asgi_server_span_the_turn_is_that_spans_child(serve, tmp_path, session_id):
+    """As under `opentelemetry-instrument`, whose ASGI instrumentation opens a server span per request first: the
+    turn's span is that span's child (the caller's `traceparent` is the server span's parent, not read twice)."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    collected = Collected()
+    settings = Settings(memory_path=str(tmp_path / "m.sqlite"))
+    agent = build_agent(settings, telemetry=collected.telemetry(settings))
+    url = serve(OpenTelemetryMiddleware(build_app(settings, agent=agent), tracer_provider=collected.tracer_provider))
+    body = httpx.post(url + "/invocations", headers={"traceparent": TRACEPARENT}, timeout=30,
+                      json={"prompt": "What is 25 * 4?", "session_id": session_id, "stream": True}).content
+    assert frames_of(body)[-1][0] == "agent_end"
+    servers = [s for s in collected.spans() if s.kind == SpanKind.SERVER]
+    assert len(servers) == 1 and format(servers[0].parent.span_id, "016x") == PARENT_ID
+    turn = collected.turn_span()
+    assert turn.parent.span_id == servers[0].context.span_id
+    assert {format(s.context.trace_id, "032x") for s in collected.spans()} == {TRACE_ID}
+    collected.shutdown()
