@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-smoke clean ui-vendor browser
+.PHONY: postgres run test bench bench-smoke clean ui-vendor browser
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ run: $(STAMP)
 	MODEL_PROVIDER=$${MODEL_PROVIDER:-offline} OFFLINE_TOKEN_DELAY_MS=$${OFFLINE_TOKEN_DELAY_MS:-40} \
 		$(BIN)/python -m bedrock.agent_runtime
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -n 2 -q
 
 # The chat page's tests drive Debian's Chromium (Playwright's own browser download cannot work offline): installed
@@ -27,10 +27,18 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "make: no Chromium at /usr/bin/chromium (apt-get install chromium): the browser tests will be skipped"
 
-bench: $(STAMP)
+# The PostgreSQL tests start their own throwaway clusters from Debian's `postgresql` package: installed the same way
+# (the package's own cluster is not used); without it they are skipped and say why, or fail under REQUIRE_POSTGRES=1.
+postgres:
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+		echo "make: no PostgreSQL (apt-get install postgresql): the PostgreSQL tests will be skipped"
+
+bench: $(STAMP) postgres
 	$(BIN)/python -m bench.run_all
 
-bench-smoke: $(STAMP)
+bench-smoke: $(STAMP) postgres
 	$(BIN)/python -m bench.run_all --smoke
 
 # The chat page's SSE parser, vendored as published (needs npm; `make run` and `make test` do not).

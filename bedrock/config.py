@@ -74,6 +74,7 @@ class Settings:
     memory_backend: str = ""
     agentcore_memory_id: str = ""
     memory_path: str = ".agent-memory/checkpoints.sqlite"
+    database_url: str = ""  # MEMORY_BACKEND=postgres
     checkpoint_durability: str = "exit"
     checkpoint_history: str = "latest"
     history_max_messages: int = 40
@@ -128,10 +129,11 @@ class Settings:
             max_prompt_chars=_int(env, "MAX_PROMPT_CHARS", d.max_prompt_chars, minimum=1),
             offline_token_delay_ms=_int(env, "OFFLINE_TOKEN_DELAY_MS", d.offline_token_delay_ms),
             default_actor_id=env.get("DEFAULT_ACTOR_ID") or d.default_actor_id,
-            memory_backend=_choice(env, "MEMORY_BACKEND", "", ("", "memory", "sqlite", "agentcore")),
+            memory_backend=_choice(env, "MEMORY_BACKEND", "", ("", "memory", "sqlite", "agentcore", "postgres")),
             # What `agentcore launch` injects, else the name the guide uses.
             agentcore_memory_id=env.get("BEDROCK_AGENTCORE_MEMORY_ID") or env.get("AGENTCORE_MEMORY_ID") or "",
             memory_path=env.get("AGENT_MEMORY_PATH") or d.memory_path,
+            database_url=env.get("DATABASE_URL") or "",
             checkpoint_durability=_choice(env, "CHECKPOINT_DURABILITY", d.checkpoint_durability, ("exit", "async", "sync")),
             checkpoint_history=_choice(env, "CHECKPOINT_HISTORY", d.checkpoint_history, ("latest", "all")),
             history_max_messages=_int(env, "HISTORY_MAX_MESSAGES", d.history_max_messages, minimum=1),
@@ -168,6 +170,8 @@ class Settings:
 
     def check(self) -> None:
         """Refuse combinations that cannot work (raised at startup, not at the first request)."""
+        if self.memory_backend == "postgres" and not self.database_url:
+            raise ConfigError("MEMORY_BACKEND=postgres needs DATABASE_URL (e.g. postgresql://user:pw@host:5432/db)")
         if self.auth_mode == "jwt":
             if not (self.jwt_jwks_file or self.jwt_jwks_url):
                 raise ConfigError("AUTH_MODE=jwt needs JWT_JWKS_FILE or JWT_JWKS_URL")

@@ -63,3 +63,25 @@ def serve() -> Iterator[Any]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL server per test process (Debian's package). Without PostgreSQL installed the tests
+    that need it are skipped and say why — unless REQUIRE_POSTGRES=1 (`.ci/run`), where they fail instead."""
+    from testkit.postgres import PostgresCluster, postgres_missing
+
+    missing = postgres_missing()
+    if missing:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here (REQUIRE_POSTGRES=1): {missing}")
+        pytest.skip(f"PostgreSQL is not installed: {missing}")
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """A new, empty database for this test."""
+    return postgres_cluster.create_database()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bedrock.config import ConfigError, Settings
 from bedrock.core.graph import build_graph
-from bedrock.core.memory import make_checkpointer
+from bedrock.core.memory import ThreadedSqliteSaver, make_checkpointer
+from bedrock.core.sessions import FileLocks, SharedLocks
 from bedrock.core.model import make_model
 from bedrock.core.tools import default_tools
 from bedrock.core.turn import Agent
@@ -39,7 +40,7 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
                               f"(its tools: {', '.join(tool.name for tool in tools)})")
         graph = build_graph(make_model(settings, endpoint_url), tools, checkpointer,
                             settings.history_max_messages, frozenset(settings.approval_required_tools))
-        agent = Agent(graph, settings, telemetry=telemetry)
+        agent = Agent(graph, settings, telemetry=telemetry, shared_locks=shared_locks(settings, checkpointer))
     except BaseException:
         for close in closers:
             close()
@@ -47,5 +48,20 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
     close_saver = getattr(checkpointer, "close", None)
     if callable(close_saver):
         closers.append(close_saver)
+    if agent.locks.shared is not None:
+        closers.append(agent.locks.shared.close)
     agent.closers.extend(closers)
     return agent
+
+
+def shared_locks(settings: Settings, checkpointer: Any) -> SharedLocks | None:
+    """The session lock other processes honour, for the memories they can share: SQLite (processes on one host),
+    PostgreSQL (replicas anywhere). None for in-process memory, and for AgentCore Memory (AgentCore routes a
+    session to one microVM)."""
+    if isinstance(checkpointer, ThreadedSqliteSaver):
+        return FileLocks(settings.memory_path + ".locks")
+    if type(checkpointer).__name__ == "ThreadedPostgresSaver":
+        from bedrock.core.postgres import AdvisoryLocks
+
+        return AdvisoryLocks(settings.database_url)
+    return None

@@ -21,25 +21,76 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ThreadedSqliteSaver(SqliteSaver):
-    """langgraph-checkpoint-sqlite's SqliteSaver with its async methods run on its own worker thread.
+class ThreadedCalls:
+    """A sync LangGraph saver's async methods, run on the saver's own worker threads.
 
-    Why not its AsyncSqliteSaver: that one binds to the event loop it was created on, and its aiosqlite
-    thread is not a daemon. This package serves from uvicorn's loop but also runs turns from callers' own
-    loops (`invoke_agent` makes a new one per call), so one loop-agnostic saver serves them all.
-    SqliteSaver already serialises access with a lock; WAL lets other processes read meanwhile.
-    Its calls run on one thread of its own, not the loop's default executor: they serialise on that lock
-    anyway, and on the shared pool 100 turns' waiting calls each held a thread (the pool grew by the peak
-    and never shrank: 25 → 109 threads over four rounds of stuck clients, bench/soak.py).
+    Why not the libraries' async savers (AsyncSqliteSaver, AsyncPostgresSaver): they bind to the event loop they
+    were created on (aiosqlite's thread, psycopg's async pool). This package serves from uvicorn's loop but also
+    runs turns from callers' own loops (`invoke_agent` makes a new one per call), so one loop-agnostic saver
+    serves them all. Its calls run on threads of its own, not the loop's default executor: on the shared pool 100
+    turns' waiting calls each held a thread (the pool grew by the peak and never shrank: 25 → 109 threads over
+    four rounds of stuck clients, bench/soak.py).
     """
 
     _executor: ThreadPoolExecutor | None = None
+    _threads = 1
+    _thread_name = "saver"
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`fn(*args, **kwargs)` on the saver's own thread (anything else that uses its connection, too)."""
+        """`fn(*args, **kwargs)` on the saver's own threads (anything else that uses its connections, too)."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+            self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix=self._thread_name)
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self.run_in_thread(self.get_tuple, config)  # type: ignore[attr-defined]
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        items = await self.run_in_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit)))  # type: ignore[attr-defined]
+        for item in items:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self.run_in_thread(self.put, config, checkpoint, metadata, new_versions)  # type: ignore[attr-defined]
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await self.run_in_thread(self.put_writes, config, writes, task_id, task_path)  # type: ignore[attr-defined]
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self.run_in_thread(self.delete_thread, thread_id)  # type: ignore[attr-defined]
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self.run_in_thread(self.prune, thread_ids, strategy=strategy)  # type: ignore[attr-defined]
+
+    def _stop_threads(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+
+class ThreadedSqliteSaver(ThreadedCalls, SqliteSaver):
+    """langgraph-checkpoint-sqlite's SqliteSaver, its async methods on one thread of its own (ThreadedCalls).
+
+    One thread: SqliteSaver serialises every call on its one connection's lock anyway. WAL lets other processes
+    read meanwhile; other processes' turns of a session wait for a file lock (bedrock/core/sessions.py).
+    """
+
+    _thread_name = "sqlite"
 
     @classmethod
     def open(cls, path: str | Path) -> "ThreadedSqliteSaver":
@@ -52,38 +103,6 @@ class ThreadedSqliteSaver(SqliteSaver):
         saver._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         saver.setup()
         return saver
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self.run_in_thread(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        items = await self.run_in_thread(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
-        for item in items:
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self.run_in_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
-    ) -> None:
-        await self.run_in_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self.run_in_thread(self.delete_thread, thread_id)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each thread's latest checkpoint (and its writes), or delete the threads.
@@ -112,15 +131,13 @@ class ThreadedSqliteSaver(SqliteSaver):
                     (thread_id,),
                 )
 
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self.run_in_thread(self.prune, thread_ids, strategy=strategy)
-
     def close(self) -> None:
         """Close the database connection (after the calls already queued)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        self._stop_threads()
         with self.lock:
             self.conn.close()
+
+
 
 
 def memory_backend(settings: Settings) -> str:
@@ -151,5 +168,13 @@ def make_checkpointer(settings: Settings) -> BaseCheckpointSaver:
     if backend == "memory":
         logger.info("session memory: in-process (lost on restart)")
         return InMemorySaver()
+    if backend == "postgres":
+        # A connection per invocation slot at most: a turn's memory calls never queue behind other sessions'.
+        # Imported here: only PostgreSQL deployments pay for psycopg and its saver.
+        from bedrock.core.postgres import ThreadedPostgresSaver, redacted
+
+        saver = ThreadedPostgresSaver.open(settings.database_url, settings.max_concurrent_invocations)
+        logger.info("session memory: PostgreSQL at %s", redacted(settings.database_url))
+        return saver
     logger.info("session memory: SQLite at %s", settings.memory_path)
     return ThreadedSqliteSaver.open(settings.memory_path)

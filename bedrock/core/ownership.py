@@ -158,6 +158,10 @@ def make_owners(saver: BaseCheckpointSaver, memory_id: str = "", region: str = "
     """The owner store that lives where `saver` keeps the sessions."""
     if isinstance(saver, ThreadedSqliteSaver):
         return SessionOwners(SqliteOwners(saver))
+    if type(saver).__name__ == "ThreadedPostgresSaver":
+        from bedrock.core.postgres import PostgresOwners
+
+        return SessionOwners(PostgresOwners(saver))  # type: ignore[arg-type]
     if type(saver).__name__ == "AgentCoreMemorySaver":
         return SessionOwners(AgentCoreOwners(memory_id or saver.memory_id, region))
     return SessionOwners(InProcessOwners())

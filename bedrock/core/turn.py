@@ -22,7 +22,7 @@ from bedrock.core.ownership import SessionOwners, make_owners
 from bedrock.core.request import AgentRequest
 from bedrock.core.rollback import roll_back, turn_metadata
 from bedrock.core.runs import new_run_id
-from bedrock.core.sessions import SessionLocks
+from bedrock.core.sessions import SessionLocks, SharedLocks
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
 from bedrock.wire.batching import TokenBuffer
 from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, SSEEvent,
@@ -45,7 +45,7 @@ class Agent:
     """The compiled graph and what a turn needs; streams or folds one turn at a time."""
 
     def __init__(self, graph: CompiledStateGraph, settings: Settings, owners: SessionOwners | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, shared_locks: SharedLocks | None = None) -> None:
         self.graph = graph
         self.settings = settings
         if telemetry is None:  # the global OpenTelemetry providers; loaded here, off a cold start's /ping path
@@ -56,7 +56,8 @@ class Agent:
         self.owners = owners or make_owners(graph.checkpointer, settings.agentcore_memory_id, settings.aws_region)
         self.closers: list[Callable[[], Any]] = []  # what `close` releases, last first
         self.approval_required = frozenset(settings.approval_required_tools)
-        self.locks = SessionLocks(settings.session_wait_s)
+        # `shared_locks`: a session's lock across processes sharing its memory (SQLite file, PostgreSQL).
+        self.locks = SessionLocks(settings.session_wait_s, shared_locks)
         self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
         # Only savers that implement pruning (our SQLite one) are pruned; the base class's aprune just raises.
         checkpointer = graph.checkpointer

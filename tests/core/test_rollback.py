@@ -35,9 +35,22 @@ def endpoint() -> Iterator[OfflineBedrockEndpoint]:
     ep.stop()
 
 
-def make_agent(endpoint: OfflineBedrockEndpoint, backend: str, tmp_path: Any, **settings: Any) -> Agent:
-    config = Settings(model_provider="bedrock", memory_backend=backend, memory_path=str(tmp_path / "m.sqlite"),
-                      token_buffer_size=1, **settings)
+BACKENDS = ["sqlite", "memory", "postgres"]  # every backend a server can share or keep (AgentCore Memory: moto, below)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The memory settings of a backend (PostgreSQL: a new database of this process's throwaway cluster)."""
+    if request.param == "postgres":
+        return {"memory_backend": "postgres", "database_url": request.getfixturevalue("postgres_url")}
+    return {"memory_backend": request.param}
+
+
+def make_agent(endpoint: OfflineBedrockEndpoint, backend: dict[str, str] | str, tmp_path: Any,
+               **settings: Any) -> Agent:
+    memory = backend if isinstance(backend, dict) else {"memory_backend": backend}
+    config = Settings(model_provider="bedrock", memory_path=str(tmp_path / "m.sqlite"), token_buffer_size=1,
+                      **memory, **settings)
     return build_agent(config, endpoint.url)
 
 
@@ -90,7 +103,7 @@ def no_rollback_failures(caplog: pytest.LogCaptureFixture) -> None:
 TURNS = [(TOOL_TURN, 4), (PLAIN_TURN, 2)]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
 @pytest.mark.parametrize("prompt,turn_length", TURNS, ids=["tool", "plain"])
 async def test_cut_at_every_event_leaves_the_pre_turn_history(endpoint, tmp_path, caplog, backend, later, prompt,
@@ -130,7 +143,7 @@ async def test_cut_at_every_event_leaves_the_pre_turn_history(endpoint, tmp_path
     no_rollback_failures(caplog)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("durability", ["exit", "async", "sync"])
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
 @pytest.mark.parametrize("prompt,turn_length", TURNS, ids=["tool", "plain"])
@@ -154,7 +167,7 @@ async def test_callers_timeout_at_any_moment_leaves_the_pre_turn_history(endpoin
     no_rollback_failures(caplog)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
 @pytest.mark.parametrize("prompt,turn_length", TURNS, ids=["tool", "plain"])
 async def test_request_timeout_at_any_moment_ends_in_an_error_and_leaves_the_pre_turn_history(
@@ -178,7 +191,7 @@ async def test_request_timeout_at_any_moment_ends_in_an_error_and_leaves_the_pre
     no_rollback_failures(caplog)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
 @pytest.mark.parametrize("failure", ["first-call", "after-tool"])
 async def test_a_model_error_leaves_the_pre_turn_history(tmp_path, caplog, backend, later, failure):
@@ -199,7 +212,7 @@ async def test_a_model_error_leaves_the_pre_turn_history(tmp_path, caplog, backe
         endpoint.stop()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("later", [False, True], ids=["first-turn", "later-turn"])
 @pytest.mark.parametrize("prompt,turn_length", TURNS, ids=["tool", "plain"])
 async def test_shutdown_grace_running_out_at_any_event_leaves_the_pre_turn_history(

@@ -61,3 +61,119 @@ async def test_a_callers_timeout_around_a_free_lock_is_not_swallowed():
                     await asyncio.sleep(1)  # the caller's timeout lands after the lock was taken
                 finally:
                     locks.release("s")
+
+
+HOLDER = """
+import sys
+from bedrock.core.sessions import FileLocks
+locks = FileLocks(sys.argv[1])
+assert locks.try_acquire("s")
+print("held", flush=True)
+sys.stdin.readline()
+locks.release("s")
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def other_process(tmp_path):
+    """Another process that holds session "s" of `tmp_path/m.locks` until told to let go."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "m.locks")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    yield child
+    child.kill()
+    child.wait()
+
+
+async def test_a_session_another_process_holds_waits_then_is_busy_and_others_do_not_wait(tmp_path, other_process):
+    from bedrock.core.sessions import FileLocks
+
+    locks = SessionLocks(0.2, FileLocks(tmp_path / "m.locks"))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(SessionBusy):
+        await locks.acquire("s")
+    assert asyncio.get_running_loop().time() - started >= 0.2
+    await asyncio.wait_for(locks.acquire("t"), 0.1)  # another session: at once
+    locks.release("t")
+    # The other process lets go: the session is ours on the next poll, though we were already waiting.
+    waiter = asyncio.ensure_future(locks.acquire("s", wait_s=10))
+    await asyncio.sleep(0.02)
+    other_process.stdin.write("\n")
+    other_process.stdin.flush()
+    await asyncio.wait_for(waiter, 5)
+    locks.release("s")
+    assert locks._locks[asyncio.get_running_loop()] == {}
+
+
+async def test_a_process_that_dies_frees_its_sessions(tmp_path, other_process):
+    from bedrock.core.sessions import FileLocks
+
+    ours = FileLocks(tmp_path / "m.locks")
+    assert ours.try_acquire("s") is False
+    other_process.kill()  # SIGKILL: it never releases; the kernel does
+    other_process.wait()
+    assert ours.try_acquire("s") is True
+    ours.release("s")
+    ours.close()
+
+
+async def test_postgres_advisory_locks_exclude_other_connections_and_end_with_them(postgres_url):
+    from bedrock.core.postgres import AdvisoryLocks
+
+    first, second = AdvisoryLocks(postgres_url), AdvisoryLocks(postgres_url)
+    try:
+        assert await first.try_acquire("s") is True
+        assert await second.try_acquire("s") is False
+        assert await second.try_acquire("t") is True  # other sessions are free
+        # session_wait_s=0 (multitask_strategy "reject") still takes a free session: one try at least.
+        locks = SessionLocks(0, second)
+        with pytest.raises(SessionBusy):
+            await locks.acquire("s")
+        await locks.acquire("u")
+        locks.release("u")
+        first.release("s")  # queued on its thread; the waiter below takes it once it has run
+        waiting = SessionLocks(5, second)
+        await asyncio.wait_for(waiting.acquire("s"), 5)
+        waiting.release("s")
+        assert await first.try_acquire("v") is True
+        first.close()  # its connection ends: what it held is free (as when a replica dies)
+        assert await second.try_acquire("v") is True
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "postgres"])
+async def test_a_process_holding_a_session_does_not_take_it_twice(kind, tmp_path, request):
+    """Turns on two event loops of one process each take the shared lock: the second must wait for the first (the
+    OS's and PostgreSQL's locks would let the same process or connection in again, and one release free both)."""
+    if kind == "file":
+        from bedrock.core.sessions import FileLocks
+
+        shared = FileLocks(tmp_path / "m.locks")
+    else:
+        from bedrock.core.postgres import AdvisoryLocks
+
+        shared = AdvisoryLocks(request.getfixturevalue("postgres_url"))
+
+    async def attempt() -> bool:
+        result = shared.try_acquire("s")
+        return result if isinstance(result, bool) else await result
+
+    assert await attempt() is True
+    assert await attempt() is False
+    shared.release("s")  # (PostgreSQL: queued on the lock thread; taken again once it has run)
+    assert await asyncio.wait_for(_until(attempt), 5) is True
+    shared.release("s")
+    shared.close()
+
+
+async def _until(attempt) -> bool:
+    while not await attempt():
+        await asyncio.sleep(0.01)
+    return True

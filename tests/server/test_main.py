@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +26,8 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
            # with the connection: a head with no byte at all is closed without an answer).
            "REQUEST_READ_TIMEOUT_S": "2",
            # What agentcore/.env.local gives `agentcore dev`'s uvicorn:
-           "UVICORN_HTTP": "bedrock.agent_runtime:http_protocol", "UVICORN_TIMEOUT_KEEP_ALIVE": "75"}
+           "UVICORN_HTTP": "bedrock.agent_runtime:http_protocol", "UVICORN_TIMEOUT_KEEP_ALIVE": "75",
+           "PYTHONFAULTHANDLER": "1"}  # a server that never starts is sent SIGABRT: every thread's stack in its log
     log = open(tmp_path / "server.log", "w+")
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bedrock.agent_runtime:app", "--host", "127.0.0.1",
                                "--port", "0"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -35,6 +37,9 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
         while port is None and time.monotonic() < started + 90 and server.poll() is None:
             found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", Path(log.name).read_text())
             port = int(found.group(1)) if found else time.sleep(0.05)
+        if port is None and server.poll() is None:
+            server.send_signal(signal.SIGABRT)
+            server.wait(10)
         assert port, (f"after {time.monotonic() - started:.1f} s, exit code {server.poll()}:\n"
                       + Path(log.name).read_text())
         url = f"http://127.0.0.1:{port}"
