@@ -20,7 +20,7 @@ from bedrock.core.messages import message_text, step_data
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners, make_owners
 from bedrock.core.request import AgentRequest
-from bedrock.core.rollback import roll_back, turn_metadata
+from bedrock.core.rollback import TURN_KEY, roll_back, turn_metadata
 from bedrock.core.runs import new_run_id
 from bedrock.core.sessions import SessionLocks, SharedLocks
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
@@ -159,9 +159,13 @@ class Agent:
             yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
             return
         try:  # what the graph is given depends on what is pending: read under the session's lock
+            if self.settings.checkpoint_durability != "exit":
+                await self._recover(request)
             graph_input = await self._input(request, turn_id, metrics)
-        except Exception as refused:
+        except BaseException as refused:
             self.locks.release(request.session_id)  # nothing ran: nothing to undo
+            if not isinstance(refused, Exception):
+                raise  # cancelled while reading (the caller's timeout, a disconnect): the session is free again
             error = classify(refused)
             metrics.record_error()
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
@@ -230,6 +234,22 @@ class Agent:
             end["interrupts"] = interrupts
         end["timestamp"] = utc_timestamp()
         yield seq.emit(AGENT_END, end)
+
+    async def _recover(self, request: AgentRequest) -> None:
+        """Roll back the steps of a turn whose process died mid-turn (a replica killed, a host lost).
+
+        Only with CHECKPOINT_DURABILITY `sync`/`async`, which write a turn step by step: its last checkpoint then
+        still waits for a node (`next`) with no approval pending, and carries that turn's id. A live turn of the
+        session cannot be running (we hold its lock), so such a state is an orphan. With `exit` (the default) a
+        turn is written once, at its end: a dead process leaves nothing to undo.
+        """
+        state = await self._state(request.session_id, request.actor_id or "")
+        orphan = (state.metadata or {}).get(TURN_KEY)
+        if state.next and not state.interrupts and orphan:
+            logger.warning("session %s: rolling back turn %s, cut short by a process that died", request.session_id,
+                           orphan)
+            await roll_back(self.graph, {"configurable": {"thread_id": request.session_id,
+                                                          "actor_id": request.actor_id}}, orphan)
 
     async def _input(self, request: AgentRequest, turn_id: str, metrics: MetricsCallback) -> Any:
         """The graph's input: the prompt, or the answer to the pending approval (`Command(resume=…)`).

@@ -325,3 +325,21 @@ async def test_a_timeout_of_a_microsecond_always_raises(endpoint, tmp_path):
                 async for _ in agent.stream(request(TOOL_TURN, f"u-{i % 3}")):
                     pass
     assert await stored(agent, "u-0") == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_cancel_while_a_turn_reads_its_session_gives_the_session_back(endpoint, tmp_path, backend, session_id):
+    """With approvals (or durability sync/async) a turn reads the session's state under its lock before the graph
+    runs: a caller's timeout landing there must free the session, not leave it locked until SESSION_WAIT_S."""
+    agent = make_agent(endpoint, backend, tmp_path, approval_required_tools=("calculator",), session_wait_s=2,
+                       checkpoint_durability="sync")
+    for timeout in TIMEOUTS[:8]:
+        try:
+            async with asyncio.timeout(timeout):
+                async with aclosing(agent.stream(request(TOOL_TURN, session_id))) as events:
+                    async for _ in events:
+                        pass
+        except TimeoutError:
+            pass
+        after = await events_of(agent, "My name is Zed", session_id)
+        assert after[-1].type == "agent_end", (timeout, after[-1].data)

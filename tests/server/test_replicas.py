@@ -69,10 +69,15 @@ def test_two_processes_sharing_one_sqlite_file_lose_no_turn(make_server, tmp_pat
     simultaneous_pairs(make_server(env), make_server(env), 10)
 
 
-@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
-def test_a_replica_killed_mid_turn_leaves_whole_turns_and_frees_the_session(make_server, tmp_path, request, backend):
+@pytest.mark.parametrize("backend, durability", [("postgres", "exit"), ("sqlite", "exit"), ("postgres", "sync"),
+                                                 ("sqlite", "async")])
+def test_a_replica_killed_mid_turn_leaves_whole_turns_and_frees_the_session(make_server, tmp_path, request, backend,
+                                                                           durability):
+    """With `exit` durability the killed turn wrote nothing; with `sync`/`async` it wrote its first steps, which the
+    next turn (on another replica) finds orphaned and rolls back before it runs."""
     env = ({"MEMORY_BACKEND": "postgres", "DATABASE_URL": request.getfixturevalue("postgres_url")}
            if backend == "postgres" else {"AGENT_MEMORY_PATH": str(tmp_path / "shared.sqlite")})
+    env["CHECKPOINT_DURABILITY"] = durability
     doomed = make_server({**env, "OFFLINE_TOKEN_DELAY_MS": "30"})
     survivor = make_server({**env, "SESSION_WAIT_S": "10"})
     session_id = f"kill-{uuid.uuid4().hex}"
