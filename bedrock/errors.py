@@ -211,6 +211,8 @@ _TRANSPORT_CODES = {
 }
 # AgentCore Memory data-plane calls (a ClientError from them is a memory failure, not a model one).
 _MEMORY_OPERATIONS = frozenset({"CreateEvent", "ListEvents", "GetEvent", "DeleteEvent"})
+# PostgreSQL's failures, by module (psycopg is imported only with MEMORY_BACKEND=postgres).
+_DATABASE_MODULES = frozenset({"psycopg", "psycopg_pool"})
 
 
 def _client_error_code(exc: BaseException) -> str | None:
@@ -224,7 +226,8 @@ def classify(exc: BaseException) -> AgentError:
     """Map any exception from a run to the AgentError the client sees (no internals in the message)."""
     if isinstance(exc, AgentError):
         return exc
-    if isinstance(exc, sqlite3.Error) or getattr(exc, "operation_name", None) in _MEMORY_OPERATIONS:
+    if (isinstance(exc, sqlite3.Error) or getattr(exc, "operation_name", None) in _MEMORY_OPERATIONS
+            or type(exc).__module__.partition(".")[0] in _DATABASE_MODULES):
         return AgentError("memory_unavailable")
     code = _client_error_code(exc)
     if code:

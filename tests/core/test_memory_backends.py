@@ -99,3 +99,30 @@ async def test_postgres_replicas_share_a_session_and_wait_for_each_other(postgre
     for agent in (first, second):
         await agent.drain()
         agent.close()
+
+
+async def test_a_postgres_restart_costs_one_retryable_turn_then_it_serves_again(postgres_url, session_id):
+    """Every connection the server had is cut (as by a database restart or failover): the turn that meets a dead
+    connection ends with `memory_unavailable` (503, retryable) and leaves the session whole; the pool replaces the
+    connections and the next turn runs."""
+    import psycopg
+
+    agent = build_agent(Settings(memory_backend="postgres", database_url=postgres_url))
+    await ask(agent, "My name is Ada", session_id)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        cut = admin.execute("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert cut >= 2  # the pool's and the session locks' connections
+    outcomes = []
+    for _ in range(3):
+        events = [e async for e in agent.stream(parse_request(
+            {"prompt": "What's my name?", "session_id": session_id, "actor_id": "alice"}))]
+        outcomes.append(events[-1].data.get("code") or events[-1].data["output"])
+        if events[-1].type == "agent_end":
+            break
+    assert outcomes[-1] == "Your name is Ada.", outcomes
+    assert set(outcomes[:-1]) <= {"memory_unavailable"}, outcomes
+    history = await agent.history(session_id, "alice")
+    assert [m["type"] for m in history["messages"]] == ["human", "ai", "human", "ai"]
+    await agent.drain()
+    agent.close()
