@@ -17,7 +17,11 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", **config: Any) -> None:
         self.app = app
         self.host = host
-        self.config = {"log_level": "warning", "lifespan": "off", **config}
+        # No logging set-up: uvicorn.Config configures the process's `uvicorn.*` loggers (dictConfig, levels) when
+        # made, and this one is made on the agent-build thread while the main server logs. With `log_level`
+        # "warning" here, the main server's "Uvicorn running on …" line was dropped in ~1 of 12 starts under the
+        # uvicorn CLI (`agentcore dev`), which is how its port is found.
+        self.config = {"log_config": None, "log_level": None, "lifespan": "off", **config}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None

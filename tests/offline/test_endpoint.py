@@ -290,3 +290,20 @@ def test_the_request_log_is_off_unless_asked_and_bounded():
         assert len(ep.requests) == 2 and len(ep.usage_reported) == 2
     finally:
         ep.stop()
+
+
+def test_starting_the_endpoint_leaves_the_process_uvicorn_logging_alone():
+    """The endpoint starts on the agent-build thread while the main server logs: it must not reconfigure the
+    process's `uvicorn.*` loggers (its level once silenced the main server's "Uvicorn running on …" line)."""
+    import logging
+
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+    for name in names:
+        logging.getLogger(name).setLevel(logging.INFO)
+    before = [(logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
+              for n in names]
+    endpoint = OfflineBedrockEndpoint().start()
+    endpoint.stop()
+    after = [(logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
+             for n in names]
+    assert after == before
