@@ -124,7 +124,8 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         self.first_chunk = meter.create_histogram(
             "gen_ai.client.operation.time_to_first_chunk", unit="s",
-            description="From a turn's start to its first model token", explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
+            description="From a turn's start to its first model token",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}", description="Model-reported tokens per turn",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
