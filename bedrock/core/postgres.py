@@ -49,24 +49,30 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
     def open(cls, url: str, pool_size: int) -> "ThreadedPostgresSaver":
         """Connect a pool of up to `pool_size` connections to `url` and set the tables up (once, whichever replica
         starts first: the migrations run under an advisory lock, so replicas starting together do not collide)."""
+        import psycopg
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
-        pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, name="checkpoints", timeout=30,
-                              kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
-        saver = cls(pool)
-        saver.lock = contextlib.nullcontext()  # type: ignore[assignment]
-        saver._threads = pool_size
-        try:
-            with pool.connection() as conn:
-                conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-                try:
-                    saver.setup()
-                finally:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
-        except BaseException:
-            pool.close()
-            raise
+        try:  # one connection first: an unreachable database is one clear error, not a pool retrying for 30 s
+            first = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConnectionError(f"PostgreSQL at {redacted(url)} is unreachable: {reason}") from None
+        with first:
+            # The setup lock on its own connection (not the pool's: with a pool of one, setup would wait for it).
+            first.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, name="checkpoints", timeout=30,
+                                  kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+            saver = cls(pool)
+            saver.lock = contextlib.nullcontext()  # type: ignore[assignment]
+            saver._threads = pool_size
+            try:
+                saver.setup()
+            except BaseException:
+                pool.close()
+                raise
+            finally:
+                first.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
         return saver
 
     def close(self) -> None:
@@ -76,6 +82,7 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
 
 
 SETUP_LOCK = 0x6C67_6163_7365_7475  # an advisory lock key of our own ("lgacsetu"), held while tables are set up
+CONNECT_TIMEOUT_S = 10
 
 
 class PostgresOwners:

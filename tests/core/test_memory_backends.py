@@ -126,3 +126,26 @@ async def test_a_postgres_restart_costs_one_retryable_turn_then_it_serves_again(
     assert [m["type"] for m in history["messages"]] == ["human", "ai", "human", "ai"]
     await agent.drain()
     agent.close()
+
+
+def test_an_unreachable_database_is_one_clear_error_at_startup_without_its_password():
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as raised:
+        build_agent(Settings(memory_backend="postgres", database_url=f"postgresql://agent:s3cret@127.0.0.1:{port}/db"))
+    assert time.monotonic() - started < 5
+    message = str(raised.value)
+    assert "s3cret" not in message and f"port={port}" in message and "unreachable" in message, message
+
+
+async def test_a_pool_of_one_connection_sets_up_and_serves(postgres_url, session_id):
+    """MAX_CONCURRENT_INVOCATIONS=1 sizes the pool to one connection: the setup lock must not hold it."""
+    agent = build_agent(Settings(memory_backend="postgres", database_url=postgres_url, max_concurrent_invocations=1))
+    assert (await ask(agent, "What is 2 * 21?", session_id))["output"] == "The result of 2 * 21 is 42."
+    await agent.drain()
+    agent.close()
