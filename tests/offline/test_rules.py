@@ -81,7 +81,6 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
     """/ping of a server under attack, each ping paired with one of an idle control server at the same moment: the
     control's latency is the machine's own noise then (tests run in parallel, Chromium among them), so a pause
     of the attacked server's loop shows against it, whatever else the machine does. A stalled loop took 6.5 s."""
-    import statistics
     import threading
 
     import httpx
@@ -110,6 +109,9 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
     for thread in attackers:
         thread.join(60)
     assert statuses == [200] * 4
-    p99, quiet = statistics.quantiles(latencies, n=100)[98], statistics.quantiles(noise, n=100)[98]
+    # The slowest ping of each, not a p99: the attack lasts ~20 pairs, and a p99 of 20 samples (statistics'
+    # default method) is extrapolated past the largest one (seen: "p99" 54.6 ms from a slowest ping of 38.5 ms).
+    slowest, quiet = max(latencies), max(noise)
     # 50 ms, plus what the machine's load added to the idle control's pings meanwhile
-    assert p99 < 50 + 2 * quiet, f"/ping p99 {p99:.1f} ms while 4 hostile prompts ran (idle control p99 {quiet:.1f} ms)"
+    assert slowest < 50 + 2 * quiet, (f"/ping took {slowest:.1f} ms while 4 hostile prompts ran (idle control's "
+                                      f"slowest {quiet:.1f} ms; {len(latencies)} pairs)")

@@ -239,7 +239,7 @@ def test_history_belongs_to_the_sessions_owner_and_takes_no_run_fields(server, s
 
 
 async def test_history_of_a_long_session_is_its_newest_messages(tmp_path, session_id):
-    from bedrock.core import turn
+    from bedrock.core import session_state
 
     settings = Settings(memory_backend="sqlite", memory_path=str(tmp_path / "m.sqlite"))
     agent = build_agent(settings)
@@ -250,7 +250,7 @@ async def test_history_of_a_long_session_is_its_newest_messages(tmp_path, sessio
         history = await agent.history(session_id, "default-user", limit=4)
         assert [m["step"] for m in history["messages"]] == [3, 4, 5, 6] and history["truncated"]
         assert history["messages"][-1]["content"].startswith("Nice to meet you, Ada2")
-        assert turn.HISTORY_LIMIT >= 100
+        assert session_state.HISTORY_LIMIT >= 100
     finally:
         agent.close()
 
