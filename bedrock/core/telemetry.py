@@ -27,6 +27,7 @@ turns `aws_langchain` off, so a turn is not traced twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -175,11 +176,32 @@ class TurnTrace:
         self.span: Any = None
         self.context: Any = None  # the turn span's context: its children's parent
         self.callback: MetricsCallback = MetricsCallback()
-        self.prompt: str | None = None
         self._ended = False
 
     def begin(self, prompt: str | None = None) -> MetricsCallback:
-        """Start the turn's span; returns the turn's LangChain callback (which also counts agent_end's metrics)."""
+        """Start the turn's span; returns the turn's LangChain callback (which also counts agent_end's metrics).
+        Telemetry never fails a turn: an SDK or exporter that raises is logged, and the turn goes on untraced."""
+        try:
+            return self._begin(prompt)
+        except Exception:
+            logger.exception("could not start the telemetry of turn %s", self.run_id)
+            self.span = None
+            self.callback = MetricsCallback()
+            return self.callback
+
+    def end(self, terminal: SSEEvent | None) -> None:
+        """Close the span (and any model call or tool still open) and record the turn's metrics, once."""
+        if self._ended or self.span is None:
+            return
+        self._ended = True
+        try:
+            self._end(terminal)
+        except Exception:
+            logger.exception("could not record the telemetry of turn %s", self.run_id)
+            with contextlib.suppress(Exception):
+                self.span.end()  # the span at least ends (and is exported), whatever failed before
+
+    def _begin(self, prompt: str | None) -> MetricsCallback:
         telemetry = self.telemetry
         self.span = span = telemetry.tracer.start_span(
             f"invoke_agent {AGENT_NAME}", context=self.parent, kind=SpanKind.INTERNAL,
@@ -200,11 +222,7 @@ class TurnTrace:
         LOG_FIELDS.set(fields)
         return self.callback
 
-    def end(self, terminal: SSEEvent | None) -> None:
-        """Close the span (and any model call or tool still open) and record the turn's metrics."""
-        if self._ended or self.span is None:
-            return
-        self._ended = True
+    def _end(self, terminal: SSEEvent | None) -> None:
         telemetry, span = self.telemetry, self.span
         data = terminal.data if terminal is not None else None
         if terminal is None:

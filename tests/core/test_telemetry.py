@@ -273,3 +273,27 @@ async def test_an_approval_is_an_interrupted_turn_and_its_answer_a_second_trace(
     assert [s.name.split(" ")[0] for s in collected.children(second)] == ["execute_tool", "chat"]
     assert first.context.trace_id != second.context.trace_id
     agent.close()
+
+
+async def test_telemetry_that_fails_never_fails_the_turn(collected, tmp_path, session_id, caplog):
+    """An SDK or exporter that raises (here: every span's end) is logged; the turn streams and ends as ever."""
+    agent = agent_for(collected, tmp_path)
+
+    class Broken(Exception):
+        pass
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise Broken("exporter down")
+
+    collected.exporter.export = explode  # type: ignore[method-assign]
+    events = await turn(agent, "What is 25 * 4?", session_id, stream_tokens=True)
+    assert events[-1].type == "agent_end" and "100" in events[-1].data["output"]
+    agent.telemetry.turns = None  # an instrument that fails as the turn ends
+    events = await turn(agent, "What is 25 * 4?", session_id)
+    assert events[-1].type == "agent_end"
+    assert any("could not record the telemetry" in r.getMessage() for r in caplog.records)
+    agent.telemetry.tracer = None  # a tracer that cannot even start a span
+    events = await turn(agent, "What is 25 * 4?", session_id)
+    assert events[-1].type == "agent_end"
+    assert any("could not start the telemetry" in r.getMessage() for r in caplog.records)
+    agent.close()
