@@ -107,6 +107,9 @@ async def test_handle_connection_errors_wrapper_streams_everything(session_id):
 async def test_handle_timeout_yields_a_timeout_error_frame(session_id):
     namespace = {"stream_agent": slow_stream_agent, "format_sse_event": format_sse_event}
     exec(snippet("Handle Timeout"), namespace)
+    # The agent is built on its first use (~150 ms, blocking): done first, or a 50 ms timeout would land before
+    # `agent_start` whenever this test is the first of its worker to stream (a flake by test order, seen in CI).
+    await ainvoke_agent({"prompt": "hi", "session_id": session_id + "-warm"})
     events = [e async for e in namespace["stream_with_timeout"]({"prompt": "What is 3 * 3?", "session_id": session_id}, timeout=0.05)]
     last = parse_sse_event(events[-1])
     assert last == {"type": "error", "data": {"error": "Request timeout", "timeout": 0.05}}
