@@ -28,11 +28,6 @@ def prepare_process(settings: Settings) -> None:
     if any(getattr(handler, "bedrock_process", False) for handler in root.handlers):
         return
     gc.freeze()
-    # A streamed turn allocates per model chunk (LangChain's message chunks, LangGraph's writes, our frames), and at
-    # the default threshold (700) the young generation is collected every few chunks. 50,000: 100 paced streams
-    # measured 466 µs of server CPU per chunk against 547 µs (means of 5 and 4 runs of bench/streams.py's paced
-    # load, same machine, alternating), peak RSS +3 MB (140 → 143).
-    gc.set_threshold(50_000, 20, 100)
     gc.enable()
     tune_allocator()
     # Our loggers' handler (LOG_FORMAT); the SDK's logger and uvicorn's keep their own handlers, in our format.
