@@ -1,6 +1,6 @@
 """A turn's telemetry: OpenTelemetry GenAI spans and metrics, and the ids its log lines carry.
 
-One trace per turn, named as the GenAI semantic conventions name them:
+One trace per turn, named as the GenAI semantic conventions name them (`conventions.py`):
 
     invoke_agent langgraph_agentcore     INTERNAL; parent: the request's trace context (its server span,
     │                                    else its `traceparent` / X-Ray header); ends with the turn's
@@ -41,6 +41,12 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from bedrock.config import Settings
+from bedrock.core.conventions import (AGENT, AGENT_NAME, CONVERSATION, ERROR_TYPE, FINISH_REASONS, INPUT_MESSAGES,
+                                      INPUT_TOKENS, OPERATION, OUTCOME, OUTPUT_MESSAGES, OUTPUT_TOKENS, PROVIDER,
+                                      PROVIDER_NAME, REQUEST_MAX_TOKENS, REQUEST_MODEL, REQUEST_TEMPERATURE, RUN,
+                                      SCOPE, SECONDS_BUCKETS, SESSION, TIME_TO_FIRST_CHUNK, TOKEN_BUCKETS, TOKEN_TYPE,
+                                      TOOL_ARGUMENTS, TOOL_CALL_ID, TOOL_NAME, TOOL_RESULT, TOOL_TYPE, USER,
+                                      messages_json, role, text)
 from bedrock.core.correlation import LOG_FIELDS, carries_trace
 from bedrock.core.metrics import MetricsCallback, reported_usage
 from bedrock.errors import classify
@@ -48,41 +54,6 @@ from bedrock.wire.events import AGENT_END, SSEEvent
 
 logger = logging.getLogger(__name__)
 
-SCOPE = "langgraph_agentcore"
-AGENT_NAME = "langgraph_agentcore"
-PROVIDER = "aws.bedrock"  # ChatBedrockConverse, offline too (the offline endpoint answers as Bedrock would)
-
-# The GenAI semantic conventions' names (tests/core/test_telemetry.py checks them against
-# opentelemetry-semantic-conventions, which only the SDK brings).
-OPERATION = "gen_ai.operation.name"
-PROVIDER_NAME = "gen_ai.provider.name"
-AGENT = "gen_ai.agent.name"
-CONVERSATION = "gen_ai.conversation.id"
-REQUEST_MODEL = "gen_ai.request.model"
-REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
-REQUEST_TEMPERATURE = "gen_ai.request.temperature"
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-FINISH_REASONS = "gen_ai.response.finish_reasons"
-TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
-TOKEN_TYPE = "gen_ai.token.type"
-TOOL_NAME = "gen_ai.tool.name"
-TOOL_TYPE = "gen_ai.tool.type"
-TOOL_CALL_ID = "gen_ai.tool.call.id"
-TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
-TOOL_RESULT = "gen_ai.tool.call.result"
-INPUT_MESSAGES = "gen_ai.input.messages"
-OUTPUT_MESSAGES = "gen_ai.output.messages"
-ERROR_TYPE = "error.type"
-SESSION = "session.id"  # what AgentCore's GenAI observability groups spans by
-USER = "user.id"
-# Ours: what the conventions have no name for.
-RUN = "langgraph_agentcore.run.id"
-OUTCOME = "langgraph_agentcore.turn.outcome"  # completed, interrupted, failed or cancelled
-
-# The conventions' advised buckets: seconds for durations, powers of 4 for token counts.
-SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 
 
 def incoming_context(headers: Any) -> Any:
@@ -212,7 +183,7 @@ class TurnTrace:
             self.context = trace.set_span_in_context(span)
             self.callback = SpanCallback(self)
             if telemetry.capture_content and prompt is not None:
-                span.set_attribute(INPUT_MESSAGES, _messages_json([("user", prompt)]))
+                span.set_attribute(INPUT_MESSAGES, messages_json([("user", prompt)]))
         telemetry.active.add(1)
         context = span.get_span_context()
         fields = {"session_id": self.session_id, "run_id": self.run_id}
@@ -260,7 +231,7 @@ class TurnTrace:
             span.set_attribute(ERROR_TYPE, code)
             span.set_status(Status(StatusCode.ERROR, code))  # the code, not the message: no model text in it
         elif terminal is not None and telemetry.capture_content and data.get("output"):
-            span.set_attribute(OUTPUT_MESSAGES, _messages_json([("assistant", data["output"])]))
+            span.set_attribute(OUTPUT_MESSAGES, messages_json([("assistant", data["output"])]))
         span.end()
 
 
@@ -292,7 +263,7 @@ class SpanCallback(MetricsCallback):
         span = self.tracer.start_span(f"chat {model}", context=self.turn.context, kind=SpanKind.CLIENT,
                                       attributes=attributes)
         if self.capture and messages:
-            span.set_attribute(INPUT_MESSAGES, _messages_json((_role(m), _text(m.content)) for m in messages[0]))
+            span.set_attribute(INPUT_MESSAGES, messages_json((role(m), text(m.content)) for m in messages[0]))
         self.calls[run_id] = [span, time.perf_counter(), None]
 
     def on_llm_new_token(self, token: str, *, run_id: UUID | None = None, **kwargs: Any) -> None:
@@ -320,11 +291,11 @@ class SpanCallback(MetricsCallback):
                 if reason:
                     reasons.append(reason)
                 if self.capture and message is not None:
-                    texts.append(("assistant", _text(message.content)))
+                    texts.append(("assistant", text(message.content)))
         if reasons:
             span.set_attribute(FINISH_REASONS, reasons)
         if texts:
-            span.set_attribute(OUTPUT_MESSAGES, _messages_json(texts))
+            span.set_attribute(OUTPUT_MESSAGES, messages_json(texts))
         span.end()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -352,7 +323,7 @@ class SpanCallback(MetricsCallback):
         if span is None:
             return
         if self.capture:
-            span.set_attribute(TOOL_RESULT, _text(getattr(output, "content", output)))
+            span.set_attribute(TOOL_RESULT, text(getattr(output, "content", output)))
         if getattr(output, "status", "success") == "error":  # a tool that reported its own failure
             _failed(span, "tool_error")
         else:
@@ -383,21 +354,3 @@ def _code(error: BaseException) -> str:
     if isinstance(error, BaseException) and type(error).__name__ == "CancelledError":
         return "cancelled"
     return classify(error).code
-
-
-def _role(message: BaseMessage) -> str:
-    return {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(message.type, message.type)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
-    return str(content)
-
-
-def _messages_json(messages: Any) -> str:
-    """Messages as the conventions' JSON: `[{"role", "parts": [{"type": "text", "content"}]}]`."""
-    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in messages],
-                      ensure_ascii=False)

@@ -14,7 +14,8 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as metric_c
 from opentelemetry.trace import SpanKind, StatusCode
 
 from bedrock.config import Settings
-from bedrock.core import telemetry as ours
+from bedrock.core import conventions as ours
+from bedrock.core import telemetry
 from bedrock.core.build import build_agent
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.request import parse_request
@@ -254,7 +255,7 @@ def test_our_names_are_the_conventions_names():
     Telemetry(Settings(), collected.tracer_provider, collected.meter_provider)
     names = {metric_conventions.GEN_AI_CLIENT_OPERATION_DURATION, metric_conventions.GEN_AI_CLIENT_TOKEN_USAGE,
              metric_conventions.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK}
-    source = open(ours.__file__).read()
+    source = open(telemetry.__file__).read()
     assert all(f'"{name}"' in source for name in names)
 
 
