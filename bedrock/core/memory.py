@@ -100,7 +100,6 @@ class ThreadedSqliteSaver(ThreadedCalls, SqliteSaver):
         conn = sqlite3.connect(str(path), check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         saver = cls(conn)
-        saver._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         saver.setup()
         return saver
 
@@ -136,8 +135,6 @@ class ThreadedSqliteSaver(ThreadedCalls, SqliteSaver):
         self._stop_threads()
         with self.lock:
             self.conn.close()
-
-
 
 
 def memory_backend(settings: Settings) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from typing import Any
 from langgraph.checkpoint.postgres import PostgresSaver
 
 from bedrock.core.memory import ThreadedCalls
+from bedrock.core.sessions import session_digest
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +107,8 @@ class PostgresOwners:
 
 
 def lock_key(session_id: str) -> int:
-    """A session's advisory lock key: 64 bits of its BLAKE2b hash, as PostgreSQL's signed bigint."""
-    return int.from_bytes(hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "big", signed=True)
+    """A session's advisory lock key: 64 bits of its hash, as PostgreSQL's signed bigint."""
+    return session_digest(session_id, 8, signed=True)
 
 
 class AdvisoryLocks:

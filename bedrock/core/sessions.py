@@ -24,6 +24,12 @@ FIRST_POLL_S = 0.005
 LAST_POLL_S = 0.1
 
 
+def session_digest(session_id: str, size: int, *, signed: bool = False) -> int:
+    """A session's lock key: `size` bytes of its BLAKE2b hash as an integer (a file offset, an advisory lock key)."""
+    digest = hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=size).digest()
+    return int.from_bytes(digest, "big", signed=signed)
+
+
 class SharedLocks(Protocol):
     """A lock per session that other processes honour."""
 
@@ -60,8 +66,7 @@ class FileLocks:
 
     @staticmethod
     def _offset(session_id: str) -> int:
-        digest = hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=6).digest()
-        return int.from_bytes(digest, "big")
+        return session_digest(session_id, 6)
 
     def try_acquire(self, session_id: str) -> bool:
         offset = self._offset(session_id)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bedrock_agentcore.runtime.context import BedrockAgentCoreContext  # loaded by the app anyway
+
 from bedrock.config import Settings
 from bedrock.core.correlation import LOG_FIELDS
 
@@ -35,8 +37,6 @@ class TurnFields(logging.Filter):
 
 
 def _agentcore_request_id() -> str | None:
-    from bedrock_agentcore.runtime.context import BedrockAgentCoreContext  # loaded already by the app
-
     return BedrockAgentCoreContext.get_request_id()
 
 
