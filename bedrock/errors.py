@@ -203,6 +203,7 @@ _BEDROCK_CODES: dict[str, tuple[str, str | None]] = {
 # botocore's own failures on the way to the model.
 _TRANSPORT_CODES = {
     "EventStreamError": "model_stream_error",
+    "ResponseStreamingError": "model_stream_error",  # the connection dropped mid-stream, or no messageStop
     "EndpointConnectionError": "model_unreachable",
     "ConnectTimeoutError": "model_unreachable",
     "ReadTimeoutError": "model_unreachable",

@@ -82,8 +82,11 @@ def main() -> int:
     args = parser.parse_args()
     with Server({"OFFLINE_TOKEN_DELAY_MS": str(args.delay_ms)}) as server:
         asyncio.run(run(server.url, 1, 2, "warmup"))
+        cpu = server.cpu_seconds()
         base_errors, base, _ = asyncio.run(run(server.url, 1, max(5, args.turns), "alone"))
+        cpu_alone, cpu = server.cpu_seconds() - cpu, server.cpu_seconds()
         errors, samples, wall = asyncio.run(run(server.url, args.sessions, args.turns, "load"))
+        cpu_load = server.cpu_seconds() - cpu
         bad = check_histories(server.memory_path, "load", args.sessions, args.turns)
     rows = []
     for label, index in (("time to first token", 0), ("turn total", 1)):
@@ -92,6 +95,9 @@ def main() -> int:
         for q in (50, 99):
             a, b = percentile(alone, q), percentile(loaded, q)
             rows.append((f"{label} p{q}", f"{a:.1f} ms", f"{b:.1f} ms", f"{b / a:.2f}×"))
+    per_turn = cpu_alone * 1000 / len(base), cpu_load * 1000 / len(samples)
+    rows.append(("server CPU per turn (2 model calls and a tool)", f"{per_turn[0]:.1f} ms", f"{per_turn[1]:.1f} ms",
+                 f"{per_turn[1] / per_turn[0]:.2f}×"))
     print(f"{args.sessions} sessions × {args.turns} turns, chunk pace {args.delay_ms} ms, "
           f"{len(samples)} turns in {wall:.1f} s ({len(samples) / wall:.0f} turns/s)")
     print(table(("metric", "one session alone (baseline)", f"{args.sessions} sessions at once", "ratio"), rows))

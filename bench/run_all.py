@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from bench import framework, streams, token_cost
+from bench import capacity, framework, streams, token_cost
 
 BENCH = Path(__file__).resolve().parent
 
@@ -66,10 +66,20 @@ def main() -> int:
                       f"/ping and a new stream's first token p99 < 50 ms with 200 streams open "
                       f"({values['ping_busy']:.1f} ms, {values['token_busy']:.1f} ms)"))
 
-    text, values = asyncio.run(streams.paced(5 if smoke else 100))
-    sections.append("## 5 and 7. Paced load (50 tokens/s per stream) and server memory\n\n" + text)
-    goals.append(goal(values["ratio_p99"] <= 1.1, f"100 paced streams: p99 stream time ≤ 1.1× ideal "
-                      f"({values['ratio_p99']:.2f}×; largest gap p99 {values['gap_p99']:.0f} ms)"))
+    text, values = capacity.capacity(5 if smoke else 100, 1 if smoke else 5, 2 if smoke else 20)
+    sections.append("## 5 and 7. Server CPU per streamed turn against its floors; paced load (50 tokens/s per "
+                    "stream); server memory (bench/capacity.py)\n\n" + text)
+    ours, floor = values[capacity.OURS], values[capacity.LANGGRAPH_FLOOR]
+    goals.append(goal(ours["loaded"]["cpu_ms_per_turn"] <= 8 or values["ours_vs_floor_loaded"] <= 1.25,
+                      f"server CPU per streamed turn, 100 paced streams: ≤ 8 ms or ≤ 1.25× the LangGraph + model + "
+                      f"SSE floor ({ours['loaded']['cpu_ms_per_turn']:.2f} ms, {values['ours_vs_floor_loaded']:.2f}× "
+                      f"its {floor['loaded']['cpu_ms_per_turn']:.2f} ms)"))
+    goals.append(goal(values["ours_vs_floor_alone"] <= 1.2,
+                      f"one turn at a time: ≤ 1.2× that floor ({ours['alone']['cpu_ms_per_turn']:.1f} ms, "
+                      f"{values['ours_vs_floor_alone']:.2f}×)"))
+    goals.append(goal(ours["loaded"]["ratio_p99"] <= 1.1 and ours["loaded"]["gap_p99"] <= 60,
+                      f"100 paced streams: p99 stream time ≤ 1.1× ideal ({ours['loaded']['ratio_p99']:.3f}×), "
+                      f"largest gap p99 ≤ 60 ms ({ours['loaded']['gap_p99']:.0f} ms)"))
 
     text, values = asyncio.run(token_cost.bedrock_path(2 if smoke else 30))
     text2, _ = asyncio.run(token_cost.wire_stream(1 if smoke else 5))

@@ -1,10 +1,7 @@
-"""Many open streams over HTTP (offline endpoint in its own process, paced): isolation, pacing fidelity, memory per stream.
+"""Isolation over HTTP (offline endpoint in its own process, paced at 250 ms a chunk): with N slow streams open,
+p99 latency of `/ping` and of a new stream's first token, against the same with no stream open (baseline).
 
-1. Isolation: with N slow streams open, p99 latency of `/ping` and of a new stream's first token,
-   against the same measured with no stream open (baseline).
-2. Paced load: M streams at once, the model pacing chunks at 20 ms (50 tokens/s): each stream's total time
-   against its ideal (chunks × 20 ms), and the largest gap between two chunks of a stream.
-3. Server memory: RSS idle, peak RSS during (2), and per stream.
+Paced load, server CPU per turn and memory per stream: bench/capacity.py.
 """
 
 from __future__ import annotations
@@ -84,55 +81,6 @@ async def isolation(streams: int, samples: int) -> tuple[str, dict[str, float]]:
     return table(("latency", "no stream open (baseline)", f"{streams} slow streams open"), rows), values
 
 
-async def paced_stream(client: httpx.AsyncClient, url: str, pace_ms: float) -> tuple[float, float, int]:
-    payload = {"prompt": PROMPT, "session_id": f"paced-{uuid.uuid4().hex}", "stream_tokens": True}
-    arrivals = []
-    async with client.stream("POST", url + "/stream", json=payload) as response:
-        async for line in response.aiter_lines():
-            if line.startswith("event: llm_token"):
-                arrivals.append(time.perf_counter())
-    total = (arrivals[-1] - arrivals[0]) * 1000 if len(arrivals) > 1 else 0.0
-    ideal = (len(arrivals) - 1) * pace_ms
-    gaps = [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:])]
-    return total / ideal if ideal else 1.0, max(gaps, default=0.0), len(arrivals)
-
-
-async def paced(streams: int) -> tuple[str, dict[str, float]]:
-    pace = 20.0
-    with Endpoint(pace) as endpoint, Server({**endpoint.server_env(), "TOKEN_BUFFER_SIZE": "1",
-                                             "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}) as server:
-        async with httpx.AsyncClient(timeout=120) as client:
-            await paced_stream(client, server.url, pace)  # warm up
-        idle_rss = server.rss_mb()
-        limits = httpx.Limits(max_connections=streams + 10)
-        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-            alone = [await paced_stream(client, server.url, pace) for _ in range(3)]
-            cpu = server.cpu_seconds()
-            results = await asyncio.gather(*(paced_stream(client, server.url, pace) for _ in range(streams)))
-            cpu = server.cpu_seconds() - cpu
-        peak_rss = server.peak_rss_mb()
-    values = {
-        "ratio_alone_p99": percentile([r[0] for r in alone], 99),
-        "ratio_p99": percentile([r[0] for r in results], 99),
-        "gap_alone_p99": percentile([r[1] for r in alone], 99),
-        "gap_p99": percentile([r[1] for r in results], 99),
-        "cpu_us_per_chunk": cpu / sum(r[2] for r in results) * 1e6,
-        "idle_rss": idle_rss, "peak_rss": peak_rss, "per_stream_kb": (peak_rss - idle_rss) * 1024 / streams,
-    }
-    rows = [("stream time ÷ ideal, p99", f"{values['ratio_alone_p99']:.3f}", f"{values['ratio_p99']:.3f}"),
-            ("largest gap between chunks, p99", f"{values['gap_alone_p99']:.1f} ms", f"{values['gap_p99']:.1f} ms"),
-            ("server CPU per model chunk", "—", f"{values['cpu_us_per_chunk']:.0f} µs")]
-    text = table(("50 tokens/s", "one stream alone (baseline)", f"{streams} streams at once"), rows)
-    text += "\n\n" + table(("server memory", "MB"), [
-        ("RSS idle (after one turn)", f"{idle_rss:.1f}"),
-        (f"peak RSS with {streams} streams", f"{peak_rss:.1f}"),
-        ("per stream", f"{values['per_stream_kb']:.0f} KB"),
-    ])
-    return text, values
-
-
 if __name__ == "__main__":
     smoke = "--smoke" in sys.argv
     print(asyncio.run(isolation(5 if smoke else 200, 5 if smoke else 30))[0])
-    print()
-    print(asyncio.run(paced(5 if smoke else 100))[0])

@@ -128,24 +128,22 @@ async def bedrock_path(repeat: int) -> tuple[str, dict[str, float]]:
 
 
 async def wire_stream(repeat: int) -> tuple[str, dict[str, float]]:
-    """Per streamed chunk through the local endpoint: our bridged async stream vs LangChain's fallback
-    (an executor round trip per chunk), same agent otherwise. Server and endpoint share this process."""
+    """Per streamed chunk through the local endpoint: our model (aiobotocore, on the event loop) vs the stock
+    ChatBedrockConverse, whose async stream is LangChain's fallback (an executor round trip per chunk of
+    botocore's blocking stream); same agent otherwise. Server and endpoint share this process."""
     from langchain_aws import ChatBedrockConverse
 
-    from bedrock.core import model as models
+    from bedrock.core.model import OFFLINE_CREDENTIALS, botocore_config
     from bedrock.offline.rules import Reply
 
     endpoint = OfflineBedrockEndpoint().start()
     settings = Settings(model_provider="offline", memory_backend="memory", token_buffer_size=1)
     chunks = 1000
+    stock = ChatBedrockConverse(model=settings.bedrock_model_id, region_name=settings.aws_region,
+                                endpoint_url=endpoint.url, config=botocore_config(settings), **OFFLINE_CREDENTIALS)
     try:
-        agents = {"bridged": Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings)}
-        bridged_class = models.BridgedChatBedrockConverse
-        models.BridgedChatBedrockConverse = ChatBedrockConverse  # the stock class, built the same way
-        try:
-            agents["fallback"] = Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings)
-        finally:
-            models.BridgedChatBedrockConverse = bridged_class
+        agents = {"ours": Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings),
+                  "fallback": Agent(build_graph(stock, default_tools(), InMemorySaver()), settings)}
         cpu: dict[str, list[float]] = {name: [] for name in agents}
         for rep in range(repeat + 1):
             for name, agent in agents.items():
@@ -161,8 +159,8 @@ async def wire_stream(repeat: int) -> tuple[str, dict[str, float]]:
         endpoint.stop()
     values = {name: median(v) for name, v in cpu.items()}
     rows = [("LangChain's fallback: an executor round trip per chunk (baseline)", f"{values['fallback']:.0f}", "1.00×"),
-            ("bridged: one reader thread per model call", f"{values['bridged']:.0f}",
-             f"{values['bridged'] / values['fallback']:.2f}×")]
+            ("ours: aiobotocore, on the event loop", f"{values['ours']:.0f}",
+             f"{values['ours'] / values['fallback']:.2f}×")]
     return table(("ChatBedrockConverse stream, 1000 chunks", "CPU µs per chunk (server + endpoint)", "×"), rows), values
 
 

@@ -145,10 +145,13 @@ def test_a_server_whose_agent_cannot_be_built_stops(tmp_path: Path) -> None:
     assert "could not build the agent" in result.stderr
 
 
-def test_the_control_plane_client_is_built_on_first_use() -> None:
+def test_the_blocking_boto3_clients_are_built_on_first_use() -> None:
+    # The graph calls the model through aiobotocore; the control-plane client and the blocking runtime client
+    # serve only sync calls and inference-profile lookups, so a cold start does not pay for them.
     model = make_model(Settings(model_provider="bedrock", aws_region="eu-west-1"), "http://127.0.0.1:9")
     lazy = model.bedrock_client
     assert isinstance(lazy, LazyClient) and lazy._client is None
+    assert model.client._client._client is None
     assert lazy.meta.service_model.service_name == "bedrock"
     assert (lazy.meta.region_name, lazy.meta.endpoint_url) == ("eu-west-1", "http://127.0.0.1:9")
     assert lazy._client is not None and model.client.meta.service_model.service_name == "bedrock-runtime"

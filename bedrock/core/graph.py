@@ -116,6 +116,12 @@ def dangling_calls(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     return [call for call in messages[last_ai].tool_calls if call["id"] not in answered]
 
 
+async def route(state: MessagesState) -> str:
+    """`tools_condition`, as a coroutine: LangGraph runs a sync edge function on the loop's executor (a thread hop,
+    and a task, after every model call), an async one inline."""
+    return tools_condition(state)
+
+
 def build_graph(
     model: BaseChatModel,
     tools: Sequence[BaseTool],
@@ -138,6 +144,6 @@ def build_graph(
     node = ToolNode(list(tools), handle_tool_errors=tool_error_message)
     graph.add_node("tools", approval_node(node, approval_required) if approval_required else node)
     graph.add_edge(START, "chatbot")
-    graph.add_conditional_edges("chatbot", tools_condition)
+    graph.add_conditional_edges("chatbot", route)
     graph.add_edge("tools", "chatbot")
     return graph.compile(checkpointer=checkpointer)

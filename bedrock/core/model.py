@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import threading
-from typing import Any, AsyncIterator, Callable
-
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
 from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError, ResponseStreamingError
 from langchain_aws import ChatBedrockConverse
+from langchain_aws.chat_models.bedrock_converse import (
+    _extract_thinking_tokens,
+    _handle_bedrock_error,
+    _parse_stream_event,
+    _raise_if_context_overflow,
+)
 from langchain_aws.utils import create_aws_client
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr
 
 from bedrock.config import Settings
+
+if TYPE_CHECKING:
+    from bedrock.core.bedrock_client import LoopClients
 
 OFFLINE_CREDENTIALS = {"aws_access_key_id": "offline", "aws_secret_access_key": "offline"}
 
@@ -50,8 +59,8 @@ class LazyClient:
         return getattr(self._client, name)
 
 
-def control_plane_client(model: ChatBedrockConverse) -> Any:
-    """The `bedrock` client ChatBedrockConverse would have built itself, from the same fields."""
+def aws_client(model: ChatBedrockConverse, service_name: str) -> Any:
+    """A (blocking) boto3 client ChatBedrockConverse would have built itself, from the same fields."""
     return create_aws_client(
         region_name=model.region_name,
         credentials_profile_name=model.credentials_profile_name,
@@ -60,27 +69,95 @@ def control_plane_client(model: ChatBedrockConverse) -> Any:
         aws_session_token=model.aws_session_token,
         endpoint_url=model.endpoint_url,
         config=model.config,
-        service_name="bedrock",
+        service_name=service_name,
         api_key=model.bedrock_api_key,
     )
 
 
-_END = object()
+# While set, the stand-in client records the request langchain-aws built instead of sending it (see below).
+_CAPTURING: ContextVar[bool] = ContextVar("converse_capturing", default=False)
+# While set, the stand-in client's `converse` answers with this (an already received response).
+_REPLAY: ContextVar[dict[str, Any] | None] = ContextVar("converse_replay", default=None)
 
 
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+class _Captured(Exception):
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.request = request
 
 
-class BridgedChatBedrockConverse(ChatBedrockConverse):
-    """ChatBedrockConverse whose async stream reads botocore's (blocking) event stream on one thread per call.
+class ConverseClient:
+    """Stands in for ChatBedrockConverse's blocking boto3 client (`model.client`); everything passes through,
+    except while the async model captures a request or replays a response (contextvars: per task)."""
 
-    langchain-aws has no native async stream, so LangChain's fallback hops to the executor and back for
-    *every chunk* (`run_in_executor(next, iterator)`): submit, two futures and a wake-up per token, ~20% of
-    the server's CPU under paced load (py-spy, bench/streams.py). Here one executor job per call iterates
-    `_stream` and hands chunks to the loop; the request, signing, retries and decoding are unchanged.
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def converse(self, **request: Any) -> Any:
+        if _CAPTURING.get():
+            raise _Captured(request)
+        replay = _REPLAY.get()
+        return replay if replay is not None else self._client.converse(**request)
+
+    def converse_stream(self, **request: Any) -> Any:
+        if _CAPTURING.get():
+            raise _Captured(request)
+        return self._client.converse_stream(**request)
+
+
+class AsyncChatBedrockConverse(ChatBedrockConverse):
+    """ChatBedrockConverse whose async calls (`astream`, `ainvoke`: all the graph makes) go through aiobotocore
+    on the event loop: no thread per model call, no cross-thread hand-off per chunk (bedrock_client.py says why).
+
+    What is sent stays langchain-aws's own: its sync method builds the request (messages, system, tools,
+    inference config, cache points…) and the stand-in client captures it at the Converse call, before anything
+    is sent; so a new langchain-aws feature reaches the wire unchanged. A streamed answer is parsed with its own
+    event parser; a Converse answer is handed back to its own `_generate` to parse. Sync calls (`invoke`,
+    `stream`) are untouched and use the blocking client, built on first use.
     """
+
+    _clients: Any = PrivateAttr(default=None)
+
+    @property
+    def async_clients(self) -> LoopClients:
+        if self._clients is None:
+            raise RuntimeError("the model's async client is not set up (build it with make_model)")
+        return self._clients
+
+    def _converse_request(self, method: Callable[..., Any], messages: list[BaseMessage], stop: list[str] | None,
+                          **kwargs: Any) -> dict[str, Any]:
+        token = _CAPTURING.set(True)
+        try:
+            result = method(messages, stop, None, **kwargs)
+            if isinstance(result, Iterator):
+                next(result)  # `_stream` is a generator: run it to its Converse call
+        except _Captured as captured:
+            return captured.request
+        finally:
+            _CAPTURING.reset(token)
+        raise RuntimeError(f"langchain-aws's {method.__name__} made no Converse call")  # pragma: no cover
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request = self._converse_request(self._generate, messages, stop, **kwargs)
+        client = await self.async_clients.get()
+        try:
+            response = await client.converse(**request)
+        except ClientError as error:
+            _handle_bedrock_error(error)  # langchain-aws's own mapping (context overflow, InvokeTool); re-raises
+            raise
+        token = _REPLAY.set(response)
+        try:  # builds the request again (~0.1 ms) and parses the response exactly as langchain-aws does
+            return self._generate(messages, stop, None, **kwargs)
+        finally:
+            _REPLAY.reset(token)
 
     async def _astream(
         self,
@@ -89,40 +166,53 @@ class BridgedChatBedrockConverse(ChatBedrockConverse):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stopped = threading.Event()
-        sync_manager = run_manager.get_sync() if run_manager else None
+        import aiohttp  # loaded by make_model already; not at module import, which is on a cold start's path
 
-        def hand_over(item: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone (its caller left): nobody to hand over to
-                stopped.set()
-
-        def pump() -> None:
-            chunks = self._stream(messages, stop, sync_manager, **kwargs)
-            try:
-                for chunk in chunks:
-                    if stopped.is_set():
-                        break
-                    hand_over(chunk)
-            except BaseException as error:  # noqa: BLE001 - handed to the awaiting side, which raises it
-                hand_over(_Failure(error))
-            finally:
-                chunks.close()  # closes botocore's stream (and its connection) when the reader left early
-                hand_over(_END)
-
-        job = loop.run_in_executor(None, contextvars.copy_context().run, pump)
+        request = self._converse_request(self._stream, messages, stop, **kwargs)
+        client = await self.async_clients.get()
         try:
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item
+            response = await client.converse_stream(**request)
+        except ClientError as error:
+            _handle_bedrock_error(error)
+            raise
+        # From here as langchain-aws's `_stream` reads botocore's stream, event by event.
+        stream = response["stream"]
+        model_name = self.base_model_id or self.model_id
+        named = stopped = False
+        reasoning_tokens: int | None = None
+        try:
+            async for event in stream:
+                if "messageStop" in event:
+                    stopped = True
+                    reasoning_tokens = _extract_thinking_tokens(event["messageStop"].get("additionalModelResponseFields"))
+                message = _parse_stream_event(event, reasoning_tokens=reasoning_tokens)
+                if not message:
+                    continue
+                if not named and getattr(message, "usage_metadata", None):
+                    message.response_metadata["model_name"] = model_name
+                    if "application-inference-profile" in self.model_id:
+                        message.response_metadata["inference_profile_id"] = self.model_id
+                    if metadata := response.get("ResponseMetadata"):
+                        message.response_metadata["ResponseMetadata"] = metadata
+                    named = True
+                message.response_metadata["model_provider"] = "bedrock_converse"
+                chunk = ChatGenerationChunk(message=message)
+                if run_manager:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        except ClientError as error:  # an exception event inside the stream (throttling, model stream error…)
+            _raise_if_context_overflow(error)
+            raise
+        # aiohttp's own errors surface while reading the stream; botocore's blocking reader wraps them in its
+        # exceptions, so the runtime's error catalog (and any caller's `except`) sees botocore's here too.
+        except aiohttp.ServerTimeoutError as error:
+            raise ReadTimeoutError(endpoint_url=self.endpoint_url or "bedrock-runtime", error=error) from error
+        except aiohttp.ClientError as error:
+            raise ResponseStreamingError(error=error) from error
         finally:
-            stopped.set()
-            if not job.done():
-                job.add_done_callback(lambda done: done.exception())  # retrieve, so nothing logs "never retrieved"
+            stream.close()  # closes the HTTP response: a reader that left early frees the connection
+        if not stopped:
+            raise ResponseStreamingError(error="the stream ended before its messageStop event")
 
 
 def make_model(settings: Settings, endpoint_url: str | None = None) -> ChatBedrockConverse:
@@ -132,9 +222,11 @@ def make_model(settings: Settings, endpoint_url: str | None = None) -> ChatBedro
     starts) and use dummy credentials; signing, retries and stream decoding stay botocore's. A `bedrock` run
     honours `endpoint_url`, else botocore's own resolution (incl. AWS_ENDPOINT_URL_BEDROCK_RUNTIME).
 
-    ChatBedrockConverse also builds a Bedrock *control-plane* client, which it calls only to resolve an
-    application inference profile: ~90 ms of every cold start (its own botocore session, endpoint data and
-    service model). It is given a LazyClient instead, built from the model's own fields on first use.
+    The graph's calls go through aiobotocore (AsyncChatBedrockConverse), one client per event loop made from one
+    warmed session per process. ChatBedrockConverse would also build two blocking boto3 clients: the runtime one
+    (now only for sync calls) and a Bedrock *control-plane* one, which it calls only to resolve an application
+    inference profile; ~90 ms of a cold start each (own botocore session, endpoint data, service model). Both are
+    LazyClients instead, built from the model's own fields on first use.
     """
     extra: dict[str, Any] = {}
     if settings.model_provider == "offline":
@@ -143,15 +235,61 @@ def make_model(settings: Settings, endpoint_url: str | None = None) -> ChatBedro
         extra.update(OFFLINE_CREDENTIALS)
     if endpoint_url is not None:
         extra["endpoint_url"] = endpoint_url
-    control_plane = LazyClient()
-    model = BridgedChatBedrockConverse(
+    control_plane, runtime = LazyClient(), LazyClient()
+    model = AsyncChatBedrockConverse(
         model=settings.bedrock_model_id,
         region_name=settings.aws_region,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         config=botocore_config(settings),
+        client=ConverseClient(runtime),
         bedrock_client=control_plane,
         **extra,
     )
-    control_plane.factory = lambda: control_plane_client(model)
+    control_plane.factory = lambda: aws_client(model, "bedrock")
+    runtime.factory = lambda: aws_client(model, "bedrock-runtime")
+    model._clients = async_clients(model)
     return model
+
+
+def async_clients(model: ChatBedrockConverse) -> LoopClients:
+    """aiobotocore clients with the model's own region, endpoint, credentials and botocore Config."""
+    from bedrock.core.bedrock_client import LoopClients, aio_config
+
+    session = aio_session(model.credentials_profile_name)
+    options: dict[str, Any] = {"region_name": model.region_name, "endpoint_url": model.endpoint_url,
+                               "config": aio_config(model.config)}
+    for name in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+        secret = getattr(model, name)
+        if secret is not None:
+            options[name] = secret.get_secret_value()
+
+    def prepare(client: Any) -> None:  # as ChatBedrockConverse does on its own client
+        headers = model.default_headers
+        if headers:
+            def add_headers(request: Any, **_: Any) -> None:
+                request.headers.update(headers)
+
+            for operation in ("Converse", "ConverseStream"):
+                client.meta.events.register(f"before-send.bedrock-runtime.{operation}", add_headers)
+
+    return LoopClients(session, options, prepare=prepare)
+
+
+_SESSIONS: dict[str | None, Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def aio_session(profile: str | None) -> Any:
+    """One aiobotocore session per profile and process, warmed once: its loaded service model and endpoint
+    rules serve every client made from it (the first client costs ~45 ms, the next ones ~2 ms)."""
+    from aiobotocore.session import AioSession
+
+    from bedrock.core.bedrock_client import warm
+
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(profile)
+        if session is None:
+            session = _SESSIONS[profile] = AioSession(profile=profile)
+            warm(session)
+        return session

@@ -80,7 +80,7 @@ class SqliteOwners:
             return conn.execute("SELECT actor_id FROM session_owners WHERE session_id = ?", (session_id,)).fetchone()[0]
 
     async def claim(self, session_id: str, actor_id: str) -> str:
-        return await self.saver.run_in_thread(self._claim, session_id, actor_id)  # the saver's own thread, in turn
+        return await self.saver.call(self._claim, session_id, actor_id)
 
 
 def _metadata_actor(raw: Any) -> str | None:

@@ -103,7 +103,7 @@ class PostgresOwners:
             return row["actor_id"]
 
     async def claim(self, session_id: str, actor_id: str) -> str:
-        return await self.saver.run_in_thread(self._claim, session_id, actor_id)
+        return await self.saver.call(self._claim, session_id, actor_id)
 
 
 def lock_key(session_id: str) -> int:

@@ -24,6 +24,7 @@ from bedrock.core.rollback import TURN_KEY, roll_back, turn_metadata
 from bedrock.core.runs import new_run_id
 from bedrock.core.session_state import SessionReads
 from bedrock.core.sessions import SessionLocks, SharedLocks
+from bedrock.core.tokens import TappedStream, TokenTap
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
 from bedrock.wire.batching import TokenBuffer
 from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, SSEEvent,
@@ -141,10 +142,13 @@ class Agent(SessionReads):
         turn_id = run_id  # marks the turn's checkpoints (rollback) and its human message
         interrupts: list[dict[str, Any]] = []
         callbacks = [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]]
+        # Tokens straight from the model's callback (tokens.py says why not LangGraph's `messages` mode), and
+        # only when the client asked for them: without a streaming handler the model answers in one Converse call.
+        tap = TokenTap("chatbot") if request.stream_tokens else None
+        if tap is not None:
+            callbacks.append(tap)
         config = self.run_config(request, callbacks, turn_id)
         buffer = TokenBuffer(self.settings.token_buffer_size, self.settings.token_buffer_max_delay_ms)
-        # Token streaming costs a messages-mode hop per chunk; skip it unless the client asked for tokens.
-        modes = ["messages", "updates"] if request.stream_tokens else ["updates"]
         output = ""
         awaiting_first_token = True
         said = False  # a message of this turn has streamed text already
@@ -174,9 +178,11 @@ class Agent(SessionReads):
             graph_stream = self.graph.astream(
                 graph_input,
                 config,
-                stream_mode=modes,
+                stream_mode=["updates"],
                 durability=self.settings.checkpoint_durability,
             )
+            if tap is not None:
+                graph_stream = TappedStream(graph_stream, tap)
             async for mode, chunk in graph_stream:
                 if mode == "messages":
                     message, meta = chunk

@@ -79,13 +79,14 @@ class Runtime:
     # --- the server's life ---------------------------------------------------------------------------------
 
     def start(self) -> Future[Agent]:
-        """On server start: begin the build, and give the loop a default executor sized for model streams."""
-        # ChatBedrockConverse streams by running each blocking read on the loop's default executor, holding a
-        # thread per streaming turn; the stock size (cores + 4) would cap concurrent model streams at 6 here.
-        # Threads retire after 30 s idle, so a burst does not leave its peak's threads (and memory) behind.
+        """On server start: begin the build, and give the loop a default executor sized for blocking calls."""
+        # Model streams no longer take a thread (bedrock/core/bedrock_client.py), but a sync tool runs on the loop's
+        # default executor, as do AgentCore Memory's calls (boto3), each holding a thread while it waits; the stock
+        # size (cores + 4) would let 6 such turns in at once here. Threads start on demand and retire after 30 s
+        # idle, so a burst does not leave its peak's threads (and memory) behind.
         threads = self.settings.model_threads or self.settings.max_concurrent_invocations + 16
         asyncio.get_running_loop().set_default_executor(
-            ElasticThreadPool(threads, idle_s=30, thread_name_prefix="model"))
+            ElasticThreadPool(threads, idle_s=30, thread_name_prefix="blocking"))
         return self.start_build()
 
     async def stop(self) -> None:

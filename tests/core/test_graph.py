@@ -35,3 +35,31 @@ def test_short_history_is_untouched():
 
 def test_preferences_message():
     assert preferences_message({"genre": "sci-fi"}) == SystemMessage("User preferences: genre: sci-fi.")
+
+
+async def test_a_streamed_turn_on_sqlite_memory_never_hops_to_a_thread(tmp_path):
+    # Model calls on aiobotocore, SQLite calls inline, the edge after the model a coroutine (a sync one ran on
+    # the loop's executor after every model call): nothing of a turn leaves the event loop's thread.
+    import asyncio
+
+    from bedrock.config import Settings
+    from bedrock.core.build import build_agent
+    from bedrock.core.request import parse_request
+
+    agent = build_agent(Settings(model_provider="offline", memory_path=str(tmp_path / "m.sqlite")))
+    payload = {"prompt": "Tell me about the sea", "session_id": "s" * 33, "stream_tokens": True}
+    await agent.invoke(parse_request(payload))  # warm: the loop's model client
+    loop, hops = asyncio.get_running_loop(), []
+    submit = loop.run_in_executor
+
+    def counted(executor, fn, *args):
+        hops.append(fn)
+        return submit(executor, fn, *args)
+
+    loop.run_in_executor = counted
+    try:
+        result = await agent.invoke(parse_request({**payload, "session_id": "t" * 33}))
+    finally:
+        loop.run_in_executor = submit
+        agent.close()
+    assert result["output"] and hops == []

@@ -50,7 +50,7 @@ async def test_an_offline_agent_runs_on_a_local_endpoint_it_stops(session_id):
         make_model(Settings(model_provider="offline"))  # only build_agent starts an endpoint
 
 
-async def test_bridged_stream_yields_every_chunk_and_stops_early_cleanly(endpoint):
+async def test_async_stream_yields_every_chunk_and_stops_early_cleanly(endpoint):
     model = make_model(Settings(model_provider="offline"), endpoint.url)
     endpoint.then(Reply("one two three four", None, 1, 4), Reply("a b c d e f g h", None, 1, 8))
     chunks = [c async for c in model.astream("hi")]
@@ -58,7 +58,7 @@ async def test_bridged_stream_yields_every_chunk_and_stops_early_cleanly(endpoin
     assert sum(c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata) == 4
     stream = model.astream("hi")
     async for _ in stream:
-        break  # the reader leaves: the pump thread stops and closes botocore's stream
+        break  # the reader leaves: the model's stream closes its HTTP response
     await stream.aclose()
     assert (await model.ainvoke("What is 2 * 2?")).content  # the model is still usable
 

@@ -1,0 +1,115 @@
+"""Server CPU per streamed turn, ours against its floors, one at a time and 100 paced streams at once.
+
+Every server reads the same offline endpoint (its own process, 20 ms between chunks: 50 tokens/s) and is driven
+by the same light client (bench/loadgen.py, its own process). For each: server CPU per turn and per chunk
+(its /proc counters around the load), and under load each stream's time against its ideal (chunks × pace) and
+its largest gap between chunks. Floors (bench/floor_apps.py): HTTP + SSE alone; the Converse stream alone;
+LangGraph + the model (its tokens by `messages` mode, as LangGraph's docs stream them), and the same with its
+tokens taken as ours are (what that alone saves). Ours: the real app, one `llm_token` frame per chunk
+(TOKEN_BUFFER_SIZE=1, as the floors), SQLite memory, a new session each turn (so each claims its owner).
+
+    python -m bench.capacity [--streams 100] [--rounds 3] [--sequential 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from bench.common import ROOT, Endpoint, Server, median, percentile, table
+
+PACE_MS = 20.0
+FLOORS = [("HTTP + SSE alone (floor)", "sse"), ("Converse stream alone (floor)", "bedrock"),
+          ("LangGraph + model (floor)", "langgraph"), ("LangGraph + model, tokens from the callback", "langgraph-tap")]
+OURS = "ours (the real app)"
+LANGGRAPH_FLOOR = "LangGraph + model (floor)"
+
+
+def load(server: Server, path: str, streams: int, rounds: int = 1, sequential: bool = False) -> tuple[list[dict], float]:
+    """Run the load client; its results and the server CPU seconds the load cost."""
+    command = [sys.executable, "-m", "bench.loadgen", str(server.port), path, "--streams", str(streams),
+               "--rounds", str(rounds)] + (["--sequential"] if sequential else [])
+    cpu = server.cpu_seconds()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    cpu = server.cpu_seconds() - cpu
+    if done.returncode != 0:
+        raise SystemExit(f"load client failed:\n{done.stderr}")
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    bad = [r for r in results if r["status"] != 200 or r["last"] != "agent_end" or r["tokens"] < 2]
+    if bad:
+        raise SystemExit(f"{len(bad)} of {len(results)} streams failed, e.g. {bad[0]}")
+    return results, cpu
+
+
+def summarise(results: list[dict], cpu: float) -> dict[str, float]:
+    chunks = sum(r["tokens"] for r in results)
+    ratios = [r["times_ms"][-1] / ((r["tokens"] - 1) * PACE_MS) for r in results]
+    gaps = [max(b - a for a, b in zip(r["times_ms"], r["times_ms"][1:])) for r in results]
+    return {"cpu_ms_per_turn": cpu * 1000 / len(results), "cpu_us_per_chunk": cpu * 1e6 / chunks,
+            "chunks_per_turn": chunks / len(results), "ratio_p99": percentile(ratios, 99),
+            "ratio_p50": percentile(ratios, 50), "gap_p99": percentile(gaps, 99),
+            "first_ms_p99": percentile([r["first_ms"] for r in results], 99)}
+
+
+def measure(server: Server, path: str, streams: int, rounds: int, sequential: int) -> dict[str, Any]:
+    load(server, path, 3, sequential=True)  # warm up: first connections, first model client, caches
+    idle_rss = server.rss_mb()
+    alone = summarise(*load(server, path, sequential, sequential=True))
+    # Rounds one by one, the median kept: a round is ~1.5 s, and this machine's neighbours come and go.
+    rounds_measured = [summarise(*load(server, path, streams)) for _ in range(rounds)]
+    loaded = {key: median(r[key] for r in rounds_measured) for key in rounds_measured[0]}
+    return {"alone": alone, "loaded": loaded, "idle_rss": idle_rss, "peak_rss": server.peak_rss_mb()}
+
+
+def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str, Any]]:
+    values: dict[str, Any] = {}
+    with Endpoint(PACE_MS) as endpoint:
+        env = {**endpoint.server_env(), "OFFLINE_TOKEN_DELAY_MS": str(int(PACE_MS))}
+        for label, floor in FLOORS:
+            with Server(env, command=[sys.executable, "-m", "bench.floor_apps", floor]) as server:
+                values[label] = measure(server, "/invocations", streams, rounds, sequential)
+        with Server({**env, "TOKEN_BUFFER_SIZE": "1", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}) as server:
+            values[OURS] = measure(server, "/stream", streams, rounds, sequential)
+    floor = values[LANGGRAPH_FLOOR]
+    rows = []
+    for label, v in values.items():
+        a, b = v["alone"], v["loaded"]
+        rows.append((label, f"{a['cpu_ms_per_turn']:.2f} ms", f"{a['cpu_ms_per_turn'] / floor['alone']['cpu_ms_per_turn']:.2f}×",
+                     f"{b['cpu_ms_per_turn']:.2f} ms", f"{b['cpu_ms_per_turn'] / floor['loaded']['cpu_ms_per_turn']:.2f}×",
+                     f"{b['cpu_us_per_chunk']:.0f} µs", f"{b['ratio_p99']:.3f}", f"{b['gap_p99']:.1f} ms"))
+    chunks = values[OURS]["loaded"]["chunks_per_turn"]
+    text = (f"{streams} streams at once ({rounds} rounds, median), or {sequential} one after another; "
+            f"{chunks:.0f} model chunks a turn at {PACE_MS:.0f} ms; server CPU from its /proc counters.\n\n")
+    text += table(("server", "CPU/turn, one at a time", "× LangGraph floor", f"CPU/turn, {streams} at once",
+                   "× LangGraph floor", "CPU/chunk at once", "stream time ÷ ideal p99", "largest gap p99"), rows)
+    values["ours_vs_floor_loaded"] = values[OURS]["loaded"]["cpu_ms_per_turn"] / floor["loaded"]["cpu_ms_per_turn"]
+    values["ours_vs_floor_alone"] = values[OURS]["alone"]["cpu_ms_per_turn"] / floor["alone"]["cpu_ms_per_turn"]
+    ours = values[OURS]
+    per_stream_kb = (ours["peak_rss"] - ours["idle_rss"]) * 1024 / streams
+    text += "\n\n" + table(("our server's memory", "MB"), [
+        ("RSS idle (after the warm-up turns)", f"{ours['idle_rss']:.1f}"),
+        (f"peak RSS with {streams} streams", f"{ours['peak_rss']:.1f}"),
+        ("per stream", f"{per_stream_kb:.0f} KB")])
+    values["per_stream_kb"] = per_stream_kb
+    return text, values
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sequential", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="also print the values as JSON")
+    args = parser.parse_args()
+    text, values = capacity(args.streams, args.rounds, args.sequential)
+    print(text)
+    if args.json:
+        print(json.dumps(values))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
