@@ -56,8 +56,8 @@ def summarise(results: list[dict], cpu: float) -> dict[str, float]:
 
 def measure(server: Server, path: str, streams: int, rounds: int, sequential: int) -> dict[str, Any]:
     load(server, path, 3, sequential=True)  # warm up: first connections, first model client, caches
-    idle_rss = server.rss_mb()
     alone = summarise(*load(server, path, sequential, sequential=True))
+    idle_rss = server.rss_mb()
     # Rounds one by one, the median kept: a round is ~1.5 s, and this machine's neighbours come and go.
     rounds_measured = [summarise(*load(server, path, streams)) for _ in range(rounds)]
     loaded = {key: median(r[key] for r in rounds_measured) for key in rounds_measured[0]}
@@ -90,7 +90,7 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
     ours = values[OURS]
     per_stream_kb = (ours["peak_rss"] - ours["idle_rss"]) * 1024 / streams
     text += "\n\n" + table(("our server's memory", "MB"), [
-        ("RSS idle (after the warm-up turns)", f"{ours['idle_rss']:.1f}"),
+        ("RSS idle (after the turns one at a time)", f"{ours['idle_rss']:.1f}"),
         (f"peak RSS with {streams} streams", f"{ours['peak_rss']:.1f}"),
         ("per stream", f"{per_stream_kb:.0f} KB")])
     values["per_stream_kb"] = per_stream_kb

@@ -49,7 +49,7 @@ def main() -> int:
     text, values = asyncio.run(token_cost.per_token(1 if smoke else 7))
     sections.append("## 2. Our per-token cost (zero-latency model, in-process)\n\n" + text)
     goals.append(goal(values["added_us"] <= 5, f"≤ 5 µs added per token, one event per token "
-                      f"(+{values['added_us']:.1f} µs; defaults +{values['added_batched_us']:.1f} µs)"))
+                      f"({values['added_us']:+.1f} µs; defaults {values['added_batched_us']:+.1f} µs)"))
     off_per_token = values["off_turn_us"] / token_cost.LONG_REPLY_TOKENS
     goals.append(goal(off_per_token <= 0.5, f"telemetry off costs ≤ 0.5 µs a token ({off_per_token:.4f} µs: "
                       f"{values['off_turn_us']:.1f} µs a turn, nothing per token); on (SDK, spans dropped): "

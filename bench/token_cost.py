@@ -82,7 +82,7 @@ async def per_token(repeat: int) -> tuple[str, dict[str, float]]:
     for name, label in (("unbatched", "Agent.stream, TOKEN_BUFFER_SIZE=1 (an event per token), telemetry off"),
                         ("batched", "Agent.stream, defaults (an event per 4 tokens), telemetry off"),
                         ("traced", "Agent.stream, TOKEN_BUFFER_SIZE=1, telemetry on (SDK, spans dropped)")):
-        rows.append((label, f"{us[name]:.1f}", f"+{us[name] - us['raw']:.1f} µs ({us[name] / us['raw']:.2f}×)"))
+        rows.append((label, f"{us[name]:.1f}", f"{us[name] - us['raw']:+.1f} µs ({us[name] / us['raw']:.2f}×)"))
     off_turn = telemetry_off_per_turn()
     rows.append(("telemetry off, per turn: its span and metrics with no SDK (a whole turn's cost, spread over "
                  f"{LONG_REPLY_TOKENS} tokens)", f"{off_turn / LONG_REPLY_TOKENS:.4f}", f"{off_turn:.1f} µs a turn"))

@@ -15,9 +15,12 @@ client is closed on that loop when it shuts down: each client is held open by an
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+
+T = TypeVar("T")
 
 # aiohttp and aiobotocore cost ~120 ms to import: this module is imported on the agent's build, never on the
 # way to a cold start's first `/ping` (tests/test_cold_start.py).
@@ -54,7 +57,7 @@ class LoopClients:
         making = self._making[loop] = loop.create_future()
         try:
             keeper = self._hold(loop)
-            client = await keeper.__anext__()
+            client = await detached(keeper.__anext__())
         except BaseException as error:
             making.set_exception(error)
             making.exception()  # retrieved: the waiters (if any) raise it themselves
@@ -83,6 +86,22 @@ class LoopClients:
         keeper = self._keepers.get(asyncio.get_running_loop())
         if keeper is not None:
             await keeper.aclose()
+
+
+async def detached(awaitable: Awaitable[T]) -> T:
+    """Await `awaitable` in a task of its own with an empty context.
+
+    What an aiohttp call leaves on the loop — a pooled connection's read callback, the read-timeout timer it
+    re-arms on every chunk (a new TimerHandle, cancelled at the next chunk, still in the loop's heap until its
+    120 s are up), the connector's cleanup timer — runs in, and keeps, the context it was made in. Made in a turn's
+    task, that context holds the turn's LangChain config and through it the graph run and its messages: measured,
+    13 of 60 finished turns' graph runs were still alive, and a pooled connection kept the turn that opened it.
+    """
+    async def run() -> T:
+        return await awaitable
+
+    # A cancel of the caller cancels this task too (the await of a task passes cancellation on).
+    return await asyncio.get_running_loop().create_task(run(), context=contextvars.Context())
 
 
 def warm(session: AioSession, service: str = "bedrock-runtime") -> None:

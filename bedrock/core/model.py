@@ -122,8 +122,9 @@ class AsyncChatBedrockConverse(ChatBedrockConverse):
 
     @property
     def async_clients(self) -> LoopClients:
+        """The aiobotocore clients, per event loop (made by `make_model`; for a model built directly, on first use)."""
         if self._clients is None:
-            raise RuntimeError("the model's async client is not set up (build it with make_model)")
+            self._clients = async_clients(self)
         return self._clients
 
     def _converse_request(self, method: Callable[..., Any], messages: list[BaseMessage], stop: list[str] | None,
@@ -146,10 +147,12 @@ class AsyncChatBedrockConverse(ChatBedrockConverse):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        from bedrock.core.bedrock_client import detached
+
         request = self._converse_request(self._generate, messages, stop, **kwargs)
         client = await self.async_clients.get()
         try:
-            response = await client.converse(**request)
+            response = await detached(client.converse(**request))
         except ClientError as error:
             _handle_bedrock_error(error)  # langchain-aws's own mapping (context overflow, InvokeTool); re-raises
             raise
@@ -168,10 +171,12 @@ class AsyncChatBedrockConverse(ChatBedrockConverse):
     ) -> AsyncIterator[ChatGenerationChunk]:
         import aiohttp  # loaded by make_model already; not at module import, which is on a cold start's path
 
+        from bedrock.core.bedrock_client import detached
+
         request = self._converse_request(self._stream, messages, stop, **kwargs)
         client = await self.async_clients.get()
         try:
-            response = await client.converse_stream(**request)
+            response = await detached(client.converse_stream(**request))
         except ClientError as error:
             _handle_bedrock_error(error)
             raise

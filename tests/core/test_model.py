@@ -199,3 +199,19 @@ async def test_the_model_stream_closes_its_response_when_the_reader_leaves(endpo
     sessions = client._endpoint.http_session._sessions.values()  # aiohttp's, one per proxy (here: none)
     assert sessions and not any(session.connector._acquired for session in sessions)  # no connection held
     assert (await model.ainvoke("What is 2 * 2?")).content  # and the model is still usable
+
+
+async def test_finished_turns_leave_nothing_of_themselves_on_the_event_loop(session_id):
+    # aiohttp re-arms a read timer on every chunk; a cancelled timer stays in the loop's heap until its time is up
+    # (BEDROCK_READ_TIMEOUT_S), holding the context it was made in — once, every turn's graph run and messages.
+    import gc
+
+    agent = build_agent(Settings(model_provider="offline", memory_backend="memory"))
+    for i in range(12):
+        request = parse_request({"prompt": f"What is {i} * 7?", "session_id": f"{session_id}-{i % 3}",
+                                 "stream_tokens": i % 2 == 0})
+        assert (await agent.invoke(request))["output"] == f"The result of {i} * 7 is {i * 7}."
+    gc.collect()
+    alive = [o for o in gc.get_objects() if type(o).__name__ in ("AsyncPregelLoop", "TappedStream", "TokenTap")]
+    assert alive == []
+    agent.close()

@@ -57,3 +57,14 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
         server.wait(30)
     printed = Path(log.name).read_text()
     assert "bedrock.server.main: serving POST /invocations; model: offline" in printed, printed
+
+
+def test_a_serving_process_freezes_its_imports_and_collects_the_old_generation_rarely():
+    script = ("import gc\n"
+              "from bedrock.config import Settings\n"
+              "from bedrock.server.main import GC_THRESHOLDS, prepare_process\n"
+              "prepare_process(Settings())\n"
+              "print(gc.get_threshold() == GC_THRESHOLDS, GC_THRESHOLDS[2] > 10, gc.get_freeze_count() > 10_000)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr
