@@ -57,7 +57,7 @@ class LoopClients:
         making = self._making[loop] = loop.create_future()
         try:
             keeper = self._hold(loop)
-            client = await detached(keeper.__anext__())
+            client = await detached(keeper.__anext__)
         except BaseException as error:
             making.set_exception(error)
             making.exception()  # retrieved: the waiters (if any) raise it themselves
@@ -88,8 +88,9 @@ class LoopClients:
             await keeper.aclose()
 
 
-async def detached(awaitable: Awaitable[T]) -> T:
-    """Await `awaitable` in a task of its own with an empty context.
+async def detached(call: Callable[[], Awaitable[T]]) -> T:
+    """Await `call()` in a task of its own with an empty context (called in that task: a cancel landing before the
+    task starts leaves no coroutine never awaited).
 
     What an aiohttp call leaves on the loop — a pooled connection's read callback, the read-timeout timer it
     re-arms on every chunk (a new TimerHandle, cancelled at the next chunk, still in the loop's heap until its
@@ -98,7 +99,7 @@ async def detached(awaitable: Awaitable[T]) -> T:
     13 of 60 finished turns' graph runs were still alive, and a pooled connection kept the turn that opened it.
     """
     async def run() -> T:
-        return await awaitable
+        return await call()
 
     # A cancel of the caller cancels this task too (the await of a task passes cancellation on).
     return await asyncio.get_running_loop().create_task(run(), context=contextvars.Context())

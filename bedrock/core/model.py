@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextvars import ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
 from botocore.config import Config
@@ -152,7 +153,7 @@ class AsyncChatBedrockConverse(ChatBedrockConverse):
         request = self._converse_request(self._generate, messages, stop, **kwargs)
         client = await self.async_clients.get()
         try:
-            response = await detached(client.converse(**request))
+            response = await detached(partial(client.converse, **request))
         except ClientError as error:
             _handle_bedrock_error(error)  # langchain-aws's own mapping (context overflow, InvokeTool); re-raises
             raise
@@ -176,7 +177,7 @@ class AsyncChatBedrockConverse(ChatBedrockConverse):
         request = self._converse_request(self._stream, messages, stop, **kwargs)
         client = await self.async_clients.get()
         try:
-            response = await detached(client.converse_stream(**request))
+            response = await detached(partial(client.converse_stream, **request))
         except ClientError as error:
             _handle_bedrock_error(error)
             raise

@@ -46,12 +46,25 @@ def backend(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"memory_backend": request.param}
 
 
+_AGENTS: list[Agent] = []
+
+
+@pytest.fixture(autouse=True)
+def close_agents() -> Any:
+    """Each test's agents closed after it (their database connections with them)."""
+    yield
+    while _AGENTS:
+        _AGENTS.pop().close()
+
+
 def make_agent(endpoint: OfflineBedrockEndpoint, backend: dict[str, str] | str, tmp_path: Any,
                **settings: Any) -> Agent:
     memory = backend if isinstance(backend, dict) else {"memory_backend": backend}
     config = Settings(model_provider="bedrock", memory_path=str(tmp_path / "m.sqlite"), token_buffer_size=1,
                       **memory, **settings)
-    return build_agent(config, endpoint.url)
+    agent = build_agent(config, endpoint.url)
+    _AGENTS.append(agent)
+    return agent
 
 
 def request(prompt: str, session_id: str, **extra: Any) -> Any:
