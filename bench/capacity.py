@@ -8,7 +8,7 @@ LangGraph + the model (its tokens by `messages` mode, as LangGraph's docs stream
 tokens taken as ours are (what that alone saves). Ours: the real app, one `llm_token` frame per chunk
 (TOKEN_BUFFER_SIZE=1, as the floors), SQLite memory, a new session each turn (so each claims its owner).
 
-    python -m bench.capacity [--streams 100] [--rounds 3] [--sequential 10]
+    python -m bench.capacity [--streams 100] [--rounds 7] [--sequential 20]
 """
 
 from __future__ import annotations
@@ -54,25 +54,38 @@ def summarise(results: list[dict], cpu: float) -> dict[str, float]:
             "first_ms_p99": percentile([r["first_ms"] for r in results], 99)}
 
 
-def measure(server: Server, path: str, streams: int, rounds: int, sequential: int) -> dict[str, Any]:
-    load(server, path, 3, sequential=True)  # warm up: first connections, first model client, caches
-    alone = summarise(*load(server, path, sequential, sequential=True))
-    idle_rss = server.rss_mb()
-    # Rounds one by one, the median kept: a round is ~1.5 s, and this machine's neighbours come and go.
-    rounds_measured = [summarise(*load(server, path, streams)) for _ in range(rounds)]
-    loaded = {key: median(r[key] for r in rounds_measured) for key in rounds_measured[0]}
-    return {"alone": alone, "loaded": loaded, "idle_rss": idle_rss, "peak_rss": server.peak_rss_mb()}
-
-
 def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str, Any]]:
+    """Every server up at once, measured in turns (a round of each, then the next round): this machine's
+    neighbours come and go within a minute, and measuring one server after another gave them to one server."""
     values: dict[str, Any] = {}
     with Endpoint(PACE_MS) as endpoint:
         env = {**endpoint.server_env(), "OFFLINE_TOKEN_DELAY_MS": str(int(PACE_MS))}
-        for label, floor in FLOORS:
-            with Server(env, command=[sys.executable, "-m", "bench.floor_apps", floor]) as server:
-                values[label] = measure(server, "/invocations", streams, rounds, sequential)
-        with Server({**env, "TOKEN_BUFFER_SIZE": "1", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}) as server:
-            values[OURS] = measure(server, "/stream", streams, rounds, sequential)
+        servers: dict[str, tuple[Server, str]] = {}
+        try:
+            for label, floor in FLOORS:
+                servers[label] = (Server(env, command=[sys.executable, "-m", "bench.floor_apps", floor]), "/invocations")
+            servers[OURS] = (Server({**env, "TOKEN_BUFFER_SIZE": "1", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}),
+                             "/stream")
+            for server, path in servers.values():
+                load(server, path, 3, sequential=True)  # warm up: first connections, first model client, caches
+            alone: dict[str, tuple[list[dict], float]] = {label: ([], 0.0) for label in servers}
+            batches = max(1, sequential // 5)
+            for _ in range(batches):  # one at a time, a few turns of each server in turn
+                for label, (server, path) in servers.items():
+                    results, cpu = load(server, path, max(1, sequential // batches), sequential=True)
+                    alone[label] = (alone[label][0] + results, alone[label][1] + cpu)
+            idle_rss = servers[OURS][0].rss_mb()
+            loaded: dict[str, list[dict[str, float]]] = {label: [] for label in servers}
+            for _ in range(rounds):  # a round is ~1.5 s; the median of the rounds is kept
+                for label, (server, path) in servers.items():
+                    loaded[label].append(summarise(*load(server, path, streams)))
+            for label in servers:
+                values[label] = {"alone": summarise(*alone[label]),
+                                 "loaded": {key: median(r[key] for r in loaded[label]) for key in loaded[label][0]}}
+            values[OURS].update(idle_rss=idle_rss, peak_rss=servers[OURS][0].peak_rss_mb())
+        finally:
+            for server, _ in servers.values():
+                server.stop()
     floor = values[LANGGRAPH_FLOOR]
     rows = []
     for label, v in values.items():
@@ -81,7 +94,8 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
                      f"{b['cpu_ms_per_turn']:.2f} ms", f"{b['cpu_ms_per_turn'] / floor['loaded']['cpu_ms_per_turn']:.2f}×",
                      f"{b['cpu_us_per_chunk']:.0f} µs", f"{b['ratio_p99']:.3f}", f"{b['gap_p99']:.1f} ms"))
     chunks = values[OURS]["loaded"]["chunks_per_turn"]
-    text = (f"{streams} streams at once ({rounds} rounds, median), or {sequential} one after another; "
+    text = (f"{streams} streams at once ({rounds} rounds, median), or {sequential} one after another; the servers "
+            f"measured in turns; "
             f"{chunks:.0f} model chunks a turn at {PACE_MS:.0f} ms; server CPU from its /proc counters.\n\n")
     text += table(("server", "CPU/turn, one at a time", "× LangGraph floor", f"CPU/turn, {streams} at once",
                    "× LangGraph floor", "CPU/chunk at once", "stream time ÷ ideal p99", "largest gap p99"), rows)
@@ -100,8 +114,8 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sequential", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sequential", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="also print the values as JSON")
     args = parser.parse_args()
     text, values = capacity(args.streams, args.rounds, args.sequential)

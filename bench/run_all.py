@@ -66,7 +66,7 @@ def main() -> int:
                       f"/ping and a new stream's first token p99 < 50 ms with 200 streams open "
                       f"({values['ping_busy']:.1f} ms, {values['token_busy']:.1f} ms)"))
 
-    text, values = capacity.capacity(5 if smoke else 100, 1 if smoke else 5, 2 if smoke else 20)
+    text, values = capacity.capacity(5 if smoke else 100, 1 if smoke else 7, 2 if smoke else 20)
     sections.append("## 5 and 7. Server CPU per streamed turn against its floors; paced load (50 tokens/s per "
                     "stream); server memory (bench/capacity.py)\n\n" + text)
     ours, floor = values[capacity.OURS], values[capacity.LANGGRAPH_FLOOR]
