@@ -15,19 +15,17 @@ offline model's reply length, so the bytes match).
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
-import socket
 import sys
 from typing import Any, AsyncIterator
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from bedrock.config import Settings
+from bench.sse_apps import serve
 from bedrock.wire.events import encode_frame, token_frame
 
 PACE_S = float(os.environ.get("OFFLINE_TOKEN_DELAY_MS", "20")) / 1000
@@ -126,13 +124,7 @@ FLOORS = {"sse": sse_floor, "bedrock": bedrock_floor, "langgraph": langgraph_flo
 
 
 def main() -> None:
-    app = FLOORS[sys.argv[1]]()
-    gc.collect()
-    gc.freeze()  # as our server does after its imports
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    print(f"PORT={sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=75)).run(sockets=[sock])
+    serve(FLOORS[sys.argv[1]]())
 
 
 if __name__ == "__main__":

@@ -108,8 +108,8 @@ def long_reply_model() -> Any:
 VARIANTS = {"raw": raw_app, "sdk-generator": sdk_generator_app, "ours": ours_app, "agent-long": agent_long_app}
 
 
-def main() -> None:
-    app = VARIANTS[sys.argv[1]]()
+def serve(app: Any) -> None:
+    """Serve a bench app on 127.0.0.1, a free port, printing `PORT=N` first (what bench.common.Server reads)."""
     # As `python -m bedrock.agent_runtime` does: the loaded modules leave the cyclic collector's scans.
     gc.collect()
     gc.freeze()
@@ -117,6 +117,10 @@ def main() -> None:
     sock.bind(("127.0.0.1", 0))
     print(f"PORT={sock.getsockname()[1]}", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=75)).run(sockets=[sock])
+
+
+def main() -> None:
+    serve(VARIANTS[sys.argv[1]]())
 
 
 if __name__ == "__main__":
