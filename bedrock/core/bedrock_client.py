@@ -20,12 +20,12 @@ import threading
 import weakref
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-T = TypeVar("T")
-
-# aiohttp and aiobotocore cost ~120 ms to import: this module is imported on the agent's build, never on the
+# aiohttp and aiobotocore cost ~170 ms to import here: this module is imported by the agent's build, never on the
 # way to a cold start's first `/ping` (tests/test_cold_start.py).
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
+
+T = TypeVar("T")
 
 
 class LoopClients:
@@ -40,7 +40,8 @@ class LoopClients:
         self.session = session
         self.options = options
         self.prepare = prepare
-        # loop → the generator holding its client open; weak on the loop, so a loop gone takes its entry along
+        # loop → the generator holding its client open, and the client. Emptied by `_hold` when the loop shuts its
+        # async generators down; weak keys for a loop closed without doing so (its client then goes unclosed).
         self._keepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._making: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[Any]] = \
@@ -74,18 +75,12 @@ class LoopClients:
             async with self.session.create_client("bedrock-runtime", **self.options) as client:
                 if self.prepare is not None:
                     self.prepare(client)
-                yield client  # until the loop shuts its async generators down, or aclose()
+                yield client  # until the loop shuts its async generators down
         finally:
             # The loop's entries go with its client: the client refers to the loop, so a weak key alone would
             # keep every loop `asyncio.run` ever made alive.
             self._clients.pop(loop, None)
             self._keepers.pop(loop, None)
-
-    async def aclose(self) -> None:
-        """Close the running loop's client now (e.g. a server's shutdown, after its turns drained)."""
-        keeper = self._keepers.get(asyncio.get_running_loop())
-        if keeper is not None:
-            await keeper.aclose()
 
 
 async def detached(call: Callable[[], Awaitable[T]]) -> T:
