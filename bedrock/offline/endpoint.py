@@ -2,8 +2,8 @@
 
 `MODEL_PROVIDER=offline` points ChatBedrockConverse here, so offline runs and tests take the production
 path — botocore signing, retries, event-stream decoding, usage — with only the endpoint swapped.
-It is also scriptable, as the test fixture for that path: queue fixed replies, HTTP errors, or a stream
-that breaks mid-way, and read back every request it received.
+It is also scriptable, as the test fixture for that path: queue fixed replies, HTTP errors, a stream that
+breaks mid-way or holds mid-way until a test lets it go on, and read back every request it received.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import threading
 import time
 import zlib
 from collections import deque
@@ -155,6 +156,21 @@ class BreakStream:
     message: str = "scripted stream failure"
 
 
+@dataclass
+class Hold:
+    """Stream `after_tokens` text chunks of `reply`, then hold the rest until `until` is set (at most `timeout_s`).
+
+    A causal test of streaming, with no clock in it: the client sets `until` when it sees a token, so a token
+    that reached the client only after the model's stream ended would leave `released` False (the wait timed out).
+    """
+
+    reply: Reply
+    after_tokens: int
+    until: threading.Event
+    timeout_s: float = 30.0
+    released: bool | None = None  # set by the endpoint: True if `until` was set while it held
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One request the endpoint received."""
@@ -184,7 +200,7 @@ class OfflineBedrockEndpoint:
         self.requests: deque[Recorded]
         self.usage_reported: deque[dict[str, int]]
         self.record(record)
-        self.script: deque[Reply | HttpError | BreakStream] = deque()
+        self.script: deque[Reply | HttpError | BreakStream | Hold] = deque()
         self.app = Starlette(
             routes=[
                 Route("/model/{model_id:path}/converse", self._converse, methods=["POST"]),
@@ -210,12 +226,12 @@ class OfflineBedrockEndpoint:
         self.usage_reported = deque(maxlen=last)
         return self
 
-    def then(self, *actions: Reply | HttpError | BreakStream) -> "OfflineBedrockEndpoint":
+    def then(self, *actions: Reply | HttpError | BreakStream | Hold) -> "OfflineBedrockEndpoint":
         """Queue what the next requests get, in order; once the script is empty the rules answer."""
         self.script.extend(actions)
         return self
 
-    async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | None]:
+    async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | Hold | None]:
         body = json.loads(await request.body())
         if self.requests.maxlen:
             self.requests.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
@@ -245,7 +261,8 @@ class OfflineBedrockEndpoint:
         body, action = await self._receive(request)
         if isinstance(action, HttpError):
             return self._error(action)
-        reply = action if isinstance(action, Reply) else self._rules(body)
+        # A Hold is for streams: a whole answer is sent at once.
+        reply = action if isinstance(action, Reply) else action.reply if isinstance(action, Hold) else self._rules(body)
         if self.token_delay_s:  # a whole answer takes as long as streaming it would
             await asyncio.sleep(self.token_delay_s * max(0, len(tokenize(reply.text)) - 1))
         content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
@@ -265,17 +282,20 @@ class OfflineBedrockEndpoint:
         body, action = await self._receive(request)
         if isinstance(action, HttpError):
             return self._error(action)
-        reply = action if isinstance(action, Reply) else self._rules(body)
+        hold = action if isinstance(action, Hold) else None
+        reply = action if isinstance(action, Reply) else hold.reply if hold is not None else self._rules(body)
         breaks = action if isinstance(action, BreakStream) else None
-        return StreamingResponse(self._frames(reply, breaks), media_type=EVENTSTREAM)
+        return StreamingResponse(self._frames(reply, breaks, hold), media_type=EVENTSTREAM)
 
-    async def _frames(self, reply: Reply, breaks: BreakStream | None) -> AsyncIterator[bytes]:
+    async def _frames(self, reply: Reply, breaks: BreakStream | None, hold: Hold | None = None) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         yield event_frame("messageStart", {"role": "assistant"})
         for i, token in enumerate(tokenize(reply.text)):
             if breaks is not None and i == breaks.after_tokens:
                 yield exception_frame(breaks.exception_type, breaks.message)
                 return
+            if hold is not None and i == hold.after_tokens:
+                hold.released = await asyncio.to_thread(hold.until.wait, hold.timeout_s)
             if i and self.token_delay_s:
                 await asyncio.sleep(self.token_delay_s)
             yield event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": token}})

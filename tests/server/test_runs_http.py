@@ -58,15 +58,17 @@ def paced(make_server):
     return make_server({"OFFLINE_TOKEN_DELAY_MS": "40", "TOKEN_BUFFER_SIZE": "1", "SESSION_WAIT_S": "5"})
 
 
-async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_within_100_ms(paced, serve, session_id):
+async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_within_two_round_trips(paced, serve, session_id):
     """AgentCore keeps reading the container's stream after its client has gone, so only `cancel` stops a run.
 
-    Three times, on three sessions: the best must be within 100 ms and each within 500 ms (on a 2-core machine
-    running the other tests beside it — headless Chromium among them — one measurement alone would time the
-    scheduler as much as the server)."""
+    Timed against a control taken at the same moment through the same path: a `status` request's round trip
+    (client → data plane → server → back; on an idle 2-core machine here 130–180 ms, most of it the clients'
+    set-up, which is why a fixed 100 ms bound failed on slower machines). A cancel answers after the turn is
+    rolled back, and the run's stream ends with it: best of three within twice the control, each within five
+    times; a run that went on to its end would take seconds (the reply streams at 40 ms a token)."""
     standin = RuntimeStandIn(paced.url)
     url = serve(standin.app)
-    latencies = []
+    ratios = []
     for session in (session_id, session_id + "-again", session_id + "-third"):
         assert post(url, {"prompt": "My name is Zed", "session_id": session}).status_code == 200
         seen = stream_some(url, {"prompt": LONG, "session_id": session, "stream_tokens": True}, 5)
@@ -75,22 +77,25 @@ async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_withi
         time.sleep(0.3)
         assert upstream.ended_at is None  # the client left; the stand-in still reads; the run goes on
         asked = time.perf_counter()
+        assert post(url, {"action": "status", "session_id": session}).json()["state"] == "running"
+        control = time.perf_counter() - asked
+        asked = time.perf_counter()
         cancelled = post(url, {"action": "cancel", "session_id": session})
         assert cancelled.status_code == 200
         assert cancelled.json() == {"session_id": session, "run_id": run_id, "status": "cancelled"}
-        for _ in range(200):
+        for _ in range(2000):
             if upstream.ended_at is not None:
                 break
             time.sleep(0.005)
         assert upstream.ended_at is not None
-        latencies.append(upstream.ended_at - asked)
+        ratios.append((upstream.ended_at - asked) / control)
         last = frames_of(upstream.body)[-1]
         assert last[0] == "error" and last[1]["code"] == "cancelled"
         assert await humans(paced.memory_path, session) == ["My name is Zed"]  # whole turns only
         started = time.perf_counter()
         reply = post(url, {"prompt": "What's my name?", "session_id": session})
         assert reply.json()["output"] == "Your name is Zed." and time.perf_counter() - started < 2.0  # no wait
-    assert min(latencies) < 0.1 and max(latencies) < 0.5, latencies
+    assert min(ratios) < 2 and max(ratios) < 5, ratios
 
 
 def test_a_run_goes_on_without_its_client_and_ping_says_so(paced, session_id):
