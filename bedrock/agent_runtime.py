@@ -34,7 +34,8 @@ app = build_app(settings, process=True)
 runtime = app.state.runtime
 invoke = app.handlers["main"]
 # For `uvicorn bedrock.agent_runtime:app --http bedrock.agent_runtime:http_protocol` (agentcore dev, via
-# UVICORN_HTTP): the bounded h11 protocol `python -m` serves with (REQUEST_READ_TIMEOUT_S, MAX_CONNECTIONS).
+# UVICORN_HTTP): the bounded h11 protocol `python -m` serves with (REQUEST_READ_TIMEOUT_S, KEEPALIVE_TIMEOUT_S,
+# MAX_CONNECTIONS).
 http_protocol = bounded_protocol(settings)
 
 

@@ -89,6 +89,7 @@ class Settings:
     max_request_bytes: int = 1_048_576
     request_read_timeout_s: float = 10.0
     max_connections: int = 1000
+    keepalive_timeout_s: float = 75.0
     log_level: str = "INFO"
     log_format: str = "text"  # json: one JSON object per line (the container's default)
     otel_capture_content: bool = False  # prompts, answers and tool arguments in spans
@@ -149,6 +150,7 @@ class Settings:
             max_request_bytes=_int(env, "MAX_REQUEST_BYTES", d.max_request_bytes, minimum=1024),
             request_read_timeout_s=_float(env, "REQUEST_READ_TIMEOUT_S", d.request_read_timeout_s),
             max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, minimum=1),
+            keepalive_timeout_s=_float(env, "KEEPALIVE_TIMEOUT_S", d.keepalive_timeout_s),
             log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
             log_format=_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             # The OpenTelemetry GenAI instrumentations' own switch, so one variable governs every library's spans.

@@ -47,6 +47,11 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
     ErrorKind("session_forbidden", 403, False, "SessionForbidden", "This session belongs to another actor."),
     ErrorKind("request_timeout", 408, True, "RequestTimeout", "The request was not received in time."),
     ErrorKind("payload_too_large", 413, False, "PayloadTooLarge", "The request body is too large."),
+    ErrorKind("unsupported_media_type", 415, False, "UnsupportedMediaType",
+              "The request body must be JSON (Content-Type: application/json)."),
+    ErrorKind("bad_request", 400, False, "BadRequest", "The request is not valid HTTP."),
+    ErrorKind("not_found", 404, False, "NotFound", "No such route."),
+    ErrorKind("method_not_allowed", 405, False, "MethodNotAllowed", "This route does not take that method."),
     # The server
     ErrorKind("session_busy", 409, True, "SessionBusy", "Another turn of this session is still running."),
     ErrorKind("cancelled", 409, False, "Cancelled", "The run was cancelled."),

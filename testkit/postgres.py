@@ -50,16 +50,39 @@ class PostgresCluster:
         if os.geteuid() == 0:  # initdb refuses to run as root: the cluster belongs to the `postgres` user
             shutil.chown(self.folder, "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.max_connections = max_connections
         for attempt in range(5):
             self.port = _free_port()
-            options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                       f"-c max_connections={max_connections}")
-            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options,
-                             "-w", "-t", "60", "start", check=False)
+            done = self._start()
             if done.returncode == 0:
                 return
         log = (self.folder / "server.log").read_text() if (self.folder / "server.log").exists() else ""
         raise RuntimeError(f"PostgreSQL did not start: {done.stderr}\n{log[-2000:]}")
+
+    def _start(self) -> subprocess.CompletedProcess[str]:
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+                   f"-c max_connections={self.max_connections}")
+        return self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options,
+                         "-w", "-t", "60", "start", check=False)
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data (`start` brings it back on the same port). `fast` (pg_ctl's default)
+        ends every session with `AdminShutdown`, as a database restart or failover does."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def start(self) -> None:
+        """Start a halted server again, on the same port (`-w`: it accepts connections when this returns)."""
+        done = self._start()
+        if done.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start again: {done.stderr}")
+
+    def running(self) -> bool:
+        return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
+
+    def restart(self, mode: str = "fast") -> None:
+        """A real restart: every connection is cut (AdminShutdown), the server is back when this returns."""
+        self.halt(mode)
+        self.start()
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bindir / tool), *args]

@@ -44,7 +44,7 @@ class LoopClients:
         # async generators down; weak keys for a loop closed without doing so (its client then goes unclosed).
         self._keepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._making: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[Any]] = \
+        self._making: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = \
             weakref.WeakKeyDictionary()
 
     async def get(self) -> Any:
@@ -53,24 +53,27 @@ class LoopClients:
         if client is not None:
             return client
         making = self._making.get(loop)
-        if making is not None:  # another task of this loop is making it: wait for that one
-            return await asyncio.shield(making)
-        making = self._making[loop] = loop.create_future()
+        if making is None:
+            # A task of its own, with an empty context (see `detached`), that no caller's cancel reaches: a caller
+            # cancelled mid-way (a run rolled back during its first model call) used to drop a client already
+            # made, whose generator was then finalised later and, closing, took the *next* client out of the
+            # cache with it: every turn of the loop then failed ('NoneType' object has no attribute 'get').
+            making = self._making[loop] = loop.create_task(self._make(loop), context=contextvars.Context())
+            making.add_done_callback(_retrieved)
+        return await asyncio.shield(making)
+
+    async def _make(self, loop: asyncio.AbstractEventLoop) -> Any:
         try:
             keeper = self._hold(loop)
-            client = await detached(keeper.__anext__)
-        except BaseException as error:
-            making.set_exception(error)
-            making.exception()  # retrieved: the waiters (if any) raise it themselves
-            raise
+            client = await keeper.__anext__()
+            self._keepers[loop] = keeper
+            self._clients[loop] = client
+            return client
         finally:
             del self._making[loop]
-        self._keepers[loop] = keeper
-        self._clients[loop] = client
-        making.set_result(client)
-        return client
 
     async def _hold(self, loop: asyncio.AbstractEventLoop) -> AsyncIterator[Any]:
+        client = None
         try:
             async with self.session.create_client("bedrock-runtime", **self.options) as client:
                 if self.prepare is not None:
@@ -78,9 +81,16 @@ class LoopClients:
                 yield client  # until the loop shuts its async generators down
         finally:
             # The loop's entries go with its client: the client refers to the loop, so a weak key alone would
-            # keep every loop `asyncio.run` ever made alive.
-            self._clients.pop(loop, None)
-            self._keepers.pop(loop, None)
+            # keep every loop `asyncio.run` ever made alive. Only this generator's own client's entries.
+            if client is not None and self._clients.get(loop) is client:
+                self._clients.pop(loop, None)
+                self._keepers.pop(loop, None)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """A failed making whose callers all left: its exception is theirs to raise, not the loop's to log."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def detached(call: Callable[[], Awaitable[T]]) -> T:

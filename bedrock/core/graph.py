@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.prebuilt.tool_node import ToolInvocationError
 from langgraph.types import interrupt
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,25 @@ def preferences_message(preferences: dict[str, Any]) -> SystemMessage:
 
 def tool_error_message(error: Exception) -> str:
     """What the model (and the client, as a tool step) sees when a tool fails: never internals."""
+    if isinstance(error, ToolInvocationError):  # arguments that fail the tool's schema: never their values
+        return f"Error: invalid arguments ({_argument_problems(error)}). Please fix them and try again."
     if isinstance(error, ToolException):  # our tools raise these with fixed, safe messages
         return f"Error: {error}"
     logger.exception("tool failed", exc_info=error)
     return "Error: the tool failed unexpectedly."
+
+
+def _argument_problems(error: ToolInvocationError) -> str:
+    """Each invalid argument's name and pydantic's message (which holds no input value); LangGraph's own message
+    would repeat every argument as sent (`with kwargs {...}`), a client's edited ones included."""
+    problems = []
+    for detail in error.filtered_errors if error.filtered_errors is not None else error.source.errors():
+        if detail.get("type") == "extra_forbidden":
+            problems.append("an unexpected argument")
+            continue
+        where = ".".join(str(part) for part in detail.get("loc", ())) or "arguments"
+        problems.append(f"{where}: {detail.get('msg', 'not valid')}")
+    return "; ".join(dict.fromkeys(problems)) or "not valid"
 
 
 def history_window(messages: Sequence[BaseMessage], max_messages: int) -> list[BaseMessage]:

@@ -36,6 +36,9 @@ class OwnerStore(Protocol):
     async def claim(self, session_id: str, actor_id: str) -> str:
         """Make `actor_id` the owner if the session has none; return the owner either way."""
 
+    async def owner(self, session_id: str) -> str | None:
+        """The session's owner, or None if it has none yet (writes nothing)."""
+
 
 class InProcessOwners:
     """For in-process memory: owners live (and die) with the process, as the sessions do."""
@@ -45,6 +48,9 @@ class InProcessOwners:
 
     async def claim(self, session_id: str, actor_id: str) -> str:
         return self._owners.setdefault(session_id, actor_id)
+
+    async def owner(self, session_id: str) -> str | None:
+        return self._owners.get(session_id)
 
 
 class SqliteOwners:
@@ -67,20 +73,32 @@ class SqliteOwners:
             row = conn.execute("SELECT actor_id FROM session_owners WHERE session_id = ?", (session_id,)).fetchone()
             if row:
                 return row[0]
-            latest = conn.execute(
-                "SELECT metadata FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
-                "ORDER BY checkpoint_id DESC LIMIT 1",
-                (session_id,),
-            ).fetchone()
-            earlier = _metadata_actor(latest[0]) if latest else None
             conn.execute(
                 "INSERT OR IGNORE INTO session_owners (session_id, actor_id, claimed_at) VALUES (?, ?, ?)",
-                (session_id, earlier or actor_id, datetime.now(timezone.utc).isoformat()),
+                (session_id, self._earlier(conn, session_id) or actor_id, datetime.now(timezone.utc).isoformat()),
             )
             return conn.execute("SELECT actor_id FROM session_owners WHERE session_id = ?", (session_id,)).fetchone()[0]
 
+    def _owner(self, session_id: str) -> str | None:
+        with self.saver.lock, self.saver.conn as conn:
+            row = conn.execute("SELECT actor_id FROM session_owners WHERE session_id = ?", (session_id,)).fetchone()
+            return row[0] if row else self._earlier(conn, session_id)
+
+    @staticmethod
+    def _earlier(conn: Any, session_id: str) -> str | None:
+        """The actor the session's latest checkpoint names (a session stored before owners were recorded)."""
+        latest = conn.execute(
+            "SELECT metadata FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+            "ORDER BY checkpoint_id DESC LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return _metadata_actor(latest[0]) if latest else None
+
     async def claim(self, session_id: str, actor_id: str) -> str:
         return await self.saver.call(self._claim, session_id, actor_id)
+
+    async def owner(self, session_id: str) -> str | None:
+        return await self.saver.call(self._owner, session_id)
 
 
 def _metadata_actor(raw: Any) -> str | None:
@@ -133,6 +151,9 @@ class AgentCoreOwners:
     async def claim(self, session_id: str, actor_id: str) -> str:
         return await asyncio.to_thread(self._claim, session_id, actor_id)
 
+    async def owner(self, session_id: str) -> str | None:
+        return await asyncio.to_thread(self._owner, session_id)
+
 
 class SessionOwners:
     """`check(session, actor)`: claim on first use, refuse other actors; owners cached per process."""
@@ -142,11 +163,15 @@ class SessionOwners:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, str] = OrderedDict()
 
-    async def check(self, session_id: str, actor_id: str) -> None:
-        """Return if `actor_id` owns (or has just claimed) the session; raise SessionForbidden otherwise."""
+    async def check(self, session_id: str, actor_id: str, *, claim: bool = True) -> None:
+        """Return if `actor_id` owns the session (or, with `claim`, has just claimed it); raise SessionForbidden
+        otherwise. Without `claim` (a read, or a refusal before a run starts) a session nobody owns passes and
+        stays unowned: only a turn that runs claims one, so reads of unused ids store nothing and reserve nothing."""
         owner = self._cache.get(session_id)
         if owner is None:
-            owner = await self.store.claim(session_id, actor_id)
+            owner = await (self.store.claim(session_id, actor_id) if claim else self.store.owner(session_id))
+            if owner is None:
+                return
             self._cache[session_id] = owner
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

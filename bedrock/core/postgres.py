@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
 from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg_pool import ConnectionPool  # loaded by PostgresSaver's module already
 
 from bedrock.core.memory import ThreadedCalls
 from bedrock.core.sessions import session_digest
@@ -33,6 +35,51 @@ def redacted(url: str) -> str:
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
+def has_input(conn: Any) -> bool:
+    """Whether the server has sent an idle connection anything (or closed it): a zero-timeout poll of its socket,
+    2.5 µs.
+
+    Idle in autocommit, a connection is sent nothing unasked unless its server ends it: a restart, a failover,
+    `pg_terminate_backend`, `idle_session_timeout` send a FATAL error (AdminShutdown…) and close; a crash closes.
+    Either makes the socket readable (seen after `pg_ctl stop -m fast`, `-m immediate` and
+    `pg_terminate_backend`). A notice would too, so a readable connection is then asked (`CheckpointPool`).
+    """
+    if conn.closed:
+        return True
+    poller = select.poll()  # not select.select: a descriptor above 1023 is fine
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class CheckpointPool(ConnectionPool):
+    """The checkpoints' connection pool: a connection its server has ended is never handed to a turn.
+
+    After a database restart every idle connection of the pool is dead. Unchecked, each was handed to a turn
+    that failed with it (`memory_unavailable`): a pool grown to k connections cost up to k failed turns.
+    psycopg_pool's own `check=ConnectionPool.check_connection` asks the server at every `getconn`: a round trip,
+    getconn + putconn 94–128 µs instead of 12–18 µs on loopback (a network's round trip in production, 0.2–1 ms),
+    and a turn takes 4 connections (5 for a new session, 9–14 with CHECKPOINT_DURABILITY=sync): 0.4 ms a turn here,
+    up to 14 ms across a network. Worse, its `getconn` sleeps between dead connections (0, 1, 2, 4 s…): with 2, 3,
+    4 dead idle ones the first turn after a restart waited 1.0, 3.2, 7.0 s (psycopg_pool 3.3.3); with 6, 31 s,
+    past the pool's 30 s timeout. So the check here is `has_input` (2.5 µs), a round trip only for a connection
+    the server has sent something; if that one is dead, every idle connection is checked and the dead ones
+    replaced at once (`check()`: a round trip each, once per restart), so a `getconn` meets one dead connection
+    at most and never backs off (12 turns at once after a restart with 7–10 dead idle connections: all served,
+    0.3 s).
+    """
+
+    def __init__(self, conninfo: str, **kwargs: Any) -> None:
+        super().__init__(conninfo, check=self._check_handed_out, **kwargs)
+
+    def _check_handed_out(self, conn: Any) -> None:
+        if not has_input(conn):
+            return
+        try:
+            self.check_connection(conn)  # a notice leaves it usable; an ended connection raises
+        except Exception:
+            logger.warning("a checkpoint connection was ended by the server; replacing the pool's dead ones")
+            self.check()
+            raise
 
 
 class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
@@ -51,7 +98,6 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
         starts first: the migrations run under an advisory lock, so replicas starting together do not collide)."""
         import psycopg
         from psycopg.rows import dict_row
-        from psycopg_pool import ConnectionPool
 
         try:  # one connection first: an unreachable database is one clear error, not a pool retrying for 30 s
             first = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
@@ -61,7 +107,7 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
         with first:
             # The setup lock on its own connection (not the pool's: with a pool of one, setup would wait for it).
             first.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-            pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, name="checkpoints", timeout=30,
+            pool = CheckpointPool(url, min_size=1, max_size=pool_size, open=True, name="checkpoints", timeout=30,
                                   kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
             saver = cls(pool)
             saver.lock = contextlib.nullcontext()  # type: ignore[assignment]
@@ -102,8 +148,16 @@ class PostgresOwners:
             row = conn.execute("SELECT actor_id FROM session_owners WHERE session_id = %s", (session_id,)).fetchone()
             return row["actor_id"]
 
+    def _owner(self, session_id: str) -> str | None:
+        with self.saver.conn.connection() as conn:  # type: ignore[union-attr]
+            row = conn.execute("SELECT actor_id FROM session_owners WHERE session_id = %s", (session_id,)).fetchone()
+            return row["actor_id"] if row else None
+
     async def claim(self, session_id: str, actor_id: str) -> str:
         return await self.saver.call(self._claim, session_id, actor_id)
+
+    async def owner(self, session_id: str) -> str | None:
+        return await self.saver.call(self._owner, session_id)
 
 
 def lock_key(session_id: str) -> int:
@@ -119,7 +173,8 @@ class AdvisoryLocks:
     that took it, so when a replica dies — even by `kill -9` — the server drops its connection and frees every
     session it held at once. Calls run in order on one thread of their own (a release queued before a later
     try of the same session runs first); `try_acquire` never blocks, so the caller can give up and be cancelled.
-    If the connection breaks, the locks it held are gone: that is logged, and the next call reconnects.
+    If the connection breaks, the locks it held are gone: that is logged, and the next call reconnects — a try
+    that finds it ended (a database restart) tries once more on a new one, and fails only if that fails too.
     """
 
     def __init__(self, url: str) -> None:
@@ -132,24 +187,38 @@ class AdvisoryLocks:
         import psycopg
 
         if self._conn is None or self._conn.closed:
-            if self._held:
-                logger.warning("the session-lock connection was lost with %d sessions locked", len(self._held))
-                self._held.clear()
-            self._conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=0)
+            self._drop()
+            # connect_timeout: a database that does not answer (a failover under way) would otherwise hold this
+            # thread, and every session's lock call queued behind it, for the OS's TCP timeout (~130 s on Linux).
+            self._conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=0,
+                                         connect_timeout=CONNECT_TIMEOUT_S)
         return self._conn
 
     def _try(self, key: int) -> bool:
         if key in self._held:
             # Advisory locks are re-entrant per connection: a turn of this process on another event loop holds it.
             return False
+        fresh = self._conn is None or self._conn.closed
+        conn = self._connection()
         try:
-            got = self._connection().execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+            got = self._try_on(conn, key)
+        except Exception:
+            if fresh or not conn.closed:
+                raise  # a new connection failed (the database is down), or the query did: the turn's to report
+            # The connection died since its last call: a database restart or failover, `pg_terminate_backend`.
+            # Once, on a new one, so the first turn after a database that is back does not fail for it.
+            logger.warning("the session-lock connection was ended by the server; reconnecting")
+            got = self._try_on(self._connection(), key)
+        if got:
+            self._held.add(key)
+        return got
+
+    def _try_on(self, conn: Any, key: int) -> bool:
+        try:
+            return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
         except Exception:
             self._drop()
             raise
-        if got:
-            self._held.add(key)
-        return bool(got)
 
     def _unlock(self, key: int) -> None:
         if key not in self._held:
@@ -162,8 +231,15 @@ class AdvisoryLocks:
             self._drop()
 
     def _drop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.close()
+        """Forget a connection that broke: the server frees every lock it held (said, if there were any)."""
+        if self._held:
+            logger.warning("the session-lock connection was lost with %d sessions locked", len(self._held))
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
         self._conn = None
         self._held.clear()
 
@@ -178,4 +254,4 @@ class AdvisoryLocks:
     def close(self) -> None:
         """Run the queued releases, then close the connection (which frees anything still held)."""
         self._executor.shutdown(wait=True)
-        self._drop()
+        self._disconnect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from typing import Any, Literal
@@ -151,6 +152,7 @@ def parse_request(
     """
     if not isinstance(payload, dict):
         raise PayloadError(f"the payload must be a JSON object, not {type(payload).__name__}")
+    refuse_non_finite(payload)
     payload = client_fields(payload)
     try:
         request = AgentRequest.model_validate(payload)
@@ -246,6 +248,35 @@ def _unencodable_field(value: Any, path: str = "") -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def non_finite_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or ±Infinity in `value`, else None.
+
+    Python's JSON parser takes `NaN`, `Infinity` and `1e400` (→ inf), which JSON has no way to write: stored, they
+    would come back out as `NaN` in a frame no strict parser reads (a browser's JSON.parse), in every later model
+    request of the session, and as a 500 from every read of it."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "payload")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = non_finite_field(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = non_finite_field(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_non_finite(payload: Any) -> None:
+    """PayloadError naming the field that holds a number JSON cannot write (NaN, ±Infinity, or one past a double)."""
+    field = non_finite_field(payload)
+    if field is not None:
+        field = field.encode("utf-8", "backslashreplace").decode()
+        raise _refuse(field, "not a finite number (JSON has no NaN or Infinity)")
 
 
 def _session_from_header(header_session_id: str | None) -> str:

@@ -31,6 +31,14 @@ def turn_metadata(turn_id: str) -> dict[str, str]:
     return {TURN_KEY: turn_id}
 
 
+def cut_turn(state: Any) -> str | None:
+    """The id of the turn a session's state is the middle of, if it is: its latest checkpoint still waits for a
+    node (`next`), no approval is pending, and it carries that turn's id. Only with CHECKPOINT_DURABILITY
+    `sync`/`async`, which write a turn step by step: a turn still running, or one whose process died."""
+    turn = (state.metadata or {}).get(TURN_KEY)
+    return turn if state.next and not state.interrupts and turn else None
+
+
 async def checkpoint_before(graph: CompiledStateGraph, config: dict[str, Any], turn_id: str) -> CheckpointTuple | None:
     """The session's newest checkpoint not written by `turn_id`; None if there is none."""
     saver = graph.checkpointer

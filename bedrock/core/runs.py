@@ -9,6 +9,15 @@ by a later request (`cancel`), by the policy of its own request when that reques
     Run.start(events)           the producer task: iterates the turn's events, records each frame
     run.follow(after)           a Follower: the frames after `after`, then live ones, to the terminal event
     run.cancel()                the turn is cancelled (and rolled back); followers get one `error` `cancelled`
+
+A run's life, whatever happens when (ARCHITECTURE.md, "A run's life"):
+
+    created ──(its task starts)──► producing ──► ended: completed | failed | cancelled
+       └──── cancel() before its task ran: never produces; ended: cancelled
+
+Every path records exactly one terminal frame and calls the `on_end` callbacks (which give back the run's slot)
+exactly once: `_finish` is the one way to `ended`, and the task's done-callback catches a task that ended
+without producing (cancelled before it ran: asyncio then never runs its coroutine's body, so no `finally` of it).
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ class Run:
         self._trim_at = buffer_bytes  # the size at which to look again at what may be dropped
         self._waiter: asyncio.Future[None] | None = None  # resolved at the next frame (or the end)
         self._task: asyncio.Task[None] | None = None
+        self._started = False  # the producer task has begun (before that, cancel() needs no task.cancel())
         self._cancel_requested = False
         self.followers = 0
         self.retained = 0  # what the registry counts for it once it has ended
@@ -73,27 +83,43 @@ class Run:
     def start(self, events: AsyncIterator[SSEEvent]) -> "Run":
         """Run the turn (`events`) as a task of its own, recording every frame."""
         self._task = asyncio.get_running_loop().create_task(self._produce(events), name=self.run_id)
+        self._task.add_done_callback(self._task_done)
         return self
 
     async def _produce(self, events: AsyncIterator[SSEEvent]) -> None:
+        self._started = True
         try:
+            if self._cancel_requested:  # cancelled before it ran: the turn never started, nothing to undo
+                await events.aclose()
+                self._end_with("cancelled")
+                return
             async with aclosing(events):
                 async for frame in events:
                     self._record(frame)
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if not self._cancel_requested or (task is not None and task.uncancel() > 0):
-                self._finish(CANCELLED)
-                raise  # not ours (the loop is closing): the cancellation goes on
-            # Ours: the turn has been rolled back (its generator's `finally`); say so to every follower.
-            self._record(encode_frame(ERROR, AgentError("cancelled").event_data(utc_timestamp()), self.last_id + 1))
+            # Ours alone (one cancel() is one task.cancel()): the turn has been rolled back (its generator's
+            # `finally`). Someone else's too (the loop closing): the followers still get their terminal frame.
+            ours = self._cancel_requested and (task is None or task.uncancel() == 0)
+            self._end_with("cancelled")
+            if not ours:
+                raise
         except Exception:  # the turn reports its own failures as `error` events; this would be a bug
             logger.exception("run %s failed outside its turn", self.run_id)
-            self._record(encode_frame(ERROR, AgentError("internal_error").event_data(utc_timestamp()),
-                                      self.last_id + 1))
+            self._end_with("internal_error")
         finally:
-            if self.state == RUNNING:
-                self._finish(FAILED)
+            if self.state == RUNNING:  # the turn's events ended without a terminal one
+                self._end_with("internal_error")
+
+    def _end_with(self, code: str) -> None:
+        """Record the terminal `error` frame `code`, numbered after the last one (if the run has not ended)."""
+        if self.state == RUNNING:
+            self._record(encode_frame(ERROR, AgentError(code).event_data(utc_timestamp()), self.last_id + 1))
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """The producer task is done: a run that has not ended (its task cancelled before its body ran) ends now."""
+        if self.state == RUNNING:
+            self._end_with("cancelled")
 
     def _record(self, frame: SSEEvent) -> None:
         """Keep the frame (dropping the oldest past `buffer_bytes`) and wake the followers."""
@@ -162,11 +188,17 @@ class Run:
         return self.state != RUNNING
 
     def cancel(self) -> bool:
-        """Cancel the turn (it rolls back; followers get `error` `cancelled`). False if it had already ended."""
+        """Cancel the turn (it rolls back; followers get `error` `cancelled`). False if it had already ended.
+
+        Idempotent: a second cancel (two clients pressing Stop at once) adds nothing, so the producer can tell
+        its own cancellation (one) from the loop's. Before the producer has started, nothing is cancelled: it
+        sees the request when it starts and ends at once (asyncio would otherwise never run its body)."""
         if self.finished or self._task is None or self._task.done():
             return False
-        self._cancel_requested = True
-        self._task.cancel()
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            if self._started:
+                self._task.cancel()
         return True
 
     async def settled(self, timeout_s: float | None = None) -> bool:
@@ -277,6 +309,7 @@ class RunRegistry:
         self.retained = 0  # bytes the finished runs keep (their frames' text, and each string's own overhead)
         self._runs: dict[str, Run] = {}
         self._latest: dict[str, Run] = {}  # session → its newest run
+        self._active: dict[str, dict[str, Run]] = {}  # session → its runs not yet ended, oldest first
         self._finished: OrderedDict[str, Run] = OrderedDict()  # oldest first
         self.on_followers: Callable[[Run], None] | None = None
         self.on_end: Callable[[Run], None] | None = None
@@ -290,17 +323,28 @@ class RunRegistry:
         if self.on_end is not None:
             run.on_end.append(self.on_end)
         self._runs[run_id] = self._latest[session_id] = run
+        self._active.setdefault(session_id, {})[run_id] = run
         return run.start(events)
 
     def _ended(self, run: Run) -> None:
+        active = self._active.get(run.session_id)
+        if active is not None:
+            active.pop(run.run_id, None)
+            if not active:
+                del self._active[run.session_id]
         self._finished[run.run_id] = run
         run.retained = run.kept_bytes()  # counted as it was at its end (later trims only make it smaller)
         self.retained += run.retained
         self.expire()
 
     def active(self, session_id: str) -> Run | None:
-        run = self._latest.get(session_id)
-        return run if run is not None and not run.finished else None
+        """The session's newest run that has not ended (the one `status` and `history` report)."""
+        active = self._active.get(session_id)
+        return next(reversed(active.values())) if active else None
+
+    def active_runs(self, session_id: str) -> list[Run]:
+        """Every run of the session that has not ended, oldest first (with `enqueue`, one runs, the rest wait)."""
+        return list(self._active.get(session_id, {}).values())
 
     def find(self, session_id: str, run_id: str | None = None) -> Run | None:
         """The session's run `run_id`, or its newest run; None if unknown, expired, or another session's."""

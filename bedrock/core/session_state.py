@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
 
 from bedrock.core.messages import step_data
+from bedrock.core.rollback import checkpoint_before, cut_turn
 from bedrock.errors import AgentError
 
 # `history` returns at most this many messages (the newest): a long session's page stays a few hundred KB.
@@ -25,7 +27,7 @@ class SessionReads:
         """The session's kept conversation (its last `limit` messages, as `agent_step` data) and its pending
         approvals: what a chat page shows when it opens a session. A turn cut short was rolled back and is not
         in it; a turn in progress is not either (its messages are written when it ends)."""
-        state = await self._state(session_id, actor_id)
+        state = await self._whole_state(session_id, actor_id)
         messages = (state.values or {}).get("messages", [])
         first = max(len(messages) - limit, 0)
         return {
@@ -54,11 +56,26 @@ class SessionReads:
     async def _interrupts(self, session_id: str, actor_id: str) -> list[Any]:
         if not self.approval_required:
             return []
-        return self._approvals_in(await self._state(session_id, actor_id))
+        return self._approvals_in(await self._whole_state(session_id, actor_id))
 
     async def _state(self, session_id: str, actor_id: str) -> Any:
-        """The session's state. AgentCore Memory keeps sessions per actor: every read names the actor too."""
+        """The session's latest state. AgentCore Memory keeps sessions per actor: every read names the actor too."""
         return await self.graph.aget_state({"configurable": {"thread_id": session_id, "actor_id": actor_id}})
+
+    async def _whole_state(self, session_id: str, actor_id: str) -> Any:
+        """The session's state after its last whole turn: what every read shows, whatever the durability. A turn
+        written step by step (`sync`/`async`) that is still running, or whose process died, is skipped (read
+        past, not written: the next turn of the session rolls a dead one back)."""
+        state = await self._state(session_id, actor_id)
+        turn = cut_turn(state)
+        if turn is None:
+            return state
+        config = {"configurable": {"thread_id": session_id, "actor_id": actor_id, "checkpoint_ns": ""}}
+        before = await checkpoint_before(self.graph, config, turn)
+        if before is None:  # the session's first turn: nothing whole yet
+            return StateSnapshot({}, (), config, None, None, None, (), ())
+        return await self.graph.aget_state({"configurable": {**config["configurable"],
+                                                             **before.config["configurable"]}})
 
     def _approvals_in(self, state: Any) -> list[Any]:
         """The approvals (our interrupts) a session's state waits on."""

@@ -20,7 +20,7 @@ from bedrock.core.messages import message_text, step_data
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners, make_owners
 from bedrock.core.request import AgentRequest
-from bedrock.core.rollback import TURN_KEY, roll_back, turn_metadata
+from bedrock.core.rollback import cut_turn, roll_back, turn_metadata
 from bedrock.core.runs import new_run_id
 from bedrock.core.session_state import SessionReads
 from bedrock.core.sessions import SessionLocks, SharedLocks
@@ -157,9 +157,12 @@ class Agent(SessionReads):
         graph_stream = None
         try:
             await self.locks.acquire(request.session_id, session_wait_s)
-        except SessionBusy as busy:
+        except Exception as refused:  # busy, or the shared lock's store failed (a database restarting)
+            error = classify(refused)
+            if not isinstance(refused, SessionBusy):
+                logger.error("could not lock session %s: %s", request.session_id, error, exc_info=refused)
             metrics.record_error()
-            yield seq.emit(ERROR, busy.event_data(utc_timestamp()))
+            yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
         try:  # what the graph is given depends on what is pending: read under the session's lock
             if self.settings.checkpoint_durability != "exit":
@@ -249,12 +252,14 @@ class Agent(SessionReads):
         turn is written once, at its end: a dead process leaves nothing to undo.
         """
         state = await self._state(request.session_id, request.actor_id or "")
-        orphan = (state.metadata or {}).get(TURN_KEY)
-        if state.next and not state.interrupts and orphan:
+        orphan = cut_turn(state)
+        if orphan is not None:
             logger.warning("session %s: rolling back turn %s, cut short by a process that died", request.session_id,
                            orphan)
-            await roll_back(self.graph, {"configurable": {"thread_id": request.session_id,
-                                                          "actor_id": request.actor_id}}, orphan)
+            config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
+            await roll_back(self.graph, config, orphan)
+            if self.approval_required:  # it may have been answering an approval: ask for it again
+                await self._ask_again(config)
 
     async def _input(self, request: AgentRequest, turn_id: str, metrics: MetricsCallback) -> Any:
         """The graph's input: the prompt, or the answer to the pending approval (`Command(resume=…)`).

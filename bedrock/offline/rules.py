@@ -11,6 +11,7 @@ Its rules are written once, over plain `Turn`s, so every front end (the local Be
 from __future__ import annotations
 
 import json
+import secrets
 import re
 from dataclasses import dataclass, field
 from typing import Any, Collection, Sequence
@@ -115,7 +116,7 @@ def _rules(turns: Sequence[Turn]) -> Reply:
     told_name = _MY_NAME_IS.search(prompt)
     expression = None if (ask_name or told_name) else find_expression(prompt)
     if expression:
-        call = {"id": f"tooluse_offline_{len(turns)}", "name": CALCULATOR, "args": {"expression": expression}}
+        call = {"id": tool_use_id(), "name": CALCULATOR, "args": {"expression": expression}}
         return _with_usage(Reply("I'll calculate that for you.", call), turns)
     if told_name:
         return _with_usage(Reply(f"Nice to meet you, {told_name.group(1)}! I'll remember your name."), turns)
@@ -124,6 +125,12 @@ def _rules(turns: Sequence[Turn]) -> Reply:
         text = f"Your name is {name}." if name else "I don't know your name yet. Tell me with \"My name is ...\"."
         return _with_usage(Reply(text), turns)
     return _with_usage(Reply(_offline_text(system)), turns)
+
+
+def tool_use_id() -> str:
+    """A tool call id as Bedrock makes them (`tooluse_` and 22 random URL-safe characters): the approval a call waits
+    for is named after it, so a fixed id would give every session's first approval the same, guessable, name."""
+    return "tooluse_" + secrets.token_urlsafe(17)[:22]
 
 
 def _with_usage(reply: Reply, turns: Sequence[Turn]) -> Reply:

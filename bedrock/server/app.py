@@ -19,9 +19,10 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Mapping
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from bedrock.config import Settings
 from bedrock.core.correlation import carries_trace
@@ -29,7 +30,7 @@ from bedrock.core.turn import Agent, result_of
 from bedrock.errors import AgentError, classify
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
-from bedrock.server.responses import DeferredJSONResponse, error_response, sse_response
+from bedrock.server.responses import DeferredJSONResponse, JSONReply, error_response, sse_response
 from bedrock.server.main import prepare_process
 from bedrock.server.negotiation import prefers_event_stream
 from bedrock.server.runtime import Runtime
@@ -114,6 +115,7 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
     if settings.serve_ui:
         app.router.routes.extend(ui_routes())
     app.add_exception_handler(Exception, _internal_error)
+    app.add_exception_handler(HTTPException, _http_error)
     return app
 
 
@@ -128,7 +130,9 @@ async def respond(
     headers = headers or {}
     agui = None  # the AG-UI input, when the body is one: the run is then written as AG-UI events
     try:
-        ag_ui_only = runtime.settings.agent_protocol == "ag-ui"
+        # AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions on runs (cancel, resume, status, history) stay
+        # reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run.
+        ag_ui_only = runtime.settings.agent_protocol == "ag-ui" and not _is_run_action(payload)
         if ag_ui_only or (isinstance(payload, dict) and "threadId" in payload):
             # Imported with the first AG-UI body: ag-ui-protocol's models take ~55 ms to import, which every
             # AgentCore session (a cold start) would otherwise pay (bench/RESULTS_cold_start.md).
@@ -144,8 +148,8 @@ async def respond(
         agent = await runtime.ready_agent()
     except Exception:
         return error_response(AgentError("internal_error", "The agent could not be started; see the server logs."))
-    try:
-        await agent.owners.check(request.session_id, request.actor_id)
+    try:  # refused here, before any stream; claimed only by the turn itself, once it runs
+        await agent.owners.check(request.session_id, request.actor_id, claim=False)
     except Exception as refused:
         return error_response(classify(refused))
     settings = runtime.settings
@@ -166,7 +170,7 @@ async def respond(
             run, follower = runtime.resume(request)
             start = {"session_id": run.session_id, "actor_id": run.actor_id, "run_id": run.run_id}
         else:
-            return JSONResponse(await runtime.control(request))
+            return JSONReply(await runtime.control(request))
     except AgentError as refused:
         return error_response(refused)
     finally:
@@ -180,10 +184,27 @@ async def respond(
     return DeferredJSONResponse(lambda: result_of(follower, start))
 
 
+def _is_run_action(payload: Any) -> bool:
+    """Our payload for an action on a session's runs (not a run)."""
+    return isinstance(payload, dict) and payload.get("action") in ("cancel", "resume", "status", "history")
+
+
 def _stop_if_failed(build: Future[Agent]) -> None:
     """A server whose agent cannot be built stops, as a failed startup would, rather than answer errors."""
     if build.exception() is not None:
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (an unknown route, a method a route does not take) in the catalog's JSON shape,
+    with their headers (405's `Allow`); its default is plain text."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+    return error_response(AgentError(code), headers=exc.headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -32,16 +32,26 @@ logger = logging.getLogger(__name__)
 VERIFIED_ACTOR = "verified_actor"  # key in the ASGI scope's per-request state
 
 
+# What `actor_from_claim` makes of a subject that is not an actor id. A subject of this very form is digested too:
+# otherwise a token whose subject is `jwt-<digest of "auth0|42">` would be the same actor as `auth0|42`.
+_DIGESTED = re.compile(r"jwt-[0-9a-f]{40}")
+
+
 def actor_from_claim(value: Any) -> str:
     """The actor id for a token's claim: itself if it is a valid actor id, else a stable digest of it.
 
     Identity providers' subjects may hold characters actor ids may not (`auth0|123`); a digest keeps one
-    subject one actor without letting a crafted subject reach paths or other actors' ids.
+    subject one actor without letting a crafted subject reach paths or other actors' ids. Digests live in their
+    own namespace (`jwt-` and 40 hex digits), which no subject reaches unhashed. An empty claim is no identity.
     """
+    if not isinstance(value, (str, int)) or isinstance(value, bool):  # null, true, an object: no one in particular
+        raise Unauthorized("The token's subject is not a string.")
     text = str(value)
-    if re.fullmatch(ID_PATTERN, text) and len(text) <= MAX_ACTOR_ID:
+    if not text.strip():
+        raise Unauthorized("The token's subject is empty.")
+    if re.fullmatch(ID_PATTERN, text) and len(text) <= MAX_ACTOR_ID and not _DIGESTED.fullmatch(text):
         return text
-    return "jwt-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+    return "jwt-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 class TokenVerifier:

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bedrock.core.request import refuse_non_finite
 from bedrock.errors import AgentError, PayloadError
 from bedrock.server.responses import error_response
 
@@ -38,9 +39,15 @@ class JSONBodyGuard:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        if not _is_json(headers.get(b"content-type"), b"origin" in headers):
+            refused = error_response(AgentError("unsupported_media_type"))
+            refused.headers["connection"] = "close"  # its body is never read
+            await refused(scope, receive, send)
+            return
         too_large = error_response(
             AgentError("payload_too_large", f"The request body is larger than {self.max_bytes} bytes."))
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        declared = headers.get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await too_large(scope, receive, send)
             return
@@ -63,6 +70,10 @@ class JSONBodyGuard:
             return
         try:
             payload = json.loads(b"".join(chunks))
+            refuse_non_finite(payload)  # strict JSON: any field, AG-UI's included, before anything reads it
+        except PayloadError as refused:
+            await error_response(refused)(scope, receive, send)
+            return
         except (ValueError, RecursionError):
             await error_response(PayloadError("The request body is not valid JSON."))(scope, receive, send)
             return
@@ -84,3 +95,15 @@ class JSONBodyGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         return True
+
+
+def _is_json(content_type: bytes | None, from_a_browser: bool) -> bool:
+    """Whether a body may be read as JSON: `application/json` or a `+json` type. A web page can send any other
+    site a POST without asking first (no CORS preflight) only as text/plain, a form, or with no type at all —
+    so with those, any page a developer visits could start, cancel or approve runs on their local server. A
+    request without a type is taken from non-browser clients (no `Origin` header), which AgentCore's data plane
+    and scripts are; a browser always sends `Origin` with a POST."""
+    if content_type is None:
+        return not from_a_browser
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from bedrock.errors import AgentError
-from bedrock.wire.events import SSEEvent
+from bedrock.wire.events import SSEEvent, finite
 
 logger = logging.getLogger(__name__)
 # sse-starlette defaults Cache-Control to no-store; proxies and the guide's clients expect no-cache.
@@ -122,6 +122,17 @@ def sse_response(
     return response
 
 
+class JSONReply(JSONResponse):
+    """Starlette's JSONResponse (strict: it raises on NaN or ±Infinity), writing such a number as null instead of
+    failing the reply: a graph's own data may hold one, and a 500 for it would make a session unreadable."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:
+            return super().render(finite(content))
+
+
 def error_response(error: AgentError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The JSON reply of a refused or failed request: the error's catalogued status, its one body shape."""
     return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
@@ -155,7 +166,7 @@ class DeferredJSONResponse(Response):
         if turn.cancelled():
             return
         try:
-            response: Response = JSONResponse(turn.result())
+            response: Response = JSONReply(turn.result())
         except AgentError as error:
             response = error_response(error)
         await response(scope, receive, send)

@@ -19,7 +19,7 @@ from bedrock.core.build import build_agent
 from bedrock.core.request import AgentRequest, client_fields, parse_request
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
 from bedrock.core.turn import Agent, result_of
-from bedrock.errors import AgentError, SessionBusy, classify
+from bedrock.errors import AgentError, PayloadError, SessionBusy, SessionForbidden, classify
 from bedrock.server.auth import bind_actor
 from bedrock.server.capacity import InvocationSlots
 from bedrock.server.executor import ElasticThreadPool
@@ -155,11 +155,10 @@ class Runtime:
         if request.resume is not None:  # refused before any stream starts (the turn checks again, locked)
             await self.check_pending(agent, request)
         strategy = request.multitask_strategy
-        active = self.runs.active(request.session_id)
-        if active is not None and strategy == "reject":
-            raise SessionBusy("The session has a run in progress (multitask_strategy: reject).")
-        if active is not None and strategy == "rollback" and active.cancel():
-            await active.settled(self.settings.session_wait_s)
+        if strategy != "enqueue":
+            await self._make_way(request.session_id, strategy)
+        # From the last look at the session's runs to the new one's registration: no await, so no other request
+        # of this loop can slip a run in between (two `rollback`s at once: the later one cancels the earlier).
         if slots is not None and not slots.try_acquire():
             raise AgentError("server_busy")
         run_id = new_run_id()
@@ -170,6 +169,21 @@ class Runtime:
             run.on_end.append(lambda _: slots.release())
         return run
 
+    async def _make_way(self, session_id: str, strategy: str) -> None:
+        """`reject`: refuse if the session has a run in progress. `rollback`: cancel every such run and wait until
+        each is rolled back — then look again, since other requests may have started runs while we waited
+        (bounded by SESSION_WAIT_S; past it, the new turn waits for the session's lock as `enqueue` would)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.session_wait_s
+        while active := self.runs.active_runs(session_id):
+            if strategy == "reject":
+                raise SessionBusy("The session has a run in progress (multitask_strategy: reject).")
+            for run in active:
+                run.cancel()
+            left = deadline - loop.time()
+            if left <= 0 or not await _all_settled(active, left):
+                return
+
     async def check_pending(self, agent: Agent, request: AgentRequest) -> None:
         """Refuse an answer to an approval the session is not waiting for (`nothing_to_resume`,
         `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
@@ -179,13 +193,16 @@ class Runtime:
 
     def resume(self, request: AgentRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""
-        run = self.runs.find(request.session_id, request.run_id)
-        if run is None:
-            raise AgentError("run_not_found")
+        run = self._find(request)
         after = request.last_event_id or 0
         if after < run.first_id - 1:
             raise AgentError("resume_unavailable", f"The events of run {run.run_id} before id {run.first_id} are no "
                              "longer kept (RUN_BUFFER_BYTES); resume from a later event id, or start a new run.")
+        if after > run.last_id and not run.finished:
+            raise PayloadError(f"invalid payload: last_event_id: run {run.run_id} has sent {run.last_id} events so far",
+                               [{"field": "last_event_id", "message": f"past the run's last event ({run.last_id})"}])
+        if run.finished and after >= run.last_id:
+            after = run.last_id - 1  # at or past its end: the answer is the run's terminal event, again
         return run, run.follow(after)
 
     async def control(self, request: AgentRequest) -> dict[str, Any]:
@@ -198,17 +215,33 @@ class Runtime:
                 raise classify(exc) from None
             # The run in progress, whose turn is not in the history until it ends: a page re-attaches to it.
             active = self.runs.active(history["session_id"])
-            return {**history, "run": active.status() if active is not None else None}
+            mine = active is not None and active.actor_id == request.actor_id
+            return {**history, "run": active.status() if mine else None}
         if request.action == "cancel":
-            run = self.runs.active(request.session_id)
-            if run is None or (request.run_id and run.run_id != request.run_id) or not run.cancel():
-                raise AgentError("no_active_run")
-            await run.settled(self.settings.session_wait_s)
-            return {"session_id": run.session_id, "run_id": run.run_id, "status": "cancelled"}
-        run = self.runs.find(request.session_id, request.run_id)
+            return await self._cancel(request.session_id or "", request.actor_id or "", request.run_id)
+        return self._find(request).status()
+
+    def _find(self, request: AgentRequest) -> Run:
+        """The session's run `run_id` (else its newest); another actor's — possible only before a session's first
+        turn has claimed it — is refused as the session would be."""
+        run = self.runs.find(request.session_id or "", request.run_id)
         if run is None:
             raise AgentError("run_not_found")
-        return run.status()
+        if run.actor_id != request.actor_id:
+            raise SessionForbidden()
+        return run
+
+    async def _cancel(self, session_id: str, actor_id: str, run_id: str | None) -> dict[str, Any]:
+        """Cancel the session's runs in progress (`run_id`: only that one) and wait until they are rolled back.
+        Two cancels at once both answer `cancelled` (Run.cancel is idempotent); the newest run is named."""
+        runs = [run for run in self.runs.active_runs(session_id) if not run_id or run.run_id == run_id]
+        if any(run.actor_id != actor_id for run in runs):
+            raise SessionForbidden()
+        cancelled = [run for run in runs if run.cancel()]
+        if not cancelled:
+            raise AgentError("no_active_run")
+        await _all_settled(cancelled, self.settings.session_wait_s)
+        return {"session_id": session_id, "run_id": cancelled[-1].run_id, "status": "cancelled"}
 
     # --- in process ----------------------------------------------------------------------------------------
 
@@ -237,7 +270,7 @@ class Runtime:
         PayloadError or AgentError."""
         request = self.validate(payload)
         if request.action in ("cancel", "status", "history"):
-            await self.get_agent().owners.check(request.session_id, request.actor_id)
+            await self.get_agent().owners.check(request.session_id, request.actor_id, claim=False)
             return await self.control(request)
         follower = await self._follower(request, callbacks)
         run = follower.run
@@ -247,7 +280,7 @@ class Runtime:
     async def _follower(self, request: AgentRequest, callbacks: Iterable[Any] | None) -> Follower:
         agent = self.get_agent()
         if request.action == "resume":
-            await agent.owners.check(request.session_id, request.actor_id)
+            await agent.owners.check(request.session_id, request.actor_id, claim=False)
             return self.resume(request)[1]
         # The owner check is the turn's own (an `error` event), as for any run.
         run = await self.start_run(agent, request, on_disconnect=request.on_disconnect or "cancel",
@@ -270,3 +303,9 @@ class Runtime:
             # loop: asyncio.run would cancel them.
             await self.runs.drain()
             await self.get_agent().drain()
+
+
+async def _all_settled(runs: list[Run], timeout_s: float | None) -> bool:
+    """Wait until every run's producer has ended (turns kept or rolled back); False on timeout."""
+    results = await asyncio.gather(*(run.settled(timeout_s) for run in runs))
+    return all(results)

@@ -133,6 +133,9 @@ def payload_from_agui(payload: dict[str, Any]) -> tuple[dict[str, Any], RunAgent
     if isinstance(run_input.forwarded_props, dict):
         ours.update({k: v for k, v in run_input.forwarded_props.items() if k in FORWARDED})
     ours.update(session_id=session_id_for(run_input.thread_id), stream=True, stream_tokens=True)
+    # AG-UI has no cancel of its own: its clients stop a run by aborting the request (`abortRun`), so a run started
+    # over AG-UI is cancelled when its client leaves, unless `forwardedProps.on_disconnect` says otherwise.
+    ours.setdefault("on_disconnect", "cancel")
     if run_input.resume:
         ours["resume"] = _decision(run_input.resume)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from json.encoder import encode_basestring_ascii as _escape
 from datetime import datetime, timezone
 from typing import Any
@@ -44,8 +45,23 @@ def dumps(data: Any) -> str:
 
     ensure_ascii: httpx's `aiter_lines()` (the guide's client) also breaks lines at U+2028, U+2029 and
     U+0085, so any non-ASCII character is escaped rather than risk splitting a frame.
+    Strict JSON: a NaN or ±Infinity (which no client's strict parser reads) is written as null.
     """
-    return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str)
+    try:
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:  # a non-finite number somewhere (a tool's or a graph's own data); rare, so only then walked
+        return json.dumps(finite(data), ensure_ascii=True, separators=(",", ":"), default=str, allow_nan=False)
+
+
+def finite(data: Any) -> Any:
+    """`data` with every NaN or ±Infinity replaced by None (JSON's null)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(value) for value in data]
+    return data
 
 
 def encode_frame(event_type: str, data: Any, event_id: int | None = None) -> SSEEvent:

@@ -145,3 +145,25 @@ def test_an_unknown_tool_name_is_refused_at_startup():
         build_agent(Settings(memory_backend="memory", approval_required_tools=("calculater",)))
     assert "calculater" in str(refused.value) and "calculator" in str(refused.value)
     assert Settings.from_env({"APPROVAL_REQUIRED_TOOLS": " calculator, ,"}).approval_required_tools == ("calculator",)
+
+
+async def test_approval_ids_cannot_be_guessed(session_id):
+    """Every session's first approval had the same id (`approval-01b9072d…`): the offline model's tool call ids
+    were fixed. They are random now, as Bedrock's are, and so are the approvals named after them."""
+    runtime = make_runtime()
+    ids = {(await ask(runtime, f"{session_id}-{i}"))["interrupt_id"] for i in range(3)}
+    assert len(ids) == 3
+
+
+async def test_edited_arguments_that_fail_the_tools_schema_are_not_echoed(session_id):
+    """LangGraph's own message repeats every argument as sent (`with kwargs {'expression': ['x'], 'secret': …}`):
+    the tool's result names the problem only, and the turn goes on to an answer."""
+    runtime = make_runtime()
+    pending = await ask(runtime, session_id)
+    decision = {"interrupt_id": pending["interrupt_id"], "approved": True,
+                "args": {"expression": ["x"], "secret": "s3cr3t"}}
+    events = [e async for e in runtime.stream({"session_id": session_id, "resume": decision})]
+    tool = next(e.data for e in events if e.type == "agent_step" and e.data.get("type") == "tool")
+    assert tool["content"].startswith("Error: invalid arguments (expression: ") and "Please fix" in tool["content"]
+    assert "s3cr3t" not in tool["content"] and "['x']" not in tool["content"] and "kwargs" not in tool["content"]
+    assert events[-1].type == "agent_end"

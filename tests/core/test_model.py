@@ -163,6 +163,31 @@ async def test_concurrent_first_calls_on_a_loop_share_one_client(endpoint, monke
     assert all(a.content for a in answers) and len(made) == 1
 
 
+@pytest.mark.parametrize("turns", range(0, 6))
+async def test_a_first_call_cancelled_while_the_loops_client_is_made_leaves_it_working(endpoint, turns):
+    """A run rolled back during the loop's first model call (the race suite's `rollback`s) cancelled the making of
+    the loop's client: the calls waiting for it were told they were cancelled too, and a client already made was
+    dropped, its generator finalised later, closing the *next* client of the loop with it — every later call
+    failed ('NoneType' object has no attribute 'get'). `turns` loop turns before the cancel: from before the
+    making starts to after it is done."""
+    import gc
+
+    model = make_model(Settings(model_provider="offline"), endpoint.url)
+    first = asyncio.ensure_future(model.ainvoke("hi"))
+    waiting = [asyncio.ensure_future(model.ainvoke(f"What is {i} + 2?")) for i in range(3)]
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert all(answer.content for answer in await asyncio.gather(*waiting))
+    for _ in range(2):  # a dropped client's generator is finalised (it was, at some later collection)
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0)
+    answers = await asyncio.gather(*(model.ainvoke(f"What is {i} + 1?") for i in range(3)))
+    assert all(answer.content for answer in answers)
+
+
 def test_each_event_loop_gets_its_own_client_closed_with_it():
     # asyncio.run per call, as invoke_agent does: every loop's aiohttp session must be closed on that loop when it
     # shuts down, or Python reports "Unclosed client session" / "Unclosed connector" (at exit or on collection).

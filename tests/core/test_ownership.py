@@ -134,3 +134,57 @@ def test_a_refused_stream_is_a_json_error_before_any_stream(make_server, session
     post(live.url, {"prompt": "My name is Alice", "session_id": session_id, "actor_id": "alice"})
     response = post(live.url, {"prompt": "hi", "session_id": session_id, "actor_id": "bob", "stream": True})
     assert response.headers["content-type"].startswith("application/json") and refused(response)
+
+
+def owner_rows(live: Any) -> int:
+    import sqlite3
+
+    with sqlite3.connect(live.memory_path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM session_owners").fetchone()[0]
+
+
+def test_reads_of_an_unused_session_claim_nothing(make_server, session_id):
+    """bob's `history`, `status`, `cancel` and `resume` on an id nobody has used answer as for an empty session and
+    store nothing: alice's first turn on it is hers (they used to make bob its owner, and 3,000 `status` calls
+    wrote 3,000 owner rows)."""
+    live = make_server()
+    assert post(live.url, {"action": "history", "session_id": "warm-up"}).status_code == 200  # the agent is built
+    rows = owner_rows(live)
+    for action in ("history", "status", "cancel", "resume"):
+        reply = post(live.url, {"action": action, "session_id": session_id, "actor_id": "bob"})
+        expected = {"history": 200, "status": 404, "cancel": 404, "resume": 404}[action]
+        assert reply.status_code == expected, (action, reply.text)
+    for i in range(20):
+        post(live.url, {"action": "status", "session_id": f"{session_id}-{i}", "actor_id": "bob"})
+    assert owner_rows(live) == rows
+    mine = post(live.url, {"prompt": "My name is Alice", "session_id": session_id, "actor_id": "alice"})
+    assert mine.status_code == 200, mine.text
+    assert refused(post(live.url, {"action": "history", "session_id": session_id, "actor_id": "bob"}))
+    assert owner_rows(live) == rows + 1
+
+
+async def test_another_actors_run_is_not_theirs_to_read_or_stop_before_its_turn_claims_the_session(session_id):
+    """A run is registered before its turn claims the session (it may wait for a slot, or the session's lock):
+    in that window bob must not read, follow or cancel it either."""
+    import asyncio
+
+    from bedrock.server.app import build_app
+    from bedrock.wire.events import encode_frame
+
+    settings = Settings(memory_backend="memory")
+    runtime = build_app(settings, agent=build_agent(settings)).state.runtime
+    waiting = asyncio.Event()
+
+    async def not_claimed_yet():  # a turn still waiting for its session: nothing claimed, nothing sent
+        await waiting.wait()
+        yield encode_frame("agent_end", {"output": ""}, 1)
+
+    run = runtime.runs.start("run-alices", session_id, "alice", not_claimed_yet(), "continue")
+    for action in ("status", "cancel", "resume"):
+        with pytest.raises(AgentError) as forbidden:
+            await runtime.ainvoke({"action": action, "session_id": session_id, "actor_id": "bob"})
+        assert forbidden.value.code == "session_forbidden", action
+    history = await runtime.ainvoke({"action": "history", "session_id": session_id, "actor_id": "bob"})
+    assert history["run"] is None and not run.finished
+    mine = await runtime.ainvoke({"action": "cancel", "session_id": session_id, "actor_id": "alice"})
+    assert mine == {"session_id": session_id, "run_id": "run-alices", "status": "cancelled"}

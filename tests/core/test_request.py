@@ -81,3 +81,16 @@ def test_the_agentcore_cli_chats_fields_are_ours_by_name_or_ignored_by_name():
     with pytest.raises(PayloadError) as unknown:  # not a blanket "ignore unknown"
         parse_request({"prompt": "hi", "agentname": "x"})
     assert unknown.value.details[0] == {"field": "agentname", "message": "unknown field"}
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"session_id": "s", "resume": {"interrupt_id": "approval-1", "approved": True, "args": {"n": float("nan")}}},
+     "resume.args.n"),
+    ({"prompt": "hi", "custom_data": {"deep": [{"x": float("inf")}]}}, "custom_data.deep.0.x"),
+    ({"prompt": "hi", "preferences": {"t": float("-inf")}}, "preferences.t"),
+])
+def test_in_process_payloads_are_strict_json_too(payload, field):
+    """`stream_agent` / `ainvoke_agent` callers pass dicts, not JSON: the same door refuses what JSON cannot write."""
+    with pytest.raises(PayloadError) as refused:
+        parse_request(payload)
+    assert refused.value.details == [{"field": field, "message": "not a finite number (JSON has no NaN or Infinity)"}]

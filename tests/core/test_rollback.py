@@ -356,3 +356,34 @@ async def test_a_cancel_while_a_turn_reads_its_session_gives_the_session_back(en
             pass
         after = await events_of(agent, "My name is Zed", session_id)
         assert after[-1].type == "agent_end", (timeout, after[-1].data)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory", "postgres"], indirect=True)
+@pytest.mark.parametrize("first", [True, False], ids=["first turn", "later turn"])
+async def test_reads_show_whole_turns_when_a_process_died_mid_turn(endpoint, tmp_path, backend, first, session_id):
+    """With CHECKPOINT_DURABILITY=sync a turn is written step by step; a process killed mid-turn leaves its first
+    steps stored (a lone human message, a dangling tool call) until the session's next turn rolls them back.
+    `history` (and the pending approvals) read past them, writing nothing."""
+    from langchain_core.messages import HumanMessage
+
+    agent = make_agent(endpoint, backend, tmp_path, checkpoint_durability="sync")
+    if not first:
+        await events_of(agent, PLAIN_TURN, session_id)
+    before = await agent.history(session_id, ACTOR)
+    # The turn as the agent runs it, stopped after its model call as a SIGKILL would stop it: no rollback.
+    config = agent.run_config(request(TOOL_TURN, session_id), [], "run-killed")
+    async for _ in agent.graph.astream({"messages": [HumanMessage(TOOL_TURN, id="run-killed")]}, config,
+                                       stream_mode="updates", durability="sync"):
+        break
+    raw = await agent.graph.aget_state(config)
+    assert raw.next == ("tools",) and raw.metadata[TURN_KEY] == "run-killed"  # the cut turn is stored
+    saver = agent.graph.checkpointer
+    count = len([c async for c in saver.alist({"configurable": {"thread_id": session_id, "checkpoint_ns": ""}})])
+    assert await agent.history(session_id, ACTOR) == before
+    assert await agent.pending_approvals(session_id, ACTOR) == []
+    after = len([c async for c in saver.alist({"configurable": {"thread_id": session_id, "checkpoint_ns": ""}})])
+    assert after == count  # read, not written
+    events = await events_of(agent, "What's my name?", session_id)  # the next turn rolls it back and runs
+    assert events[-1].type == "agent_end"
+    kinds = [m["type"] for m in (await agent.history(session_id, ACTOR))["messages"]]
+    assert kinds == ([] if first else ["human", "ai"]) + ["human", "ai"]

@@ -122,6 +122,37 @@ def test_agent_protocol_ag_ui_takes_only_ag_ui_bodies(make_server, session_id):
     assert run(live.url, said(session_id, "What is 25 * 4?"))[-1].outcome.type == "success"
 
 
+def test_an_ag_ui_only_deployment_can_stop_a_run(make_server, session_id):
+    """AGENT_PROTOCOL=ag-ui refused every non-AG-UI body, `cancel` included, while AG-UI runs went on when their
+    client left: nothing could stop one. Our actions on runs stay reachable, and an AG-UI client's leaving (its
+    `abortRun`) cancels its run."""
+    import time
+
+    live = make_server({"AGENT_PROTOCOL": "ag-ui", "OFFLINE_TOKEN_DELAY_MS": "40"})
+    body = said(session_id, "Tell me about the sea")
+    with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/invocations", json=body) as reply:
+        for line in reply.iter_lines():
+            if '"TEXT_MESSAGE_CONTENT"' in line:
+                break  # the client aborts
+    deadline = time.monotonic() + 20
+    while True:
+        status = httpx.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
+        assert status.status_code == 200, status.text
+        if status.json()["state"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert status.json()["state"] == "cancelled"
+    history = httpx.post(live.url + "/invocations", json={"action": "history", "session_id": session_id}, timeout=10)
+    assert history.status_code == 200 and history.json()["messages"] == []  # rolled back
+    with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/invocations", json={
+            **body, "forwardedProps": {"on_disconnect": "continue"}}) as reply:
+        for line in reply.iter_lines():
+            if '"RUN_STARTED"' in line:
+                break
+    cancelled = httpx.post(live.url + "/invocations", json={"action": "cancel", "session_id": session_id}, timeout=30)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
 def test_a_cold_start_does_not_import_ag_ui():
     """ag-ui-protocol's models take ~55 ms to import: loaded with the first AG-UI body, not by every session."""
     import subprocess

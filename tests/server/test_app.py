@@ -222,3 +222,17 @@ def test_invocations_keep_the_sdks_request_context_and_read_the_body_once(monkey
     finally:
         server.stop()
         agent.close()
+
+
+@pytest.mark.parametrize("method, path, status, code", [
+    ("GET", "/no-such-route", 404, "not_found"),
+    ("POST", "/no-such-route", 404, "not_found"),
+    ("GET", "/invocations", 405, "method_not_allowed"),
+    ("DELETE", "/ping", 405, "method_not_allowed"),
+])
+def test_starlettes_own_refusals_are_in_the_one_json_shape(server, method, path, status, code):
+    response = httpx.request(method, server.url + path, timeout=10)
+    assert response.status_code == status and response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+    if status == 405:
+        assert response.headers["allow"]  # the methods it does take, as Starlette says

@@ -109,6 +109,21 @@ async def test_a_valid_token_names_the_actor(keys, jwks_file):
     assert actor_from_claim("auth0|42").startswith("jwt-") and actor_from_claim("a/../b") != "a/../b"
 
 
+async def test_no_subject_can_become_another_subjects_actor(keys, jwks_file):
+    """`auth0|42` is not an actor id, so it becomes `jwt-<digest>`; a token whose subject *is* that digest used to
+    pass through unchanged — the same actor, with the victim's sessions. Digests are a namespace of their own."""
+    verifier = TokenVerifier(jwt_settings(jwks_file))
+    victim = await verifier.actor("Bearer " + keys.token("auth0|42"))
+    impostor = await verifier.actor("Bearer " + keys.token(victim))
+    assert victim.startswith("jwt-") and impostor.startswith("jwt-") and impostor != victim
+    assert await verifier.actor("Bearer " + keys.token("jwt-not-a-digest")) == "jwt-not-a-digest"  # ids stay ids
+    for empty in ("", "  ", None, True, {"id": 1}):
+        token = jwt.encode({"sub": empty, "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300},
+                           keys.private, "RS256", headers={"kid": "k1"})
+        with pytest.raises(Unauthorized):  # every such token would otherwise be one and the same actor
+            await verifier.actor("Bearer " + token)
+
+
 async def test_every_bad_token_is_unauthorized(keys, jwks_file):
     verifier = TokenVerifier(jwt_settings(jwks_file))
     for name, header in bad_tokens(keys).items():

@@ -63,3 +63,45 @@ def test_nothing_is_stored_and_the_server_keeps_serving(server, session_id):
     reply = httpx.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=10)
     assert reply.status_code == 200 and reply.json()["output"].startswith("I don't know")
     assert httpx.get(server.url + "/ping", timeout=5).json()["status"] == "Healthy"
+
+
+NON_FINITE = [
+    ("NaN in resume.args", b'{"session_id": "s1", "resume": {"interrupt_id": "approval-1", "approved": true, '
+                           b'"args": {"n": NaN}}}', "resume.args.n"),
+    ("Infinity in custom_data", b'{"prompt": "hi", "custom_data": {"x": [1, Infinity]}}', "custom_data.x.1"),
+    ("-Infinity in preferences", b'{"prompt": "hi", "preferences": {"t": -Infinity}}', "preferences.t"),
+    ("1e400 in custom_data", b'{"prompt": "hi", "custom_data": {"big": 1e400}}', "custom_data.big"),
+    ("NaN in an AG-UI body", b'{"threadId": "t1", "runId": "r1", "state": {"v": NaN}, "messages": '
+                             b'[{"id": "m1", "role": "user", "content": "hi"}]}', "state.v"),
+]
+
+
+@pytest.mark.parametrize("name, body, field", NON_FINITE, ids=[b[0] for b in NON_FINITE])
+def test_a_number_json_cannot_write_is_refused_with_its_field(server, name, body, field):
+    """Python's parser takes NaN, Infinity and 1e400; JSON has none of them: stored, they came back out as `NaN`
+    in frames (which no browser parses), in every later model request, and as a 500 from `history`."""
+    response = httpx.post(server.url + "/invocations", content=body, headers={"content-type": "application/json"},
+                          timeout=10)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_payload" and error["details"][0]["field"] == field, error
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_a_body_a_web_page_could_send_cross_site_is_415(server, session_id, content_type):
+    """A page can POST to any site without a CORS preflight only as text/plain, a form or multipart: with
+    AUTH_MODE=none, any page a developer visits could otherwise drive their local server."""
+    body = json.dumps({"prompt": "My name is Mallory", "session_id": session_id}).encode()
+    response = httpx.post(server.url + "/invocations", content=body, headers={"content-type": content_type},
+                          timeout=10)
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
+    no_type_from_a_page = httpx.post(server.url + "/invocations", content=body,
+                                     headers={"origin": "https://evil.example"}, timeout=10)
+    assert no_type_from_a_page.status_code == 415
+    history = httpx.post(server.url + "/invocations", json={"action": "history", "session_id": session_id}, timeout=10)
+    assert history.json()["messages"] == []  # nothing ran
+    for fine in ("application/json", "application/json; charset=utf-8", "application/vnd.api+json"):
+        ok = httpx.post(server.url + "/invocations", content=b'{"action": "history", "session_id": "s1"}',
+                        headers={"content-type": fine}, timeout=10)
+        assert ok.status_code == 200, (fine, ok.text)

@@ -26,7 +26,7 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
            # with the connection: a head with no byte at all is closed without an answer).
            "REQUEST_READ_TIMEOUT_S": "2",
            # What agentcore/.env.local gives `agentcore dev`'s uvicorn:
-           "UVICORN_HTTP": "bedrock.agent_runtime:http_protocol", "UVICORN_TIMEOUT_KEEP_ALIVE": "75",
+           "UVICORN_HTTP": "bedrock.agent_runtime:http_protocol",
            "PYTHONFAULTHANDLER": "1"}  # a server that never starts is sent SIGABRT: every thread's stack in its log
     log = open(tmp_path / "server.log", "w+")
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bedrock.agent_runtime:app", "--host", "127.0.0.1",

@@ -210,8 +210,11 @@ def test_over_http_a_client_dropped_after_any_event_resumes_to_the_same_bytes(se
         rest = post(server.url, {**resume, "last_event_id": last[2]})
         whole = post(server.url, resume)
         assert rest.status_code == whole.status_code == 200
-        assert seen + rest.content == whole.content, f"cut after {k} frames"
         total = len(frames_of(whole.content))
+        if k == total:  # the client had the terminal frame: a resume answers it again, never an empty stream
+            assert rest.content == seen[seen.rindex(b"event: "):]
+            rest = httpx.Response(200, content=b"")
+        assert seen + rest.content == whole.content, f"cut after {k} frames"
         k += 1
     assert total > 10
 
@@ -264,3 +267,25 @@ def parse(prompt: str, session_id: str) -> Any:
     from bedrock.core.request import parse_request
 
     return parse_request({"prompt": prompt, "session_id": session_id})
+
+
+def test_a_resume_at_or_past_the_end_answers_the_terminal_event(server, session_id):
+    """It was a 500 `internal_error` (not streamed) and an empty 200 with no terminal event (streamed)."""
+    done = post(server.url, {"prompt": "What is 6 * 7?", "session_id": session_id, "stream": True})
+    frames = frames_of(done.content)
+    run_id, last = frames[0][1]["run_id"], frames[-1][2]
+    for after in (last, last + 1, 10**12):
+        resume = {"action": "resume", "session_id": session_id, "run_id": run_id, "last_event_id": after}
+        whole = post(server.url, resume)
+        assert whole.status_code == 200 and whole.json()["output"] == "The result of 6 * 7 is 42.", whole.text
+        streamed = frames_of(post(server.url, {**resume, "stream": True}).content)
+        assert streamed == frames[-1:]
+
+
+def test_a_resume_past_a_running_runs_last_event_is_a_400(paced, session_id):
+    seen = stream_some(paced.url, {"prompt": LONG, "session_id": session_id, "stream_tokens": True}, 3)
+    run_id = frames_of(seen)[0][1]["run_id"]
+    ahead = post(paced.url, {"action": "resume", "session_id": session_id, "run_id": run_id,
+                             "last_event_id": 10**6, "stream": True})
+    assert ahead.status_code == 400 and ahead.json()["error"]["details"][0]["field"] == "last_event_id"
+    post(paced.url, {"action": "cancel", "session_id": session_id})

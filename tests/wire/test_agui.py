@@ -255,7 +255,7 @@ def test_an_interrupted_turn_and_its_resume_run():
     answer = {"approved": True, "editedArgs": {"expression": "6 * 7"}}
     payload, run_input = payload_from_agui(agui_input(run_id="agui-run-2", resume=[
         {"interruptId": interrupt.id, "status": "resolved", "payload": answer}]))
-    assert payload == {"session_id": "thread-1", "stream": True, "stream_tokens": True,
+    assert payload == {"session_id": "thread-1", "stream": True, "stream_tokens": True, "on_disconnect": "cancel",
                        "resume": {"interrupt_id": interrupt.id, "approved": True, "args": {"expression": "6 * 7"}}}
     assert parse_request(payload).resume.args == {"expression": "6 * 7"}
     resumed_run = "run-ec4ca72ac52e4a84954491fc4106e197"
@@ -327,7 +327,8 @@ def test_a_prompt_is_the_last_user_message():
         {"id": "3", "role": "user", "content": [{"type": "text", "text": "And"}, {"type": "text", "text": "6 * 7?"}]},
         {"id": "4", "role": "system", "content": "Be brief."},
     ]))
-    assert payload == {"session_id": "thread-1", "prompt": "And\n6 * 7?", "stream": True, "stream_tokens": True}
+    assert payload == {"session_id": "thread-1", "prompt": "And\n6 * 7?", "stream": True, "stream_tokens": True,
+                       "on_disconnect": "cancel"}  # AG-UI's clients stop a run by leaving
     assert isinstance(run_input, RunAgentInput) and run_input.run_id == "agui-run-1"
     assert parse_request(payload).prompt == "And\n6 * 7?"
 
@@ -352,8 +353,10 @@ def test_forwarded_props_give_only_our_own_turn_options():
         "preferences": {"tone": "brief"}, "actor_id": "alice", "session_id": "hijack", "prompt": "other",
         "stream_tokens": False, "nodeName": "x"}))
     assert payload == {"session_id": "thread-1", "prompt": "What is 25 * 4?", "stream": True, "stream_tokens": True,
-                       "preferences": {"tone": "brief"}, "actor_id": "alice"}
+                       "preferences": {"tone": "brief"}, "actor_id": "alice", "on_disconnect": "cancel"}
     assert payload_from_agui(agui_input(forwardedProps="opaque"))[0]["prompt"] == "What is 25 * 4?"
+    kept = payload_from_agui(agui_input(forwardedProps={"on_disconnect": "continue"}))[0]
+    assert kept["on_disconnect"] == "continue"  # a client that re-attaches with our `resume` may say so
 
 
 @pytest.mark.parametrize("entry, decision", [

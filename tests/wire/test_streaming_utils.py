@@ -95,3 +95,14 @@ def test_token_frame_matches_the_generic_encoder():
     for token in ["plain", 'quo"te\\', "naïve ☃ \u2028 \n\t", ""]:
         fast, generic = token_frame(token, 3, 9), encode_frame(LLM_TOKEN, {"token": token, "step": 3, "text": token}, 9)
         assert fast == generic and fast.data == generic.data and fast.id == 9 and fast.type == LLM_TOKEN
+
+
+def test_a_frame_is_strict_json_whatever_its_data_holds():
+    """A graph's own data may hold a NaN (a tool's float result, say): the frame writes null, which every strict
+    parser (a browser's JSON.parse) reads, not `NaN`, which none does."""
+    from bedrock.wire.events import encode_frame
+
+    frame = encode_frame("agent_step", {"values": [1.5, float("nan"), {"x": float("inf")}]}, 3)
+    data = frame.split("\ndata: ")[1].split("\n")[0]
+    assert json.loads(data, parse_constant=lambda name: pytest.fail(f"{name} in a frame")) == {
+        "values": [1.5, None, {"x": None}]}
