@@ -20,13 +20,19 @@ ENV UV_SYSTEM_PYTHON=1 \
     OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=aws_langchain \
     AGENT_MEMORY_PATH=/tmp/agent-memory/checkpoints.sqlite
 
-# Dependencies first, so code changes do not reinstall them.
+# Dependencies first, so code changes do not reinstall them: the runtime's lock file (`make lock` writes it from
+# requirements.txt), every file checked against its sha256. Then requirements.txt, with no index: nothing is fetched,
+# so a lock that no longer satisfies the ranges fails the build instead of installing anything unpinned.
 COPY requirements.txt requirements.txt
-RUN uv pip install -r requirements.txt
+COPY requirements.lock requirements.lock
+RUN uv pip install --require-hashes -r requirements.lock \
+    && uv pip install --no-index -r requirements.txt
 
 # Observability: AgentCore collects traces through the ADOT distro's `opentelemetry-instrument`. Each turn is
 # traced by our own spans (bedrock/core/telemetry.py), so the distro's LangChain instrumentation is turned off
 # above (OTEL_PYTHON_DISABLED_INSTRUMENTATIONS): it would trace the turn a second time, message text included.
+# Not in the lock: the distro pins the OpenTelemetry releases it was made for, and this step moves the lock's to
+# them (seen with distro 0.21.0: opentelemetry-api 1.45.2 -> 1.44.0, pyyaml 6.0.4 -> 6.0.3).
 RUN uv pip install "aws-opentelemetry-distro>=0.18.0,<1.0.0"
 
 # Copy the project (respecting .dockerignore), compiled now: every AgentCore session is a cold start,

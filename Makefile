@@ -1,16 +1,46 @@
-# `make run` serves the agent on :8080 offline; `make test` runs every test. Both set up ./.venv first.
+# `make run` serves the agent on :8080 offline; `make test` runs every test. Both set up ./.venv first, from the
+# lock file. `make lock` regenerates the lock files from the ranges (requirements.txt, pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What is installed: every release pinned, with the sha256 of each of its files (pip --require-hashes).
+#   requirements.lock      the runtime (requirements.txt): what the Dockerfile installs
+#   requirements-dev.lock  the runtime + pyproject.toml's `test` and `dev` extras: what .venv gets (make, CI)
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# The lock tool: uv (the same release as .ci/agentcore-cli's), installed into .venv by `make lock`.
+UV_VERSION := 0.13.9
 
-.PHONY: postgres run test bench bench-smoke clean ui-vendor browser
+.PHONY: postgres run test bench bench-smoke clean ui-vendor browser lock
 
-$(STAMP): pyproject.toml requirements.txt
+# The package itself goes in last, without dependencies: everything it needs came from the lock.
+$(STAMP): pyproject.toml requirements.txt $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# The lock files, resolved by uv for every platform and Python >= 3.11 at once (--universal: markers where they
+# differ; the hashes of every file of each pinned release, so Linux x86_64 and aarch64, Python 3.11-3.13 all verify).
+# A pin that still fits its range is kept; `make lock UPGRADE=1` takes the newest releases the ranges allow. The
+# runtime lock is resolved within the dev lock's pins, so the image installs the releases the tests ran.
+# tests/test_dependencies.py checks that .venv matches the dev lock and that requirements.txt matches the runtime lock.
+# uv rewrites its output even when nothing changed: each lock is written beside, and replaced only if it changed
+# (so .venv is not reinstalled for nothing).
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --annotation-style line \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+define compile_lock
+	cp $(2) $(2).new 2>/dev/null || true
+	$(UV_COMPILE) $(1) -o $(2).new || { rm -f $(2).new; exit 1; }
+	cmp -s $(2).new $(2) && rm $(2).new || mv $(2).new $(2)
+endef
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(call compile_lock,pyproject.toml --extra test --extra dev,$(DEV_LOCK))
+	$(call compile_lock,requirements.txt -c $(DEV_LOCK),$(LOCK))
 
 run: $(STAMP)
 	MODEL_PROVIDER=$${MODEL_PROVIDER:-offline} OFFLINE_TOKEN_DELAY_MS=$${OFFLINE_TOKEN_DELAY_MS:-40} \

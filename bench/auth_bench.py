@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.server.auth import TokenVerifier
-from bedrock.core.memory import ThreadedSqliteSaver
 from bedrock.offline.endpoint import OfflineBedrockEndpoint
-from bedrock.core.ownership import SessionOwners, SqliteOwners
-from bedrock.core.request import parse_request
+from bedrock.core.ownership import SessionOwners
+from bedrock.store.sqlite import SqliteOwners, ThreadedSqliteSaver
+from bedrock.wire.request import parse_request
 
 
 async def per_call_us(call, count: int) -> float:

@@ -20,9 +20,9 @@ import httpx
 
 from bench.common import Server, percentile, table
 from bedrock.core.graph import build_graph
-from bedrock.core.memory import ThreadedSqliteSaver
 from testkit.chat_models import ScriptedChatModel
 from bedrock.core.tools import default_tools
+from bedrock.store.sqlite import ThreadedSqliteSaver
 
 
 async def turn(client: httpx.AsyncClient, url: str, session: str, n: int) -> tuple[float, float, dict]:

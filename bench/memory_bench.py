@@ -24,7 +24,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.offline.endpoint import OfflineBedrockEndpoint
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 
 MARKS = (1, 10, 50)
 VARIANTS = [  # label, backend, durability, history

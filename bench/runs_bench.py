@@ -25,7 +25,7 @@ from bench.common import median, table
 from bench.sse_apps import LONG_REPLY_TOKENS, long_reply_model
 from bedrock.config import Settings
 from bedrock.core.graph import build_graph
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.runs import Run, RunRegistry
 from bedrock.core.tools import default_tools
 from bedrock.core.turn import Agent

@@ -76,21 +76,22 @@ def ours_app() -> Any:
 
     settings = Settings.from_env()
     real = build_agent(settings)
-    return build_app(settings, agent=FrameAgent(real.graph, real.settings))
+    return build_app(settings, agent=FrameAgent(real.graph, real.settings, real.store))
 
 
 def agent_long_app() -> Any:
     from bedrock.config import Settings
     from bedrock.core.graph import build_graph
-    from bedrock.core.memory import make_checkpointer
     from bedrock.core.tools import default_tools
     from bedrock.core.turn import Agent
     from bedrock.server.app import build_app
+    from bedrock.store import open_store
 
-    # The configured (SQLite) saver, as in production: an in-process one would grow the heap every turn.
+    # The configured (SQLite) store, as in production: an in-process one would grow the heap every turn.
     settings = Settings.from_env()
-    graph = build_graph(long_reply_model(), default_tools(), make_checkpointer(settings))
-    return build_app(settings, agent=Agent(graph, settings))
+    store = open_store(settings)
+    graph = build_graph(long_reply_model(), default_tools(), store.checkpointer)
+    return build_app(settings, agent=Agent(graph, settings, store))
 
 
 def long_reply_model() -> Any:

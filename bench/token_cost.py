@@ -28,7 +28,7 @@ from bedrock.core.graph import build_graph
 from bedrock.core.model import make_model
 from testkit.chat_models import ScriptedChatModel
 from bedrock.offline.endpoint import OfflineBedrockEndpoint
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.tools import default_tools
 
 

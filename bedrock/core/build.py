@@ -1,16 +1,16 @@
-"""build_agent(settings): the model, tools, checkpointer and graph as configured, put together as an Agent."""
+"""build_agent(settings): the model, tools, store (checkpointer, owners, locks) and graph as configured, put
+together as an Agent."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bedrock.config import ConfigError, Settings
 from bedrock.core.graph import build_graph
-from bedrock.core.memory import ThreadedSqliteSaver, make_checkpointer
-from bedrock.core.sessions import FileLocks, SharedLocks
 from bedrock.core.model import make_model
 from bedrock.core.tools import default_tools
 from bedrock.core.turn import Agent
+from bedrock.store import Store, open_store
 
 if TYPE_CHECKING:
     from bedrock.core.telemetry import Telemetry
@@ -31,37 +31,23 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
         endpoint = OfflineBedrockEndpoint(settings.offline_token_delay_ms).start()
         endpoint_url = endpoint.url
         closers.append(endpoint.stop)
+    store: Store | None = None
     try:
-        checkpointer = make_checkpointer(settings)
+        store = open_store(settings)
         tools = default_tools()
         unknown = set(settings.approval_required_tools) - {tool.name for tool in tools}
         if unknown:
             raise ConfigError(f"APPROVAL_REQUIRED_TOOLS names no tool of this agent: {', '.join(sorted(unknown))} "
                               f"(its tools: {', '.join(tool.name for tool in tools)})")
-        graph = build_graph(make_model(settings, endpoint_url), tools, checkpointer,
+        graph = build_graph(make_model(settings, endpoint_url), tools, store.checkpointer,
                             settings.history_max_messages, frozenset(settings.approval_required_tools))
-        agent = Agent(graph, settings, telemetry=telemetry, shared_locks=shared_locks(settings, checkpointer))
+        agent = Agent(graph, settings, store, telemetry=telemetry)  # closes the store when it is closed
     except BaseException:
+        if store is not None:
+            store.close()
         for close in closers:
             close()
         raise
-    close_saver = getattr(checkpointer, "close", None)
-    if callable(close_saver):
-        closers.append(close_saver)
-    if agent.locks.shared is not None:
-        closers.append(agent.locks.shared.close)
     agent.closers.extend(closers)
     return agent
 
-
-def shared_locks(settings: Settings, checkpointer: Any) -> SharedLocks | None:
-    """The session lock other processes honour, for the memories they can share: SQLite (processes on one host),
-    PostgreSQL (replicas anywhere). None for in-process memory, and for AgentCore Memory (AgentCore routes a
-    session to one microVM)."""
-    if isinstance(checkpointer, ThreadedSqliteSaver):
-        return FileLocks(settings.memory_path + ".locks")
-    if type(checkpointer).__name__ == "ThreadedPostgresSaver":
-        from bedrock.core.postgres import AdvisoryLocks
-
-        return AdvisoryLocks(settings.database_url)
-    return None

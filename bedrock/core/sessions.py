@@ -1,95 +1,22 @@
 """Per-session turn locks: two turns of one session never interleave; other sessions never wait.
 
 Within a process an asyncio lock per session; across processes that share the session memory, a second lock
-that every process honours (`SharedLocks`): a byte-range file lock for SQLite on one host (`FileLocks`),
-an advisory lock for PostgreSQL (`bedrock/core/postgres.py`). Both are freed by the OS or the database server
-when a process dies, so a killed replica never leaves a session locked.
+that every process honours: the store's `SharedLocks` (`bedrock/store/locks.py`), a byte-range file lock for
+SQLite on one host, an advisory lock for PostgreSQL. Both are freed by the OS or the database server when a process
+dies, so a killed replica never leaves a session locked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import hashlib
-import os
-import threading
 import weakref
-from pathlib import Path
-from typing import Awaitable, Protocol
 
 from bedrock.errors import SessionBusy
+from bedrock.store.locks import SharedLocks
 
 # Polling a lock another process holds: first after 5 ms, doubling up to 100 ms (a turn takes tens of ms or more).
 FIRST_POLL_S = 0.005
 LAST_POLL_S = 0.1
-
-
-def session_digest(session_id: str, size: int, *, signed: bool = False) -> int:
-    """A session's lock key: `size` bytes of its BLAKE2b hash as an integer (a file offset, an advisory lock key)."""
-    digest = hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=size).digest()
-    return int.from_bytes(digest, "big", signed=signed)
-
-
-class SharedLocks(Protocol):
-    """A lock per session that other processes honour."""
-
-    def try_acquire(self, session_id: str) -> bool | Awaitable[bool]:
-        """Take the session for this process if nobody holds it; never wait for it (a bool, or an awaitable
-        one when it takes I/O)."""
-
-    def release(self, session_id: str) -> None:
-        """Give it back (without blocking the caller)."""
-
-    def close(self) -> None:
-        """Free everything; the process is done with the memory."""
-
-
-class FileLocks:
-    """SessionLocks across processes sharing one SQLite file: POSIX byte-range locks on `<file>.locks`.
-
-    One file and one descriptor per process, each session a byte at an offset from its hash (48 bits: two
-    sessions share a byte once in ~10^14 pairs, and then only wait for each other). The kernel drops a process's
-    locks when it exits, however it exits. Non-blocking calls, a few µs each: made inline on the event loop.
-    Hand-written: filelock and portalocker lock whole files, one per key, and leave the files behind.
-    POSIX locks belong to the process, not the descriptor, so this one descriptor is never closed early (closing
-    any descriptor of the file would drop them all); within the process the asyncio locks keep turns apart.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        # POSIX locks are the process's, so a second lockf of a byte it holds succeeds: held bytes are tracked
-        # here too (one release must not free a byte another turn of this process still counts on).
-        self._held: set[int] = set()
-        self._guard = threading.Lock()
-
-    @staticmethod
-    def _offset(session_id: str) -> int:
-        return session_digest(session_id, 6)
-
-    def try_acquire(self, session_id: str) -> bool:
-        offset = self._offset(session_id)
-        with self._guard:
-            if offset in self._held:  # this process holds it already (a turn on another event loop): wait too
-                return False
-            try:
-                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-            except (BlockingIOError, PermissionError):
-                return False
-            self._held.add(offset)
-            return True
-
-    def release(self, session_id: str) -> None:
-        offset = self._offset(session_id)
-        with self._guard:
-            self._held.discard(offset)
-            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, offset)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 class SessionLocks:

@@ -18,14 +18,16 @@ from bedrock.core.graph import dangling_calls, declined
 from bedrock.core.hooks import observed, stream_observers
 from bedrock.core.messages import message_text, step_data
 from bedrock.core.metrics import MetricsCallback
-from bedrock.core.ownership import SessionOwners, make_owners
-from bedrock.core.request import AgentRequest
+from bedrock.core.ownership import SessionOwners
+from bedrock.wire.request import RunRequest
 from bedrock.core.rollback import cut_turn, roll_back, turn_metadata
 from bedrock.core.runs import new_run_id
 from bedrock.core.session_state import SessionReads
-from bedrock.core.sessions import SessionLocks, SharedLocks
+from bedrock.core.sessions import SessionLocks
 from bedrock.core.tokens import TappedStream, TokenTap
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
+from bedrock.store import Store
+from bedrock.store.in_process import InProcessOwners
 from bedrock.wire.batching import TokenBuffer
 from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, SSEEvent,
                                  utc_timestamp)
@@ -44,8 +46,8 @@ class Agent(SessionReads):
     """The compiled graph and what a turn needs; streams or folds one turn at a time (reads of a session's kept
     state — history, pending approvals — in `SessionReads`)."""
 
-    def __init__(self, graph: CompiledStateGraph, settings: Settings, owners: SessionOwners | None = None,
-                 telemetry: Telemetry | None = None, shared_locks: SharedLocks | None = None) -> None:
+    def __init__(self, graph: CompiledStateGraph, settings: Settings, store: Store | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.graph = graph
         self.settings = settings
         if telemetry is None:  # the global OpenTelemetry providers; loaded here, off a cold start's /ping path
@@ -53,13 +55,15 @@ class Agent(SessionReads):
 
             telemetry = Telemetry(settings)
         self.telemetry = telemetry
-        self.owners = owners or make_owners(graph.checkpointer, settings.agentcore_memory_id, settings.aws_region)
-        self.closers: list[Callable[[], Any]] = []  # what `close` releases, last first
+        # `store`: where the graph's checkpointer came from, with the sessions' owners and (SQLite, PostgreSQL) their
+        # lock across processes; closed with the agent. None (a graph built by hand): owners kept in this process.
+        self.store = store
+        self.owners = SessionOwners(store.owners if store is not None else InProcessOwners())
+        self.closers: list[Callable[[], Any]] = [store.close] if store is not None else []  # `close`: last first
         self.approval_required = frozenset(settings.approval_required_tools)
-        # `shared_locks`: a session's lock across processes sharing its memory (SQLite file, PostgreSQL).
-        self.locks = SessionLocks(settings.session_wait_s, shared_locks)
+        self.locks = SessionLocks(settings.session_wait_s, store.shared_locks if store is not None else None)
         self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
-        # Only savers that implement pruning (our SQLite one) are pruned; the base class's aprune just raises.
+        # Only savers that implement pruning (our SQLite and PostgreSQL ones) are pruned; the base class's raises.
         checkpointer = graph.checkpointer
         self._can_prune = (
             settings.checkpoint_history == "latest"
@@ -67,7 +71,7 @@ class Agent(SessionReads):
             and type(checkpointer).aprune is not BaseCheckpointSaver.aprune
         )
 
-    def run_config(self, request: AgentRequest, callbacks: Sequence[Any], turn_id: str = "") -> dict[str, Any]:
+    def run_config(self, request: RunRequest, callbacks: Sequence[Any], turn_id: str = "") -> dict[str, Any]:
         """LangGraph config: the session is the thread; preferences and custom_data ride along.
 
         `metadata` marks every checkpoint the turn writes with its id, which is how a cut turn is rolled back.
@@ -85,7 +89,7 @@ class Agent(SessionReads):
         }
 
     def stream(
-        self, request: AgentRequest, callbacks: Iterable[Any] = (), shutdown: Any = None, *,
+        self, request: RunRequest, callbacks: Iterable[Any] = (), shutdown: Any = None, *,
         run_id: str | None = None, session_wait_s: float | None = None,
     ) -> AsyncIterator[SSEEvent]:
         """The turn's events; a failure ends the stream with one `error` event, never an exception.
@@ -113,7 +117,7 @@ class Agent(SessionReads):
         return observed(events, observers) if observers else events
 
     async def _events(
-        self, request: AgentRequest, user_callbacks: list[Any], run_id: str, session_wait_s: float | None,
+        self, request: RunRequest, user_callbacks: list[Any], run_id: str, session_wait_s: float | None,
         trace: TurnTrace,
     ) -> AsyncIterator[SSEEvent]:
         seq = EventSequence()
@@ -243,7 +247,7 @@ class Agent(SessionReads):
         end["timestamp"] = utc_timestamp()
         yield seq.emit(AGENT_END, end)
 
-    async def _recover(self, request: AgentRequest) -> None:
+    async def _recover(self, request: RunRequest) -> None:
         """Roll back the steps of a turn whose process died mid-turn (a replica killed, a host lost).
 
         Only with CHECKPOINT_DURABILITY `sync`/`async`, which write a turn step by step: its last checkpoint then
@@ -261,7 +265,7 @@ class Agent(SessionReads):
             if self.approval_required:  # it may have been answering an approval: ask for it again
                 await self._ask_again(config)
 
-    async def _input(self, request: AgentRequest, turn_id: str, metrics: MetricsCallback) -> Any:
+    async def _input(self, request: RunRequest, turn_id: str, metrics: MetricsCallback) -> Any:
         """The graph's input: the prompt, or the answer to the pending approval (`Command(resume=…)`).
 
         With approvals configured, a prompt sent while an approval is pending declines it first, so the
@@ -283,7 +287,7 @@ class Agent(SessionReads):
             metrics.approvals_declined += 1
         return Command(resume={chosen.id: {"approved": decision.approved, "args": decision.args}})
 
-    async def _settle(self, graph_stream: Any, request: AgentRequest, turn_id: str, completed: bool) -> None:
+    async def _settle(self, graph_stream: Any, request: RunRequest, turn_id: str, completed: bool) -> None:
         """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.
 
         The work runs as its own task, so nothing cancels it: the session stays locked until it is done,
@@ -313,7 +317,7 @@ class Agent(SessionReads):
         if pending:
             await asyncio.wait(pending, timeout=timeout_s)
 
-    async def _prune(self, request: AgentRequest) -> None:
+    async def _prune(self, request: RunRequest) -> None:
         """Drop the session's superseded checkpoints, where the saver supports it (CHECKPOINT_HISTORY)."""
         if not self._can_prune:
             return
@@ -322,7 +326,7 @@ class Agent(SessionReads):
         except Exception:
             logger.exception("could not prune old checkpoints of session %s", request.session_id)
 
-    async def _abandon(self, graph_stream: Any, request: AgentRequest, turn_id: str) -> None:
+    async def _abandon(self, graph_stream: Any, request: RunRequest, turn_id: str) -> None:
         """Stop the graph run (its tasks and its exit checkpoint end with it), then roll the session back."""
         if graph_stream is not None:
             try:
@@ -352,12 +356,12 @@ class Agent(SessionReads):
             async for _ in self.graph.astream(None, config, durability=self.settings.checkpoint_durability):
                 pass
 
-    async def invoke(self, request: AgentRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
+    async def invoke(self, request: RunRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""
         return await result_of(self.stream(request, callbacks))
 
     def close(self) -> None:
-        """Close what the agent was built with (its checkpointer, the offline endpoint), once its turns are settled."""
+        """Close what the agent was built with (its store, the offline endpoint), once its turns are settled."""
         for close in reversed(self.closers):
             try:
                 close()

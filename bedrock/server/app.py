@@ -15,8 +15,8 @@ import logging
 import os
 import signal
 from concurrent.futures import Future
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
 from starlette.exceptions import HTTPException
@@ -27,13 +27,13 @@ from starlette.responses import Response
 from bedrock.config import Settings
 from bedrock.core.correlation import carries_trace
 from bedrock.core.turn import Agent, result_of
-from bedrock.errors import AgentError, classify
+from bedrock.errors import AgentError
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
 from bedrock.server.responses import DeferredJSONResponse, JSONReply, error_response, sse_response
 from bedrock.server.main import prepare_process
 from bedrock.server.negotiation import prefers_event_stream
-from bedrock.server.runtime import Runtime
+from bedrock.server.runtime import Followed, Runtime
 from bedrock.server.ui import ui_routes
 from bedrock.wire.headers import SESSION_HEADER
 from bedrock.wire.text import TextRendering
@@ -72,7 +72,9 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
             prepare_process(settings)
         # Built before the first request is served, but on a worker thread: every new AgentCore session is a
         # cold start, and /ping answers while the model client, graph and checkpointer are being built.
-        runtime.start().add_done_callback(_stop_if_failed)
+        build = runtime.start()
+        if process:  # an app embedded in someone else's server never signals their process
+            build.add_done_callback(_stop_if_failed)
         yield
         await runtime.stop()
 
@@ -116,6 +118,7 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
         app.router.routes.extend(ui_routes())
     app.add_exception_handler(Exception, _internal_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(AgentError, _agent_error)  # raised anywhere on a request's way: its catalog reply
     return app
 
 
@@ -128,60 +131,53 @@ async def respond(
     for the run's end. Every refusal comes before a stream starts, as a JSON error. From the request's
     `headers`: `Last-Event-ID` (resume) and `Accept` (preferring an event stream: stream without `"stream"`)."""
     headers = headers or {}
-    agui = None  # the AG-UI input, when the body is one: the run is then written as AG-UI events
-    try:
-        # AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions on runs (cancel, resume, status, history) stay
-        # reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run.
-        ag_ui_only = runtime.settings.agent_protocol == "ag-ui" and not _is_run_action(payload)
-        if ag_ui_only or (isinstance(payload, dict) and "threadId" in payload):
-            # Imported with the first AG-UI body: ag-ui-protocol's models take ~55 ms to import, which every
-            # AgentCore session (a cold start) would otherwise pay (bench/RESULTS_cold_start.md).
-            from bedrock.wire import agui as ag_ui
-
-            if ag_ui_only or ag_ui.looks_like_run_agent_input(payload):
-                payload, agui = ag_ui.payload_from_agui(payload)
-        request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
-                                   prefers_events=prefers_event_stream(headers.get("accept")))
-    except AgentError as refused:
-        return error_response(refused)
-    try:
-        agent = await runtime.ready_agent()
-    except Exception:
-        return error_response(AgentError("internal_error", "The agent could not be started; see the server logs."))
-    try:  # refused here, before any stream; claimed only by the turn itself, once it runs
-        await agent.owners.check(request.session_id, request.actor_id, claim=False)
-    except Exception as refused:
-        return error_response(classify(refused))
+    payload, agui = _agui(runtime.settings, payload)
+    request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
+                               prefers_events=prefers_event_stream(headers.get("accept")))
+    with _incoming_trace(headers):  # the caller's trace becomes the parent of the turn's span
+        outcome = await runtime.dispatch(request, "http")
+    if not isinstance(outcome, Followed):
+        return JSONReply(outcome)
     settings = runtime.settings
-    shutdown = runtime.shutdown_event()
-    start = None
-    token = None
-    if carries_trace(headers):  # the caller's trace becomes the parent of the turn's span
-        from bedrock.core import telemetry  # loaded with the agent already
-
-        token = telemetry.attach_incoming(headers)
-    try:
-        if request.action == "run":
-            # On AgentCore the container never learns that a client left: runs go on by default here too.
-            run = await runtime.start_run(agent, request, on_disconnect=request.on_disconnect or "continue",
-                                          slots=runtime.slots, shutdown=shutdown)
-            follower = run.follow(0, owner=True)
-        elif request.action == "resume":
-            run, follower = runtime.resume(request)
-            start = {"session_id": run.session_id, "actor_id": run.actor_id, "run_id": run.run_id}
-        else:
-            return JSONReply(await runtime.control(request))
-    except AgentError as refused:
-        return error_response(refused)
-    finally:
-        if token is not None:
-            telemetry.detach(token)
     if stream or request.stream:
-        render = (ag_ui.AGUIStream(agui).render if agui is not None
+        render = (agui.render if agui is not None
                   else TextRendering().render if request.stream_format == "text" else None)
-        return sse_response(follower, settings.sse_ping_interval_s, shutdown, settings.shutdown_grace_s,
-                            settings.sse_stall_timeout_s, render=render)
-    return DeferredJSONResponse(lambda: result_of(follower, start))
+        return sse_response(outcome.follower, settings.sse_ping_interval_s, runtime.shutdown_event(),
+                            settings.shutdown_grace_s, settings.sse_stall_timeout_s, render=render)
+    return DeferredJSONResponse(lambda: result_of(outcome.follower, outcome.start))
+
+
+def _agui(settings: Settings, payload: Any) -> tuple[Any, Any]:
+    """An AG-UI RunAgentInput body as our payload, and the AG-UI rendering of its run (None for our own bodies).
+
+    AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions on runs (cancel, resume, status, history) stay
+    reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run."""
+    ag_ui_only = settings.agent_protocol == "ag-ui" and not _is_run_action(payload)
+    if not (ag_ui_only or (isinstance(payload, dict) and "threadId" in payload)):
+        return payload, None
+    # Imported with the first AG-UI body: ag-ui-protocol's models take ~55 ms to import, which every AgentCore
+    # session (a cold start) would otherwise pay (bench/RESULTS_cold_start.md).
+    from bedrock.wire import agui as ag_ui
+
+    if not (ag_ui_only or ag_ui.looks_like_run_agent_input(payload)):
+        return payload, None
+    ours, run_input = ag_ui.payload_from_agui(payload)
+    return ours, ag_ui.AGUIStream(run_input)
+
+
+@contextmanager
+def _incoming_trace(headers: Mapping[str, str]) -> Iterator[None]:
+    """The request's `traceparent` as the current OpenTelemetry context while its run starts, if it has one."""
+    if not carries_trace(headers):
+        yield
+        return
+    from bedrock.core import telemetry  # loaded with the agent already
+
+    token = telemetry.attach_incoming(headers)
+    try:
+        yield
+    finally:
+        telemetry.detach(token)
 
 
 def _is_run_action(payload: Any) -> bool:
@@ -190,9 +186,16 @@ def _is_run_action(payload: Any) -> bool:
 
 
 def _stop_if_failed(build: Future[Agent]) -> None:
-    """A server whose agent cannot be built stops, as a failed startup would, rather than answer errors."""
+    """A server whose agent cannot be built stops, as a failed startup would, rather than answer errors. Only the
+    app its process serves (`process=True`); an embedded one answers `internal_error` and retries the build."""
     if build.exception() is not None:
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _agent_error(request: Request, exc: Exception) -> Response:
+    """A refusal (a bad payload, someone else's session, no such run …): its catalog status and JSON body."""
+    assert isinstance(exc, AgentError)
+    return error_response(exc)
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",

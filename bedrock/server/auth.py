@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bedrock.config import Settings
-from bedrock.core.request import ID_PATTERN, MAX_ACTOR_ID
+from bedrock.wire.ids import ID_PATTERN, MAX_ACTOR_ID
 from bedrock.errors import ActorForbidden, Unauthorized
 from bedrock.server.responses import error_response
 

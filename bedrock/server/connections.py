@@ -29,8 +29,8 @@ only when every connection is busy (the app has its request, or a head is under 
 503. So N sockets that only wait cannot keep a new client out at all, and N that send heads slowly for at most
 REQUEST_READ_TIMEOUT_S.
 
-uvicorn internals relied on (uvicorn 0.54.0 and h11 0.16.0 as installed; requirements.txt asks only uvicorn>=0.34,
-so an upgrade that moves one of these fails tests/server/test_connections.py):
+uvicorn internals relied on (uvicorn 0.54.0 and h11 0.16.0, locked in requirements.lock; requirements.txt bounds
+uvicorn below 0.55, and tests/test_dependencies.py and tests/server/test_connections.py fail if one of these moves):
 - `H11Protocol.conn` (the h11.Connection: `their_state`, `trailing_data`), `.cycle` (the request in flight:
   `response_started`, `response_complete`), `.connections` (the server's open connections, a set: its size is
   the cap's count), `.server_state` (one per server: the idle connections' registry is kept on it), `.loop`;

@@ -2,7 +2,8 @@
 
 One per app (`build_app` makes it and keeps it in `app.state.runtime`), so a test or an embedding builds its
 own with its own settings; nothing here is a module global. Every request is one of five actions
-(`bedrock/core/request.py`): `run` starts a run, `resume` follows one; `cancel`, `status`, `history` answer a dict.
+(`bedrock/wire/request.py`): a run (or an approval's answer) starts a run, `resume` follows one; `cancel`, `status`,
+`history` answer a dict. `dispatch` is the one way from a parsed request to its answer, for HTTP and in-process alike.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 import threading
 from concurrent.futures import Future
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
-from bedrock.core.request import AgentRequest, client_fields, parse_request
+from bedrock.wire.request import (AgentRequest, CancelRequest, ControlRequest, HistoryRequest, ResumeRequest,
+                                  RunRequest, StatusRequest, client_fields, parse_request)
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
 from bedrock.core.turn import Agent, result_of
 from bedrock.errors import AgentError, PayloadError, SessionBusy, SessionForbidden, classify
@@ -26,6 +29,31 @@ from bedrock.server.executor import ElasticThreadPool
 from bedrock.wire.events import ERROR, EventSequence, SSEEvent, utc_timestamp
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What differs by where a request comes from, stated once."""
+
+    on_disconnect: str  # what a run does when the client that started it leaves, unless its payload says
+    shutdown: bool  # its turn ends within SHUTDOWN_GRACE_S when the server stops
+
+
+ORIGINS = {
+    # On AgentCore the container never learns that a client left: runs go on by default over HTTP.
+    "http": Origin(on_disconnect="continue", shutdown=True),
+    # A caller that stops iterating (or is cancelled) ends its run; it may run on a loop of its own (invoke_agent),
+    # where the server's shutdown signal (an asyncio.Event of the server's loop) cannot be awaited.
+    "in_process": Origin(on_disconnect="cancel", shutdown=False),
+}
+
+
+@dataclass
+class Followed:
+    """A request answered by a run's frames: its follower, and `agent_start`'s data when it begins after it."""
+
+    follower: Follower
+    start: dict[str, Any] | None = None
 
 
 class Runtime:
@@ -130,7 +158,7 @@ class Runtime:
                  header_last_event_id: str | None = None, *, prefers_events: bool = False) -> AgentRequest:
         """Parse a payload against the settings; raises PayloadError, or ActorForbidden when a verified caller's
         payload names another actor (by any of its names). A verified actor is the request's actor."""
-        payload = client_fields(payload)
+        payload = client_fields(payload)  # (parse_request applies it too; bind_actor reads the resolved names)
         request = parse_request(
             payload,
             header_session_id=header_session_id,
@@ -143,10 +171,35 @@ class Runtime:
             bind_actor(payload, verified)
         return request
 
+    async def dispatch(self, request: AgentRequest, origin: str, callbacks: Iterable[Any] = ()) -> Followed | dict:
+        """The one way from a parsed request to what answers it, for every transport: the agent (awaiting its
+        build), the session's owner (checked here alone; a turn that runs claims the session itself), then a run
+        (a follower of it), a resume (a follower from an event id), or an action's dict. Raises AgentError.
+
+        `origin` ("http" or "in_process") picks the defaults that differ (ORIGINS)."""
+        defaults = ORIGINS[origin]
+        try:
+            agent = await self.ready_agent()
+        except Exception:
+            raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
+        try:
+            await agent.owners.check(request.session_id or "", request.actor_id or "", claim=False)
+        except Exception as refused:  # someone else's (403), or a memory that cannot be read (503)
+            raise classify(refused) from None
+        if isinstance(request, RunRequest):
+            run = await self.start_run(agent, request, on_disconnect=request.on_disconnect or defaults.on_disconnect,
+                                       callbacks=callbacks, slots=self.slots,
+                                       shutdown=self.shutdown_event() if defaults.shutdown else None)
+            return Followed(run.follow(0, owner=True))
+        if isinstance(request, ResumeRequest):
+            run, follower = self.resume(request)
+            return Followed(follower, {"session_id": run.session_id, "actor_id": run.actor_id, "run_id": run.run_id})
+        return await self.control(request)
+
     # --- runs ------------------------------------------------------------------------------------------------
 
     async def start_run(
-        self, agent: Agent, request: AgentRequest, *, on_disconnect: str, callbacks: Iterable[Any] = (),
+        self, agent: Agent, request: RunRequest, *, on_disconnect: str, callbacks: Iterable[Any] = (),
         slots: InvocationSlots | None = None, shutdown: Any = None,
     ) -> Run:
         """Start the request's turn as a run, after its session's run in progress, per `multitask_strategy`:
@@ -184,14 +237,14 @@ class Runtime:
             if left <= 0 or not await _all_settled(active, left):
                 return
 
-    async def check_pending(self, agent: Agent, request: AgentRequest) -> None:
+    async def check_pending(self, agent: Agent, request: RunRequest) -> None:
         """Refuse an answer to an approval the session is not waiting for (`nothing_to_resume`,
         `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
         if self.runs.active(request.session_id) is not None or request.resume is None:
             return
         await agent.pending_interrupt(request.session_id, request.actor_id or "", request.resume.interrupt_id)
 
-    def resume(self, request: AgentRequest) -> tuple[Run, Follower]:
+    def resume(self, request: ResumeRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""
         run = self._find(request)
         after = request.last_event_id or 0
@@ -205,9 +258,9 @@ class Runtime:
             after = run.last_id - 1  # at or past its end: the answer is the run's terminal event, again
         return run, run.follow(after)
 
-    async def control(self, request: AgentRequest) -> dict[str, Any]:
+    async def control(self, request: ControlRequest) -> dict[str, Any]:
         """`cancel` (the session's run in progress; waits until it is rolled back), `status`, or `history`."""
-        if request.action == "history":
+        if isinstance(request, HistoryRequest):
             try:
                 history = await self.get_agent().history(request.session_id or "", request.actor_id or "")
             except Exception as exc:  # a memory that cannot be read: its catalog error, not a bare 500
@@ -217,11 +270,11 @@ class Runtime:
             active = self.runs.active(history["session_id"])
             mine = active is not None and active.actor_id == request.actor_id
             return {**history, "run": active.status() if mine else None}
-        if request.action == "cancel":
+        if isinstance(request, CancelRequest):
             return await self._cancel(request.session_id or "", request.actor_id or "", request.run_id)
         return self._find(request).status()
 
-    def _find(self, request: AgentRequest) -> Run:
+    def _find(self, request: ResumeRequest | StatusRequest) -> Run:
         """The session's run `run_id` (else its newest); another actor's — possible only before a session's first
         turn has claimed it — is refused as the session would be."""
         run = self.runs.find(request.session_id or "", request.run_id)
@@ -253,39 +306,28 @@ class Runtime:
         """
         try:
             request = self.validate(payload)
-            if request.action not in ("run", "resume"):
-                raise AgentError("invalid_payload", f"action {request.action!r} answers a dict: use ainvoke_agent")
-            follower = await self._follower(request, callbacks)
+            if not isinstance(request, (RunRequest, ResumeRequest)):
+                raise PayloadError(f"action {request.action!r} answers a dict: use ainvoke_agent")
+            followed = await self.dispatch(request, "in_process", callbacks or ())
         except AgentError as error:
             yield EventSequence().emit(ERROR, error.event_data(utc_timestamp()))
             return
+        assert isinstance(followed, Followed)
         # Closed with this generator (a caller that stops early, or is cancelled), not whenever the collector
         # gets to it: until then the follower counts, and an owner's close is what cancels its run.
-        async with aclosing(follower):
+        async with aclosing(followed.follower) as follower:
             async for event in follower:
                 yield event
 
     async def ainvoke(self, payload: dict[str, Any], callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
         """A run's result dict in-process (`run`, `resume`), or what `cancel` / `status` / `history` answer; raises
         PayloadError or AgentError."""
-        request = self.validate(payload)
-        if request.action in ("cancel", "status", "history"):
-            await self.get_agent().owners.check(request.session_id, request.actor_id, claim=False)
-            return await self.control(request)
-        follower = await self._follower(request, callbacks)
-        run = follower.run
-        return await result_of(follower, {"session_id": run.session_id, "actor_id": run.actor_id,
-                                          "run_id": run.run_id})
-
-    async def _follower(self, request: AgentRequest, callbacks: Iterable[Any] | None) -> Follower:
-        agent = self.get_agent()
-        if request.action == "resume":
-            await agent.owners.check(request.session_id, request.actor_id, claim=False)
-            return self.resume(request)[1]
-        # The owner check is the turn's own (an `error` event), as for any run.
-        run = await self.start_run(agent, request, on_disconnect=request.on_disconnect or "cancel",
-                                   callbacks=callbacks or ())
-        return run.follow(0, owner=True)
+        outcome = await self.dispatch(self.validate(payload), "in_process", callbacks or ())
+        if not isinstance(outcome, Followed):
+            return outcome
+        run = outcome.follower.run
+        return await result_of(outcome.follower, {"session_id": run.session_id, "actor_id": run.actor_id,
+                                                  "run_id": run.run_id})
 
     def invoke(self, payload: dict[str, Any], callbacks: Iterable[Any] | None = None) -> dict[str, Any]:
         """Synchronous `ainvoke`, for scripts (inside a running event loop, await `ainvoke`)."""

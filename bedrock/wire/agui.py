@@ -74,16 +74,13 @@ from ag_ui.encoder import EventEncoder
 from pydantic import ValidationError
 
 from bedrock.errors import PayloadError
+from bedrock.wire.ids import ID_PATTERN, MAX_SESSION_ID
+from bedrock.wire.request import CancelRequest, HistoryRequest, ResumeRequest, RunRequest, StatusRequest
 from bedrock.wire.events import AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, LLM_TOKEN, SSEEvent
 
-# Our payload's fields and session id rule (bedrock/core/request.py; the wire layer cannot import core, so
-# tests/wire/test_agui.py checks these copies agree with it).
-OUR_PAYLOAD_KEYS = frozenset({
-    "action", "prompt", "session_id", "actor_id", "stream", "stream_tokens", "stream_format", "preferences",
-    "custom_data", "run_id", "last_event_id", "on_disconnect", "multitask_strategy", "resume",
-})
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
-MAX_SESSION_ID = 100
+# Our payload's fields (bedrock/wire/request.py): a body with any of them is ours, not AG-UI's.
+OUR_PAYLOAD_KEYS = frozenset().union(*(model.model_fields for model in (
+    RunRequest, ResumeRequest, CancelRequest, StatusRequest, HistoryRequest)))
 # What `forwardedProps` may set: a turn's own options. Never what the AG-UI input itself decides (session,
 # prompt, resume, streaming) nor an action on runs.
 FORWARDED = ("actor_id", "preferences", "custom_data", "on_disconnect", "multitask_strategy")

@@ -19,7 +19,7 @@ from bedrock.config import Settings
 from bedrock.core.deadlines import bounded
 from bedrock.wire.events import EventSequence
 from bedrock.offline.endpoint import OfflineBedrockEndpoint
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from testkit.sse import frames_of
 
 LONG_PROMPT = "Tell me everything about the sea"  # the offline reply is ~40 chunks

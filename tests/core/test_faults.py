@@ -13,12 +13,12 @@ from bedrock.core.turn import Agent
 from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.core.graph import build_graph
-from bedrock.core.memory import ThreadedSqliteSaver
 from bedrock.core.model import make_model
 from bedrock.offline.rules import Reply
 from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.tools import calculator
+from bedrock.store.sqlite import ThreadedSqliteSaver
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ async def test_a_streamed_turn_on_sqlite_memory_never_hops_to_a_thread(tmp_path)
 
     from bedrock.config import Settings
     from bedrock.core.build import build_agent
-    from bedrock.core.request import parse_request
+    from bedrock.wire.request import parse_request
 
     agent = build_agent(Settings(model_provider="offline", memory_path=str(tmp_path / "m.sqlite")))
     payload = {"prompt": "Tell me about the sea", "session_id": "s" * 33, "stream_tokens": True}

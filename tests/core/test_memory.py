@@ -1,4 +1,5 @@
-"""Session memory: SQLite across requests and restarts, AgentCore Memory under moto, concurrency."""
+"""Session memory: SQLite across requests and restarts, AgentCore Memory under moto, concurrency. (The stores' own
+parts: tests/store.)"""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from moto import mock_aws
 from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.errors import AgentError
-from bedrock.core.memory import ThreadedSqliteSaver, make_checkpointer, memory_backend
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 
 
 def ask(url: str, prompt: str, session_id: str) -> dict[str, Any]:
@@ -40,15 +40,9 @@ def test_alice_across_a_server_restart_with_sqlite(make_server, tmp_path, sessio
     assert ask(second.url, "What's my name?", session_id)["output"] == "Your name is Alice."
 
 
-def test_backend_selection(tmp_path):
-    assert memory_backend(Settings()) == "sqlite"
-    assert memory_backend(Settings(agentcore_memory_id="mem-1")) == "agentcore"
-    assert memory_backend(Settings(memory_backend="memory", agentcore_memory_id="mem-1")) == "memory"
-    saver = make_checkpointer(Settings(memory_backend="agentcore", memory_path=str(tmp_path / "m.sqlite")))
-    assert isinstance(saver, ThreadedSqliteSaver)  # no memory id: logged, SQLite instead of a crash
-
-
 def test_agentcore_memory_under_moto(monkeypatch, session_id):
+    from bedrock.store.agentcore import AgentCoreOwners, AgentCoreStore
+
     calls: list[str] = []
     with mock_aws():
         control = boto3.client("bedrock-agentcore-control", region_name="us-east-1")
@@ -60,7 +54,8 @@ def test_agentcore_memory_under_moto(monkeypatch, session_id):
         monkeypatch.setenv("BEDROCK_AGENTCORE_MEMORY_ID", memory_id)
         settings = Settings.from_env()
         agent = build_agent(settings)
-        assert type(agent.graph.checkpointer).__name__ == "AgentCoreMemorySaver"
+        assert isinstance(agent.store, AgentCoreStore) and isinstance(agent.owners.store, AgentCoreOwners)
+        assert agent.store.shared_locks is None  # AgentCore routes a session to one microVM
 
         async def turns() -> list[str]:
             outputs = []
@@ -174,70 +169,3 @@ def test_approvals_and_history_on_agentcore_memory_under_moto(monkeypatch, sessi
     assert [m["type"] for m in pending["messages"]] == ["human", "ai"] and len(pending["pending"]) == 1
     assert [m["type"] for m in after["messages"]] == ["human", "ai", "tool", "ai"] and after["pending"] == []
     assert "100" in after["output"]
-
-
-def test_the_sqlite_saver_commits_to_the_wal_and_checkpoints_it_itself(tmp_path):
-    saver = ThreadedSqliteSaver.open(tmp_path / "m.sqlite")
-    try:
-        pragma = lambda name: saver.conn.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
-        assert (pragma("journal_mode"), pragma("synchronous"), pragma("wal_autocheckpoint")) == ("wal", 1, 0)
-    finally:
-        saver.close()
-
-
-async def test_sqlite_calls_run_inline_when_the_connection_is_free_and_on_its_thread_when_not(tmp_path):
-    import threading
-
-    saver = ThreadedSqliteSaver.open(tmp_path / "m.sqlite")
-    try:
-        def where() -> str:  # as the saver's own methods do, it uses the connection under its lock
-            with saver.lock:
-                return threading.current_thread().name
-
-        assert await saver.call(where) == threading.current_thread().name  # inline: no thread hop
-        held, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with saver.lock:  # another thread's call in progress (a turn on another event loop)
-                held.set()
-                release.wait(5)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        held.wait(5)
-        call = asyncio.ensure_future(saver.call(where))
-        ticks = 0
-        while not call.done():  # the loop keeps running while the call waits for the connection
-            ticks += 1
-            if ticks == 5:
-                release.set()
-            await asyncio.sleep(0.01)
-        holder.join()
-        assert ticks >= 5 and call.result().startswith("sqlite")  # it ran on the saver's thread
-    finally:
-        saver.close()
-
-
-async def test_the_wal_is_checkpointed_on_the_saver_thread_every_so_many_calls(tmp_path, monkeypatch):
-    monkeypatch.setattr(ThreadedSqliteSaver, "CHECKPOINT_EVERY", 5)
-    saver = ThreadedSqliteSaver.open(tmp_path / "m.sqlite")
-    wal = tmp_path / "m.sqlite-wal"
-    try:
-        def write(n: int) -> None:
-            with saver.cursor() as cur:
-                cur.execute("CREATE TABLE IF NOT EXISTS t (x BLOB)")
-                cur.execute("INSERT INTO t VALUES (?)", (b"x" * 20_000 * n,))
-
-        for n in range(4):
-            await saver.call(write, n)
-        before = saver.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # (busy, WAL frames, checkpointed)
-        assert before[1] > 0 and wal.stat().st_size > 0
-        saver.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        for _ in range(5):  # the fifth call queues a checkpoint on the saver's thread
-            await saver.call(write, 1)
-        await saver.call_in_thread(lambda: None)  # after it, on that one thread
-        frames, done = saver.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1:]
-        assert frames == done  # everything in the WAL is in the database file
-    finally:
-        saver.close()
-    assert not wal.exists() or wal.stat().st_size == 0  # closed with a truncating checkpoint

@@ -14,7 +14,7 @@ import pytest
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.turn import Agent
 from bedrock.wire.events import SSEEvent
 
@@ -218,13 +218,13 @@ async def test_the_session_lock_connection_reconnects_after_a_restart(restartabl
     turn; the locks the old connection held died with it (logged) and another replica can take them."""
     import psycopg
 
-    from bedrock.core.postgres import AdvisoryLocks, lock_key
+    from bedrock.store.postgres import AdvisoryLocks, lock_key
 
     locks = AdvisoryLocks(restartable_url)
     try:
         assert await locks.try_acquire("held-before")
         restartable_postgres.restart()
-        with caplog.at_level(logging.WARNING, logger="bedrock.core.postgres"):
+        with caplog.at_level(logging.WARNING, logger="bedrock.store.postgres"):
             assert await locks.try_acquire("after")
         assert "lost with 1 sessions locked" in caplog.text
         with psycopg.connect(restartable_url, autocommit=True) as replica:
@@ -239,7 +239,7 @@ def test_the_checkpoint_pool_hands_out_no_dead_connection_after_a_restart(restar
     """After a restart every idle connection of the pool is dead: the first `getconn` replaces them all and gets a
     live one at once — not one dead connection per turn, nor psycopg_pool's own `check`, which backs off between
     dead ones (0, 1, 2 s…: 7 s for 4 here)."""
-    from bedrock.core.postgres import ThreadedPostgresSaver
+    from bedrock.store.postgres import ThreadedPostgresSaver
 
     saver = ThreadedPostgresSaver.open(restartable_url, 8)
     pool = saver.conn

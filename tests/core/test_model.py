@@ -14,7 +14,7 @@ from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
 from bedrock.core.model import make_model
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.tools import default_tools
 from bedrock.errors import classify
 from bedrock.offline.endpoint import OfflineBedrockEndpoint, event_frame

@@ -11,8 +11,9 @@ import pytest
 from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.errors import AgentError
-from bedrock.core.ownership import InProcessOwners, SessionOwners
-from bedrock.core.request import parse_request
+from bedrock.store.in_process import InProcessOwners
+from bedrock.core.ownership import SessionOwners
+from bedrock.wire.request import parse_request
 
 from bedrock.wire.headers import SESSION_HEADER
 

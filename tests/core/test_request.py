@@ -1,6 +1,6 @@
 import pytest
 
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.errors import PayloadError
 
 

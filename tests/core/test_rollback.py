@@ -18,7 +18,7 @@ from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.offline.rules import Reply
 from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.rollback import TURN_KEY
 
 TOOL_TURN = "What is 25 * 4?"  # human, ai (tool call), tool, ai
@@ -270,6 +270,8 @@ async def test_rolled_back_checkpoints_are_marked_and_pruned(endpoint, tmp_path)
 
 
 def test_agentcore_memory_under_moto_rolls_back_at_a_few_cut_points(monkeypatch, caplog):
+    from bedrock.store.agentcore import AgentCoreStore
+
     with mock_aws():
         control = boto3.client("bedrock-agentcore-control", region_name="us-east-1")
         memory_id = control.create_memory(name="agent_memory", eventExpiryDuration=30)["memory"]["id"]
@@ -278,7 +280,7 @@ def test_agentcore_memory_under_moto_rolls_back_at_a_few_cut_points(monkeypatch,
         try:
             agent = build_agent(Settings(model_provider="bedrock", memory_backend="agentcore",
                                          agentcore_memory_id=memory_id, token_buffer_size=1), endpoint.url)
-            assert type(agent.graph.checkpointer).__name__ == "AgentCoreMemorySaver"
+            assert isinstance(agent.store, AgentCoreStore)  # not SQLite, which an unusable memory falls back to
 
             async def cuts() -> None:
                 for later in (False, True):

@@ -10,7 +10,7 @@ import pytest
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.runs import RunRegistry
 from bedrock.errors import AgentError
 from bedrock.offline.endpoint import OfflineBedrockEndpoint

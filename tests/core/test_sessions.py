@@ -65,7 +65,7 @@ async def test_a_callers_timeout_around_a_free_lock_is_not_swallowed():
 
 HOLDER = """
 import sys
-from bedrock.core.sessions import FileLocks
+from bedrock.store.sqlite import FileLocks
 locks = FileLocks(sys.argv[1])
 assert locks.try_acquire("s")
 print("held", flush=True)
@@ -91,7 +91,7 @@ def other_process(tmp_path):
 
 
 async def test_a_session_another_process_holds_waits_then_is_busy_and_others_do_not_wait(tmp_path, other_process):
-    from bedrock.core.sessions import FileLocks
+    from bedrock.store.sqlite import FileLocks
 
     locks = SessionLocks(0.2, FileLocks(tmp_path / "m.locks"))
     started = asyncio.get_running_loop().time()
@@ -111,7 +111,7 @@ async def test_a_session_another_process_holds_waits_then_is_busy_and_others_do_
 
 
 async def test_a_process_that_dies_frees_its_sessions(tmp_path, other_process):
-    from bedrock.core.sessions import FileLocks
+    from bedrock.store.sqlite import FileLocks
 
     ours = FileLocks(tmp_path / "m.locks")
     assert ours.try_acquire("s") is False
@@ -123,7 +123,7 @@ async def test_a_process_that_dies_frees_its_sessions(tmp_path, other_process):
 
 
 async def test_postgres_advisory_locks_exclude_other_connections_and_end_with_them(postgres_url):
-    from bedrock.core.postgres import AdvisoryLocks
+    from bedrock.store.postgres import AdvisoryLocks
 
     first, second = AdvisoryLocks(postgres_url), AdvisoryLocks(postgres_url)
     try:
@@ -146,34 +146,3 @@ async def test_postgres_advisory_locks_exclude_other_connections_and_end_with_th
     finally:
         first.close()
         second.close()
-
-
-@pytest.mark.parametrize("kind", ["file", "postgres"])
-async def test_a_process_holding_a_session_does_not_take_it_twice(kind, tmp_path, request):
-    """Turns on two event loops of one process each take the shared lock: the second must wait for the first (the
-    OS's and PostgreSQL's locks would let the same process or connection in again, and one release free both)."""
-    if kind == "file":
-        from bedrock.core.sessions import FileLocks
-
-        shared = FileLocks(tmp_path / "m.locks")
-    else:
-        from bedrock.core.postgres import AdvisoryLocks
-
-        shared = AdvisoryLocks(request.getfixturevalue("postgres_url"))
-
-    async def attempt() -> bool:
-        result = shared.try_acquire("s")
-        return result if isinstance(result, bool) else await result
-
-    assert await attempt() is True
-    assert await attempt() is False
-    shared.release("s")  # (PostgreSQL: queued on the lock thread; taken again once it has run)
-    assert await asyncio.wait_for(_until(attempt), 5) is True
-    shared.release("s")
-    shared.close()
-
-
-async def _until(attempt) -> bool:
-    while not await attempt():
-        await asyncio.sleep(0.01)
-    return True

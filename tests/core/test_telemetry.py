@@ -18,7 +18,7 @@ from bedrock.core import conventions as ours
 from bedrock.core import telemetry
 from bedrock.core.build import build_agent
 from bedrock.core.metrics import MetricsCallback
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.telemetry import Telemetry
 from bedrock.core.turn import Agent
 from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint

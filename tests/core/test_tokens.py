@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.core.tokens import TappedStream, TokenTap
 
 

@@ -15,7 +15,7 @@ from bedrock.config import Settings
 from bedrock.offline.rules import Reply
 from bedrock.offline.endpoint import BreakStream, Hold, HttpError, OfflineBedrockEndpoint
 from bedrock.core.model import make_model
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from testkit.sse import frames_of
 
 

@@ -236,3 +236,27 @@ def test_starlettes_own_refusals_are_in_the_one_json_shape(server, method, path,
     assert response.json()["error"]["code"] == code
     if status == 405:
         assert response.headers["allow"]  # the methods it does take, as Starlette says
+
+
+def test_an_embedded_app_whose_agent_cannot_be_built_answers_errors_and_never_signals_its_process(tmp_path):
+    """`build_app(..., process=False)` (an app inside someone else's server): a failed build used to SIGTERM the
+    whole process it was embedded in. Its requests get `internal_error`; the process serving it goes on."""
+    import signal
+
+    from starlette.testclient import TestClient
+
+    from bedrock.config import Settings
+    from bedrock.server.app import build_app
+
+    (tmp_path / "memory").write_text("a file where the memory folder should be")
+    app = build_app(Settings(memory_backend="sqlite", memory_path=str(tmp_path / "memory" / "m.sqlite")))
+    signalled: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: signalled.append(number))
+    try:
+        with TestClient(app) as client:
+            reply = client.post("/invocations", json={"prompt": "hi"})
+            assert reply.status_code == 500 and reply.json()["error"]["code"] == "internal_error"
+            assert "could not be started" in reply.json()["error"]["message"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signalled == []

@@ -8,7 +8,7 @@ import json
 import httpx
 
 from bedrock.core.graph import build_graph
-from bedrock.core.memory import ThreadedSqliteSaver
+from bedrock.store.sqlite import ThreadedSqliteSaver
 from testkit.chat_models import ScriptedChatModel
 from bedrock.core.tools import default_tools
 

@@ -239,10 +239,11 @@ async def _sigterm_trial(live: LiveServer, session: str, trial: int) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         http = OverHTTP(live.url, client)
         first = asyncio.ensure_future(http.run({"prompt": "Tell me about the sea", "session_id": session}))
+        running = await _newest_run(http, session, None)
         second = asyncio.ensure_future(http.run({"prompt": PLAIN, "session_id": session}))  # waits for the session
+        await _newest_run(http, session, running)  # registered, its turn waiting: the run pending at SIGTERM
         for _ in range(trial % 5):
             await asyncio.sleep(0)
-        await asyncio.sleep(0.05)
         live.process.terminate()
         replies: list[Reply] = await answered(first, second)
     for reply in replies:
@@ -251,3 +252,15 @@ async def _sigterm_trial(live: LiveServer, session: str, trial: int) -> None:
             assert reply.terminal[0][0] == "agent_end" or reply.terminal[0][1]["code"] == "server_shutting_down"
         else:
             assert reply.status == 503, reply.body
+
+
+async def _newest_run(http: OverHTTP, session: str, other_than: str | None) -> str:
+    """The session's newest run once it is not `other_than` (polled: the server registers it when it reads the
+    request, which is what the trial must wait for — a request not yet read at SIGTERM is never answered)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = await http.action({"action": "status", "session_id": session})
+        if status.status == 200 and status.body["run_id"] != other_than:
+            return status.body["run_id"]
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no new run of {session} registered")

@@ -8,7 +8,7 @@ import time
 
 from bedrock.core.build import build_agent
 from bedrock.config import Settings
-from bedrock.core.request import parse_request
+from bedrock.wire.request import parse_request
 from bedrock.server.responses import sse_response
 
 

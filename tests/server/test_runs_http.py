@@ -264,7 +264,7 @@ async def test_history_of_a_long_session_is_its_newest_messages(tmp_path, sessio
 
 
 def parse(prompt: str, session_id: str) -> Any:
-    from bedrock.core.request import parse_request
+    from bedrock.wire.request import parse_request
 
     return parse_request({"prompt": prompt, "session_id": session_id})
 

@@ -11,7 +11,7 @@ from ag_ui.core import BaseEvent, Event, EventType, RunAgentInput
 from pydantic import TypeAdapter
 
 from bedrock.config import Settings
-from bedrock.core.request import ID_PATTERN, MAX_SESSION_ID, AgentRequest, parse_request
+from bedrock.wire.request import ID_PATTERN, MAX_SESSION_ID, parse_request
 from bedrock.errors import PayloadError
 from bedrock.server.app import build_app
 from bedrock.wire import agui
@@ -315,7 +315,9 @@ def test_looks_like_run_agent_input():
 
 
 def test_our_payload_keys_and_id_rule_agree_with_the_request_model():
-    assert agui.OUR_PAYLOAD_KEYS == set(AgentRequest.model_fields)
+    every = {"action", "prompt", "session_id", "actor_id", "stream", "stream_tokens", "stream_format", "preferences",
+             "custom_data", "run_id", "last_event_id", "on_disconnect", "multitask_strategy", "resume"}
+    assert agui.OUR_PAYLOAD_KEYS == every  # every request type's fields (bedrock/wire/request.py), no copy of them
     assert (agui.ID_PATTERN, agui.MAX_SESSION_ID) == (ID_PATTERN, MAX_SESSION_ID)
     assert set(agui.FORWARDED) < agui.OUR_PAYLOAD_KEYS
 

@@ -1,7 +1,7 @@
 """MEMORY_BACKEND=postgres: sessions in PostgreSQL, shared by every replica — the checkpoints (LangGraph's own
 Postgres saver over a psycopg pool), each session's owner, and a lock per session that replicas honour.
 
-Imported only when the backend is PostgreSQL: a cold start on any other backend loads no psycopg.
+Imported only when the backend is PostgreSQL (`open_store`): a cold start on any other backend loads no psycopg.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg_pool import ConnectionPool  # loaded by PostgresSaver's module already
 
-from bedrock.core.memory import ThreadedCalls
-from bedrock.core.sessions import session_digest
+from bedrock.store.base import Store
+from bedrock.store.locks import session_digest
+from bedrock.store.threaded import ThreadedCalls
 
 logger = logging.getLogger(__name__)
 
@@ -255,3 +256,24 @@ class AdvisoryLocks:
         """Run the queued releases, then close the connection (which frees anything still held)."""
         self._executor.shutdown(wait=True)
         self._disconnect()
+
+
+class PostgresStore(Store):
+    """One PostgreSQL database shared by every replica: the checkpoints on a pool, the owners table beside them,
+    advisory locks on a connection of their own."""
+
+    backend = "postgres"
+    checkpointer: ThreadedPostgresSaver
+
+    @classmethod
+    def open(cls, url: str, pool_size: int) -> PostgresStore:
+        """Connect to `url` (a pool of up to `pool_size` connections) and set the tables up."""
+        saver = ThreadedPostgresSaver.open(url, pool_size)
+        try:
+            return cls(saver, PostgresOwners(saver), AdvisoryLocks(url))
+        except BaseException:
+            saver.close()
+            raise
+
+    def close_checkpointer(self) -> None:
+        self.checkpointer.close()

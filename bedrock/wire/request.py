@@ -1,0 +1,367 @@
+"""What a client sends: one payload, one of six requests, told apart by its `action` — parsed once, here.
+
+    RunRequest         action "run" (the default), a prompt: a turn
+    ApprovalRequest    action "run" with `resume` instead of a prompt: the answer to the session's pending approval
+    ResumeRequest      action "resume": follow a run from an event id (the stream, or its result)
+    CancelRequest      action "cancel": stop the session's runs in progress
+    StatusRequest      action "status": a run's state
+    HistoryRequest     action "history": the session's kept conversation
+
+A pydantic union told apart by a callable discriminator (the action, and for a run whether it answers an approval),
+so each request type holds only its own fields: a field of another action is refused by name. Every failure is
+one PayloadError (400 `invalid_payload`) with field-by-field details. What the transport knows — the AgentCore
+session header, `Last-Event-ID`, whether the client's `Accept` prefers an event stream — comes in as values
+(`parse_request`'s keyword arguments); reading them off a request is the server's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator,
+                      model_validator)
+
+from bedrock.errors import PayloadError
+from bedrock.wire.headers import last_event_id_from_header, session_from_header
+from bedrock.wire.ids import ID_PATTERN, MAX_ACTOR_ID, MAX_RUN_ID, MAX_SESSION_ID, new_session_id, valid_id
+
+MAX_OBJECT_BYTES = 16_384
+MAX_OBJECT_DEPTH = 8
+DEFAULT_MAX_PROMPT_CHARS = 32_000
+ACTIONS = ("run", "cancel", "resume", "status", "history")
+# Fields the AgentCore CLI's chat (`agentcore dev`) sends beside the prompt, by name: those that mean something
+# here are taken as ours, the others ignored — unknown fields stay refused, so a typo is still an error.
+CLIENT_ALIASES = {"sessionId": "session_id", "userId": "actor_id"}
+CLIENT_IGNORED = frozenset({"agentName"})  # the agent the chat targets: this server is that one agent
+
+SessionId = Annotated[str, Field(max_length=MAX_SESSION_ID, pattern=ID_PATTERN)]
+ActorId = Annotated[str, Field(max_length=MAX_ACTOR_ID, pattern=ID_PATTERN)]
+RunId = Annotated[str, Field(max_length=MAX_RUN_ID, pattern=ID_PATTERN)]
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_OBJECT_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return value
+    if _depth(value) > MAX_OBJECT_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_OBJECT_DEPTH} levels")
+    if len(json.dumps(value, default=str)) > MAX_OBJECT_BYTES:
+        raise ValueError(f"larger than {MAX_OBJECT_BYTES} bytes as JSON")
+    return value
+
+
+class _Request(BaseModel):
+    """What every request names: its session and its actor (both settled by `parse_request` when absent), and how
+    it wants its answer (only runs and resumes stream one; an action's dict is JSON whatever it asks)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    session_id: SessionId | None = None
+    actor_id: ActorId | None = None
+    stream: bool = False
+    # How a stream is written: our events (objects), or their text (JSON strings; see bedrock/wire/text.py).
+    stream_format: Literal["events", "text"] = "events"
+
+
+class Decision(BaseModel):
+    """The user's answer to a pending approval: which one, yes or no, and possibly edited arguments."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    interrupt_id: RunId
+    approved: bool
+    args: dict[str, Any] | None = None
+
+    _bounded = field_validator("args")(_bounded_object)
+
+
+class RunRequest(_Request):
+    """A turn: the prompt, how to answer (stream, tokens, format), its options, and what the run does when its
+    client leaves or when the session already has a run in progress."""
+
+    action: Literal["run"] = "run"
+    prompt: str | None = Field(default=None, min_length=1)
+    stream_tokens: bool = False
+    preferences: dict[str, Any] | None = None
+    custom_data: dict[str, Any] | None = None
+    on_disconnect: Literal["continue", "cancel"] | None = None
+    multitask_strategy: Literal["enqueue", "reject", "rollback"] = "enqueue"
+    resume: Decision | None = None  # only an ApprovalRequest has one
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_prompt(self) -> RunRequest:
+        if self.prompt is None and self.resume is None:
+            raise _refuse("prompt", "Field required")
+        return self
+
+    _bounded = field_validator("preferences", "custom_data")(_bounded_object)
+
+
+class ApprovalRequest(RunRequest):
+    """A run that answers the session's pending approval instead of sending a prompt."""
+
+    resume: Decision
+
+    @model_validator(mode="after")
+    def _not_both(self) -> ApprovalRequest:
+        if self.prompt is not None:
+            raise _refuse("resume", "a run answers an approval or sends a prompt, not both")
+        return self
+
+
+class ResumeRequest(_Request):
+    """Follow a run (`run_id`, else the session's newest) from the event after `last_event_id`."""
+
+    action: Literal["resume"]
+    run_id: RunId | None = None
+    last_event_id: int | None = Field(default=None, ge=0)
+
+
+class CancelRequest(_Request):
+    """Stop the session's runs in progress (`run_id`: only that one)."""
+
+    action: Literal["cancel"]
+    run_id: RunId | None = None
+
+
+class StatusRequest(_Request):
+    """A run's state (`run_id`, else the session's newest run)."""
+
+    action: Literal["status"]
+    run_id: RunId | None = None
+
+
+class HistoryRequest(_Request):
+    """The session's kept conversation, its pending approvals and its run in progress."""
+
+    action: Literal["history"]
+
+
+AgentRequest = Union[RunRequest, ApprovalRequest, ResumeRequest, CancelRequest, StatusRequest, HistoryRequest]
+ControlRequest = Union[CancelRequest, StatusRequest, HistoryRequest]
+_TYPES: dict[str, type[BaseModel]] = {"run": RunRequest, "approval": ApprovalRequest, "resume": ResumeRequest,
+                                      "cancel": CancelRequest, "status": StatusRequest, "history": HistoryRequest}
+
+
+def _kind(payload: Any) -> str:
+    """The union's tag: the action, and for a run whether it answers an approval."""
+    action = payload.get("action", "run") if isinstance(payload, dict) else "run"
+    if action == "run" and isinstance(payload, dict) and payload.get("resume") is not None:
+        return "approval"
+    return action if isinstance(action, str) and action in ACTIONS else "run"
+
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[
+    Union[tuple(Annotated[model, Tag(tag)] for tag, model in _TYPES.items())],  # type: ignore[misc]
+    Discriminator(_kind),
+])
+_FIELDS_OF = {tag: frozenset(model.model_fields) for tag, model in _TYPES.items()}
+
+
+def parse_request(
+    payload: Any,
+    *,
+    header_session_id: str | None = None,
+    default_actor_id: str = "default-user",
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+    header_last_event_id: str | None = None,
+    prefers_events: bool = False,
+) -> AgentRequest:
+    """Validate a decoded JSON payload and settle its session and actor ids.
+
+    session_id: the payload's, else the AgentCore session header's, else a new one (a prompt run only: an
+    approval or an action on runs must name its session).
+    actor_id: the payload's, else `custom_data.user_id`, else `default_actor_id`.
+    last_event_id (resume): the payload's, else the `Last-Event-ID` header's.
+    stream: the payload's; else true when the client's Accept prefers `text/event-stream` (`prefers_events`:
+    the AgentCore CLI's `agentcore dev` sends just `{"prompt"}` so) or asks for `"stream_format": "text"`.
+    A stream the payload did not ask for by `stream` streams its tokens too, unless `stream_tokens` says not:
+    a client that negotiated a stream reads it as text.
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError(f"the payload must be a JSON object, not {type(payload).__name__}")
+    refuse_non_finite(payload)
+    payload = client_fields(payload)
+    kind = _kind(payload)
+    try:
+        request = _ADAPTER.validate_python(payload)
+    except ValidationError as exc:
+        raise _invalid(exc, kind) from None
+    except PayloadError:
+        raise
+    _refuse_unencodable(request)
+    if isinstance(request, RunRequest) and request.prompt is not None and len(request.prompt) > max_prompt_chars:
+        raise _refuse("prompt", f"longer than {max_prompt_chars} characters")
+    return _settled(request, payload, header_session_id, default_actor_id, header_last_event_id, prefers_events)
+
+
+def _settled(request: Any, payload: dict[str, Any], header_session_id: str | None, default_actor_id: str,
+             header_last_event_id: str | None, prefers_events: bool) -> AgentRequest:
+    """The request with what it left unsaid filled in: its session, its actor, where a resume picks up, and
+    whether it streams."""
+    updates: dict[str, Any] = {}
+    if request.session_id is None:
+        if not header_session_id and type(request) is not RunRequest:
+            what = "with resume (the session whose approval is pending)" if isinstance(request, ApprovalRequest) \
+                else f"with action {request.action!r}"
+            raise _refuse("session_id", f"required {what}")
+        updates["session_id"] = session_from_header(header_session_id) if header_session_id else new_session_id()
+    if isinstance(request, ResumeRequest) and request.last_event_id is None and header_last_event_id:
+        updates["last_event_id"] = last_event_id_from_header(header_last_event_id)
+    if request.actor_id is None:
+        custom = getattr(request, "custom_data", None)
+        updates["actor_id"] = _actor_from_custom_data(custom) or default_actor_id
+    if isinstance(request, (RunRequest, ResumeRequest)) and "stream" not in payload and (
+            prefers_events or request.stream_format == "text"):
+        updates["stream"] = True
+        if isinstance(request, RunRequest) and "stream_tokens" not in payload:
+            updates["stream_tokens"] = True
+    return request.model_copy(update=updates) if updates else request
+
+
+def _invalid(exc: ValidationError, kind: str) -> PayloadError:
+    details = _describe(exc.errors(), kind)
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return PayloadError(f"invalid payload: {summary}", details)
+
+
+def _describe(errors: list[Any], kind: str) -> list[dict[str, str]]:
+    details = []
+    action = "run" if kind == "approval" else kind
+    for error in errors:
+        loc = tuple(error["loc"])[1:] if error["loc"] and error["loc"][0] == kind else tuple(error["loc"])
+        ctx = error.get("ctx") or {}
+        if isinstance(ctx.get("error"), PayloadError):  # refused by name in a model validator: its own details
+            details.extend(ctx["error"].details or [])
+            continue
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            known = any(loc and loc[0] in fields for fields in _FIELDS_OF.values())
+            message = f"not with action {action!r}" if known else "unknown field"
+        elif error["type"] == "string_pattern_mismatch":
+            message = "must start with a letter or digit and hold only letters, digits, '_' and '-'"
+        elif error["type"] == "union_tag_invalid":
+            loc, message = ("action",), f"must be one of {', '.join(ACTIONS)}"
+        details.append({"field": _field_name(loc), "message": message})
+    return details
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # A key may itself be a lone surrogate: escaped, so the error body can still be written as UTF-8.
+    return ".".join(str(part) for part in loc).encode("utf-8", "backslashreplace").decode() or "payload"
+
+
+def _refuse(field: str, message: str) -> PayloadError:
+    return PayloadError(f"invalid payload: {field}: {message}", [{"field": field, "message": message}])
+
+
+def client_fields(payload: Any) -> Any:
+    """The payload with the AgentCore CLI's own field names as ours (`sessionId`, `userId`) and the ones that
+    mean nothing here dropped (`agentName`); PayloadError if a name and its alias disagree."""
+    if not isinstance(payload, dict) or not (CLIENT_IGNORED.union(CLIENT_ALIASES).intersection(payload)):
+        return payload
+    ours = {key: value for key, value in payload.items() if key not in CLIENT_IGNORED}
+    for alias, name in CLIENT_ALIASES.items():
+        if alias not in ours:
+            continue
+        value = ours.pop(alias)
+        if name in ours and ours[name] != value:
+            raise _refuse(alias, f"names another {name} than the payload's {name!r}")
+        ours[name] = value
+    return ours
+
+
+def non_finite_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or ±Infinity in `value`, else None.
+
+    Python's JSON parser takes `NaN`, `Infinity` and `1e400` (→ inf), which JSON has no way to write: stored, they
+    would come back out as `NaN` in a frame no strict parser reads (a browser's JSON.parse), in every later model
+    request of the session, and as a 500 from every read of it."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "payload")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = non_finite_field(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = non_finite_field(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_non_finite(payload: Any) -> None:
+    """PayloadError naming the field that holds a number JSON cannot write (NaN, ±Infinity, or one past a double)."""
+    field = non_finite_field(payload)
+    if field is not None:
+        raise _refuse(field.encode("utf-8", "backslashreplace").decode(),
+                      "not a finite number (JSON has no NaN or Infinity)")
+
+
+def _refuse_unencodable(request: Any) -> None:
+    """JSON's \\ud800 escapes decode to lone surrogates, which no UTF-8 writer (memory, the model's request, the SSE
+    stream) can encode: refused here, before anything is stored. pydantic already refuses them in the string
+    fields; the free-form objects are walked."""
+    resume = getattr(request, "resume", None)
+    unencodable = (_unencodable_field(getattr(request, "preferences", None), "preferences")
+                   or _unencodable_field(getattr(request, "custom_data", None), "custom_data")
+                   or _unencodable_field(resume.args if resume else None, "resume.args"))
+    if unencodable is not None:
+        raise _refuse(unencodable, "not valid Unicode (a lone surrogate)")
+
+
+def _unencodable_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) in `value` that UTF-8 cannot encode, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "payload"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _unencodable_field(key) is not None:
+                return where.encode("utf-8", "backslashreplace").decode()
+            found = _unencodable_field(item, where)
+            if found is not None:
+                return found.encode("utf-8", "backslashreplace").decode()
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unencodable_field(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
+def _actor_from_custom_data(custom_data: dict[str, Any] | None) -> str | None:
+    user_id = (custom_data or {}).get("user_id")
+    if user_id is None:
+        return None
+    if not valid_id(str(user_id), MAX_ACTOR_ID):
+        raise PayloadError(
+            "invalid payload: custom_data.user_id is used as the actor id and must be at most "
+            f"{MAX_ACTOR_ID} letters, digits, '_' or '-'",
+            [{"field": "custom_data.user_id", "message": "not a valid actor id"}],
+        )
+    return str(user_id)
