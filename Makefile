@@ -1,5 +1,6 @@
-# `make run` serves the agent on :8080 offline; `make test` runs every test. Both set up ./.venv first, from the
-# lock file. `make lock` regenerates the lock files from the ranges (requirements.txt, pyproject.toml).
+# `make run` serves the agent on :8080 offline; `make test` runs every test; `make lint` runs ruff and mypy. Each sets
+# up ./.venv first, from the lock file. `make lock` regenerates the lock files from the ranges (requirements.txt,
+# pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 # The lock tool: uv (the same release as .ci/agentcore-cli's), installed into .venv by `make lock`.
 UV_VERSION := 0.13.9
 
-.PHONY: postgres run test bench bench-smoke clean ui-vendor browser lock
+.PHONY: postgres run test lint bench bench-smoke clean ui-vendor browser lock
 
 # The package itself goes in last, without dependencies: everything it needs came from the lock.
 $(STAMP): pyproject.toml requirements.txt $(DEV_LOCK)
@@ -48,6 +49,11 @@ run: $(STAMP)
 
 test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -n 2 -q
+
+# The linter and the type checker, configured in pyproject.toml (what each checks, and why): both must be clean.
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 # The chat page's tests drive Debian's Chromium (Playwright's own browser download cannot work offline): installed
 # here when missing, if this user can (root with apt-get); otherwise those tests say why they are skipped, and

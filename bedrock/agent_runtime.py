@@ -21,7 +21,8 @@ if __name__ == "__main__":
 if not __package__:  # run as a script, or imported flat from inside bedrock/
     import _pathfix  # noqa: F401
 
-from typing import Any, AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 from bedrock.config import Settings
 from bedrock.errors import AgentError, PayloadError

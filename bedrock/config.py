@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T", int, float)
+C = TypeVar("C", bound=str)  # a setting's choices (a Literal's values: LangGraph's durability)
+Durability = Literal["exit", "async", "sync"]
 
 DEFAULT_BEDROCK_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
@@ -23,7 +26,7 @@ def _number(env: Mapping[str, str], name: str, default: T, minimum: T, cast: Cal
         value = cast(raw)
     except ValueError:
         raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
-    if value < minimum:  # type: ignore[operator]
+    if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
 
@@ -36,11 +39,12 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return _number(env, name, default, minimum, float, "a number")
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+def _choice(env: Mapping[str, str], name: str, default: C, choices: tuple[C, ...]) -> C:
     value = (env.get(name) or default).strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+    for choice in choices:  # the choice itself: of the choices' type
+        if value == choice:
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -75,7 +79,7 @@ class Settings:
     agentcore_memory_id: str = ""
     memory_path: str = ".agent-memory/checkpoints.sqlite"
     database_url: str = ""  # MEMORY_BACKEND=postgres
-    checkpoint_durability: str = "exit"
+    checkpoint_durability: Durability = "exit"
     checkpoint_history: str = "latest"
     history_max_messages: int = 40
     session_wait_s: float = 30.0
@@ -106,7 +110,7 @@ class Settings:
     jwt_jwks_refresh_s: float = 60.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from `env` (default: the process environment)."""
         env = os.environ if env is None else env
         d = cls()  # the defaults are the fields' own, written once
@@ -116,7 +120,8 @@ class Settings:
             aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or d.aws_region,
             temperature=_float(env, "MODEL_TEMPERATURE", d.temperature),
             max_tokens=_int(env, "MODEL_MAX_TOKENS", d.max_tokens, minimum=1),
-            bedrock_retry_mode=_choice(env, "BEDROCK_RETRY_MODE", d.bedrock_retry_mode, ("adaptive", "standard", "legacy")),
+            bedrock_retry_mode=_choice(env, "BEDROCK_RETRY_MODE", d.bedrock_retry_mode,
+                                       ("adaptive", "standard", "legacy")),
             bedrock_max_attempts=_int(env, "BEDROCK_MAX_ATTEMPTS", d.bedrock_max_attempts, minimum=1),
             bedrock_connect_timeout_s=_float(env, "BEDROCK_CONNECT_TIMEOUT_S", d.bedrock_connect_timeout_s),
             bedrock_read_timeout_s=_float(env, "BEDROCK_READ_TIMEOUT_S", d.bedrock_read_timeout_s),
@@ -135,7 +140,8 @@ class Settings:
             agentcore_memory_id=env.get("BEDROCK_AGENTCORE_MEMORY_ID") or env.get("AGENTCORE_MEMORY_ID") or "",
             memory_path=env.get("AGENT_MEMORY_PATH") or d.memory_path,
             database_url=env.get("DATABASE_URL") or "",
-            checkpoint_durability=_choice(env, "CHECKPOINT_DURABILITY", d.checkpoint_durability, ("exit", "async", "sync")),
+            checkpoint_durability=_choice(env, "CHECKPOINT_DURABILITY", d.checkpoint_durability,
+                                          ("exit", "async", "sync")),
             checkpoint_history=_choice(env, "CHECKPOINT_HISTORY", d.checkpoint_history, ("latest", "all")),
             history_max_messages=_int(env, "HISTORY_MAX_MESSAGES", d.history_max_messages, minimum=1),
             session_wait_s=_float(env, "SESSION_WAIT_S", d.session_wait_s),
@@ -154,7 +160,8 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
             log_format=_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
             # The OpenTelemetry GenAI instrumentations' own switch, so one variable governs every library's spans.
-            otel_capture_content=_flag(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", d.otel_capture_content),
+            otel_capture_content=_flag(env, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+                                       d.otel_capture_content),
             auth_mode=_choice(env, "AUTH_MODE", d.auth_mode, ("none", "jwt")),
             jwt_jwks_file=env.get("JWT_JWKS_FILE") or "",
             jwt_jwks_url=env.get("JWT_JWKS_URL") or "",

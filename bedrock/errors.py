@@ -72,7 +72,8 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
     ErrorKind("memory_unavailable", 503, True, "MemoryError", "Session memory could not be read or written; retry."),
     # The model (Bedrock Runtime)
     ErrorKind("model_throttled", 503, True, "ThrottlingException", "The model is throttling requests; retry shortly."),
-    ErrorKind("model_unavailable", 503, True, "ServiceUnavailableException", "The model service is unavailable; retry."),
+    ErrorKind("model_unavailable", 503, True, "ServiceUnavailableException",
+              "The model service is unavailable; retry."),
     ErrorKind("model_timeout", 504, True, "ModelTimeoutException", "The model took too long to answer; retry."),
     ErrorKind("model_not_ready", 503, False, "ModelNotReadyException", "The model is not ready to serve requests."),
     ErrorKind("model_validation_error", 502, False, "ValidationException", "The model rejected the request."),
@@ -241,9 +242,9 @@ def classify(exc: BaseException) -> AgentError:
     if code in _BEDROCK_CODES:
         ours, message = _BEDROCK_CODES[code]
         return AgentError(ours, message)
-    ours = _TRANSPORT_CODES.get(type(exc).__name__)
-    if ours is not None:
-        return AgentError(ours)
+    transport = _TRANSPORT_CODES.get(type(exc).__name__)
+    if transport is not None:
+        return AgentError(transport)
     if isinstance(exc, TimeoutError):
         return AgentError("timeout", "The request timed out.")
     return AgentError("internal_error")

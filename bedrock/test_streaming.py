@@ -12,12 +12,13 @@ import asyncio
 import os
 import sys
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("MODEL_PROVIDER", "offline")
 
-from bedrock.agent_runtime import ainvoke_agent, stream_agent  # noqa: E402
-from bedrock.streaming_utils import parse_sse_event  # noqa: E402
+from bedrock.agent_runtime import ainvoke_agent, stream_agent
+from bedrock.streaming_utils import parse_sse_event
 
 Check = Callable[[list[Any]], str | None]
 

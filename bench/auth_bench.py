@@ -85,5 +85,6 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--checks", type=int, default=20_000)
     args = parser.parse_args()
-    import logging; logging.basicConfig(level=logging.ERROR)
+    import logging
+    logging.basicConfig(level=logging.ERROR)
     print(asyncio.run(main(args.turns, args.checks)))

@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from typing import Any
 
 from bench.common import ROOT, Endpoint, Server, median, percentile, table
@@ -28,7 +29,8 @@ OURS = "ours (the real app)"
 LANGGRAPH_FLOOR = "LangGraph + model (floor)"
 
 
-def load(server: Server, path: str, streams: int, rounds: int = 1, sequential: bool = False) -> tuple[list[dict], float]:
+def load(server: Server, path: str, streams: int, rounds: int = 1,
+         sequential: bool = False) -> tuple[list[dict], float]:
     """Run the load client; its results and the server CPU seconds the load cost."""
     command = [sys.executable, "-m", "bench.loadgen", str(server.port), path, "--streams", str(streams),
                "--rounds", str(rounds)] + (["--sequential"] if sequential else [])
@@ -47,7 +49,7 @@ def load(server: Server, path: str, streams: int, rounds: int = 1, sequential: b
 def summarise(results: list[dict], cpu: float) -> dict[str, float]:
     chunks = sum(r["tokens"] for r in results)
     ratios = [r["times_ms"][-1] / ((r["tokens"] - 1) * PACE_MS) for r in results]
-    gaps = [max(b - a for a, b in zip(r["times_ms"], r["times_ms"][1:])) for r in results]
+    gaps = [max(b - a for a, b in pairwise(r["times_ms"])) for r in results]
     return {"cpu_ms_per_turn": cpu * 1000 / len(results), "cpu_us_per_chunk": cpu * 1e6 / chunks,
             "chunks_per_turn": chunks / len(results), "ratio_p99": percentile(ratios, 99),
             "ratio_p50": percentile(ratios, 50), "gap_p99": percentile(gaps, 99),
@@ -63,7 +65,8 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
         servers: dict[str, tuple[Server, str]] = {}
         try:
             for label, floor in FLOORS:
-                servers[label] = (Server(env, command=[sys.executable, "-m", "bench.floor_apps", floor]), "/invocations")
+                command = [sys.executable, "-m", "bench.floor_apps", floor]
+                servers[label] = (Server(env, command=command), "/invocations")
             servers[OURS] = (Server({**env, "TOKEN_BUFFER_SIZE": "1", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}),
                              "/stream")
             for server, path in servers.values():
@@ -90,8 +93,9 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
     rows = []
     for label, v in values.items():
         a, b = v["alone"], v["loaded"]
-        rows.append((label, f"{a['cpu_ms_per_turn']:.2f} ms", f"{a['cpu_ms_per_turn'] / floor['alone']['cpu_ms_per_turn']:.2f}×",
-                     f"{b['cpu_ms_per_turn']:.2f} ms", f"{b['cpu_ms_per_turn'] / floor['loaded']['cpu_ms_per_turn']:.2f}×",
+        alone, loaded = floor["alone"]["cpu_ms_per_turn"], floor["loaded"]["cpu_ms_per_turn"]
+        rows.append((label, f"{a['cpu_ms_per_turn']:.2f} ms", f"{a['cpu_ms_per_turn'] / alone:.2f}×",
+                     f"{b['cpu_ms_per_turn']:.2f} ms", f"{b['cpu_ms_per_turn'] / loaded:.2f}×",
                      f"{b['cpu_us_per_chunk']:.0f} µs", f"{b['ratio_p99']:.3f}", f"{b['gap_p99']:.1f} ms"))
     chunks = values[OURS]["loaded"]["chunks_per_turn"]
     text = (f"{streams} streams at once ({rounds} rounds, median), or {sequential} one after another; the servers "

@@ -197,7 +197,8 @@ def import_times(code: str, after: str | None = None, top: int = 10) -> list[tup
 
 
 def import_table(rows: list[tuple[float, float, str]]) -> str:
-    return table(["cumulative ms", "self ms", "module (· = nesting)"], [[f"{c:.1f}", f"{s:.1f}", n] for c, s, n in rows])
+    return table(["cumulative ms", "self ms", "module (· = nesting)"],
+                 [[f"{c:.1f}", f"{s:.1f}", n] for c, s, n in rows])
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:
@@ -262,7 +263,7 @@ def main() -> int:
               f"first token from start {median([r.ready_ms + r.first_token_ms for r in baseline]):.0f} ms; "
               f"this checkout's ready = {agent_ready / base_ready:.3f}× the baseline's")
     print("\nper run (ms): ready / first token after ready / end after ready")
-    for i, (f, a) in enumerate(zip(floor, agent), 1):
+    for i, (f, a) in enumerate(zip(floor, agent, strict=True), 1):  # one of each per round
         print(f"  {i}: floor {f.ready_ms:.0f}; agent {a.ready_ms:.0f} / {a.first_token_ms:.0f} / {a.end_ms:.0f}")
 
     print('\n## `python -X importtime -c "import bedrock.agent_runtime"`, top 10 cumulative\n')

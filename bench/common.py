@@ -7,8 +7,8 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from testkit.env import OFFLINE_ENV as TESTKIT_ENV
 from testkit.live_server import LiveServer
@@ -42,7 +42,7 @@ class Endpoint:
         """Environment that points a server's ChatBedrockConverse here (the bedrock provider, endpoint swapped)."""
         return {"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url}
 
-    def __enter__(self) -> "Endpoint":
+    def __enter__(self) -> Endpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,6 +1,6 @@
 """The floors of a streamed turn's server CPU: what any server doing less than ours would spend.
 
-    python -m bench.floor_apps sse|bedrock|langgraph|langgraph-tap      # serves POST /invocations on 127.0.0.1, prints PORT=N
+    python -m bench.floor_apps sse|bedrock|langgraph|langgraph-tap   # POST /invocations on 127.0.0.1; prints PORT=N
 
 - sse: Starlette streaming the turn's SSE frames, paced as the model paces its chunks — HTTP and SSE alone.
 - bedrock: the Converse stream alone (aiobotocore, no thread), each text delta relayed as an `llm_token` frame.
@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -38,7 +38,7 @@ def framework(events: int, repeat: int) -> tuple[str, dict[str, float]]:
     cpus: dict[str, list[float]] = {v: [] for v in variants}
     try:
         with httpx.Client(timeout=300) as client:
-            for variant, server in servers.items():
+            for server in servers.values():
                 stream_once(client, server.url, {"prompt": "1000", "stream": True})  # warm up
             for _ in range(repeat):  # interleaved, so the machine's drift hits every variant alike
                 for variant, server in servers.items():
@@ -55,13 +55,15 @@ def framework(events: int, repeat: int) -> tuple[str, dict[str, float]]:
         results[variant] = events / median(walls[variant])
         results[variant + "_cpu_us"] = median(cpus[variant]) / events * 1e6
     rows = [(variant if variant != "raw" else "raw Starlette (baseline)", f"{results[variant]:,.0f}",
-             f"{results[variant + '_cpu_us']:.1f}", f"{results[variant] / results['raw']:.2f}×") for variant in variants]
+             f"{results[variant + '_cpu_us']:.1f}", f"{results[variant] / results['raw']:.2f}×")
+            for variant in variants]
     return table(("server", "events/s", "server CPU µs/event", "× raw"), rows), results
 
 
 def batching(repeat: int) -> tuple[str, dict[str, float]]:
     sizes = ("1", "4", "10")
-    servers = {size: Server({"TOKEN_BUFFER_SIZE": size, "TOKEN_BUFFER_MAX_DELAY_MS": "50"}, command=[*APPS, "agent-long"])
+    servers = {size: Server({"TOKEN_BUFFER_SIZE": size, "TOKEN_BUFFER_MAX_DELAY_MS": "50"},
+                            command=[*APPS, "agent-long"])
                for size in sizes}
     walls: dict[str, list[float]] = {size: [] for size in sizes}
     frames: dict[str, int] = {}
@@ -72,14 +74,16 @@ def batching(repeat: int) -> tuple[str, dict[str, float]]:
                 stream_once(client, server.url, {**payload, "session_id": f"warm-{uuid.uuid4().hex}"})
             for _ in range(repeat):  # interleaved
                 for size, server in servers.items():
-                    wall, frames[size] = stream_once(client, server.url, {**payload, "session_id": f"b-{uuid.uuid4().hex}"})
+                    session = {**payload, "session_id": f"b-{uuid.uuid4().hex}"}
+                    wall, frames[size] = stream_once(client, server.url, session)
                     walls[size].append(wall)
     finally:
         for server in servers.values():
             server.stop()
     results: dict[str, float] = {size: LONG_REPLY_TOKENS / median(walls[size]) for size in sizes}
     labels = {"1": "1 (unbatched, baseline)", "4": "4 (default)", "10": "10"}
-    rows = [(labels[size], f"{results[size]:,.0f}", frames[size], f"{results[size] / results['1']:.2f}×") for size in sizes]
+    rows = [(labels[size], f"{results[size]:,.0f}", frames[size], f"{results[size] / results['1']:.2f}×")
+            for size in sizes]
     return table(("TOKEN_BUFFER_SIZE", "model tokens/s at the client", "events sent", "× unbatched"), rows), results
 
 

@@ -59,7 +59,8 @@ async def run(url: str, sessions: int, turns: int, prefix: str) -> tuple[int, li
     limits = httpx.Limits(max_connections=sessions, max_keepalive_connections=sessions)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         started = time.perf_counter()
-        errors = await asyncio.gather(*(session(client, url, f"{prefix}-{i:04d}", turns, samples) for i in range(sessions)))
+        errors = await asyncio.gather(*(session(client, url, f"{prefix}-{i:04d}", turns, samples)
+                                        for i in range(sessions)))
         return sum(errors), samples, time.perf_counter() - started
 
 

@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -92,13 +92,15 @@ def main() -> int:
     sections.append("## Owned sessions and verified tokens (bench/auth_bench.py)\n\n" +
                     script("auth_bench.py", *(["--turns", "5", "--checks", "200"] if smoke else [])))
     sections.append("## Soak: memory after many turns and never-reading clients (bench/soak.py)\n\n" +
-                    script("soak.py", *(["--turns", "100", "--rounds", "2", "--stuck", "5", "--idle-wait", "0"] if smoke else [])))
+                    script("soak.py", *(["--turns", "100", "--rounds", "2", "--stuck", "5", "--idle-wait", "0"]
+                                        if smoke else [])))
     sections.append("## Load (bench/load.py)\n\n" +
                     script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
     if (BENCH / "cold_start.py").exists():
-        sections.append("## Cold start (bench/cold_start.py)\n\n" + script("cold_start.py", *(["--smoke"] if smoke else [])))
+        sections.append("## Cold start (bench/cold_start.py)\n\n" +
+                        script("cold_start.py", *(["--smoke"] if smoke else [])))
 
-    header = (f"# Benchmark results\n\n`make bench`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+    header = (f"# Benchmark results\n\n`make bench`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
               f"{platform.machine()}, Python {platform.python_version()}, "
               f"{len(__import__('os').sched_getaffinity(0))} cores; took {time.monotonic() - started:.0f} s.\n"
               "Ratios compare against a baseline measured in the same run.\n\n## Goals\n\n" + "\n".join(goals))

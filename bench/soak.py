@@ -107,7 +107,8 @@ def main() -> None:
     last = [rss for _, rss, _ in samples[-3:]]
     spread = (max(last) - min(last)) / min(last)
     print(f"\nlast three samples within {spread:.1%} of each other (goal ≤ 5%)\n")
-    print(table(["never-reading round", "server RSS MB after", "threads"], [(r, f"{rss:.1f}", t) for r, rss, t in rounds]))
+    print(table(["never-reading round", "server RSS MB after", "threads"],
+                [(r, f"{rss:.1f}", t) for r, rss, t in rounds]))
     growth = (rounds[-1][1] - rounds[0][1]) / rounds[0][1]
     print(f"\nRSS after the last round is {growth:+.1%} of after the first (goal within ±20%); "
           f"{args.idle_wait:.0f} s later, idle: {idle[0]:.1f} MB, {idle[1]} threads (before the rounds: "

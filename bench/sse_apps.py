@@ -3,7 +3,8 @@
     python -m bench.sse_apps raw|sdk-generator|ours|agent-long
 
 - raw: plain Starlette streaming pre-framed SSE bytes — the ceiling.
-- sdk-generator: BedrockAgentCoreApp with an async-generator entrypoint (11× raw Starlette's cost, so the entrypoint returns its own response).
+- sdk-generator: BedrockAgentCoreApp with an async-generator entrypoint (11× raw Starlette's cost, so the
+  entrypoint returns its own response).
 - ours: the real `bedrock.agent_runtime.app`; only the turn's event source is a stub yielding the same frames,
   so validation, slots, deadlines, observers, framing and sse-starlette all run as in production.
 - agent-long: the real app and a real graph whose (zero-latency) model answers with LONG_REPLY tokens.
@@ -14,7 +15,8 @@ from __future__ import annotations
 import gc
 import socket
 import sys
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 

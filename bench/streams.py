@@ -59,7 +59,8 @@ async def hold_stream(client: httpx.AsyncClient, url: str, opened: asyncio.Event
 
 
 async def isolation(streams: int, samples: int) -> tuple[str, dict[str, float]]:
-    with Endpoint(250) as endpoint, Server({**endpoint.server_env(), "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}) as server:
+    env = {"MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}
+    with Endpoint(250) as endpoint, Server({**endpoint.server_env(), **env}) as server:
         await probes(server.url, 3)  # warm up
         idle_pings, idle_tokens = await probes(server.url, samples)
         opened, stop, counter = asyncio.Event(), asyncio.Event(), [0]

@@ -50,7 +50,8 @@ async def raw_graph(graph, session: str) -> float:
 
 
 async def ours(agent: Agent, session: str, tokens: bool = True) -> float:
-    request = parse_request({"prompt": "go" if tokens else "What is 25 * 4?", "session_id": session, "stream_tokens": tokens})
+    request = parse_request({"prompt": "go" if tokens else "What is 25 * 4?", "session_id": session,
+                             "stream_tokens": tokens})
     settle()
     started = time.perf_counter()
     async for _ in agent.stream(request):
@@ -142,7 +143,8 @@ async def wire_stream(repeat: int) -> tuple[str, dict[str, float]]:
     stock = ChatBedrockConverse(model=settings.bedrock_model_id, region_name=settings.aws_region,
                                 endpoint_url=endpoint.url, config=botocore_config(settings), **OFFLINE_CREDENTIALS)
     try:
-        agents = {"ours": Agent(build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver()), settings),
+        ours_graph = build_graph(make_model(settings, endpoint.url), default_tools(), InMemorySaver())
+        agents = {"ours": Agent(ours_graph, settings),
                   "fallback": Agent(build_graph(stock, default_tools(), InMemorySaver()), settings)}
         cpu: dict[str, list[float]] = {name: [] for name in agents}
         for rep in range(repeat + 1):

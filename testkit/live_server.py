@@ -7,8 +7,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import httpx
 
@@ -95,7 +95,7 @@ class LiveServer:
         """Peak resident memory (VmHWM) of the server process."""
         return self._status_mb("VmHWM")
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

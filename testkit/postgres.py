@@ -51,7 +51,7 @@ class PostgresCluster:
             shutil.chown(self.folder, "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         self.max_connections = max_connections
-        for attempt in range(5):
+        for _attempt in range(5):
             self.port = _free_port()
             done = self._start()
             if done.returncode == 0:

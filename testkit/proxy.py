@@ -86,7 +86,7 @@ class CuttingProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
-    def __enter__(self) -> "CuttingProxy":
+    def __enter__(self) -> CuttingProxy:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -101,5 +101,5 @@ async def _ready(reader: asyncio.StreamReader) -> bytes:
     """What the reader already holds (b"" if nothing, or at its end)."""
     try:
         return await asyncio.wait_for(reader.read(65536), 0.001)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return b""

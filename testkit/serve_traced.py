@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 
 def configure(path: str) -> None:
-    out = open(path, "w", encoding="utf-8")  # noqa: SIM115 (open for the process's life)
+    out = open(path, "w", encoding="utf-8")  # open for the process's life
     exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))

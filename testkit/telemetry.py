@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -35,7 +36,7 @@ class Collected:
         return Telemetry(settings, self.tracer_provider, self.meter_provider)
 
     def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())  # type: ignore[attr-defined]
+        return list(self.exporter.get_finished_spans())  # type: ignore[attr-defined]  # the in-memory exporter's
 
     def turn_spans(self) -> list[ReadableSpan]:
         return [s for s in self.spans() if s.name.startswith("invoke_agent")]

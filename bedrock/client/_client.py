@@ -9,7 +9,8 @@ import asyncio
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -65,7 +66,7 @@ def _http_error(status: int, content: bytes) -> AgentHTTPError:
     return AgentHTTPError(status, f"http_{status}", text or httpx.codes.get_reason_phrase(status), body)
 
 
-def _incomplete() -> "AgentStreamError":
+def _incomplete() -> AgentStreamError:
     return AgentStreamError("incomplete_stream", _INCOMPLETE, retryable=True)
 
 
@@ -122,7 +123,7 @@ class AgentClient:
         self._boto: Any = None
         self._boto_lock = threading.Lock()
 
-    async def __aenter__(self) -> "AgentClient":
+    async def __aenter__(self) -> AgentClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -135,7 +136,7 @@ class AgentClient:
         if self._boto is not None:
             self._boto.close()
 
-    async def stream(self, payload: Mapping[str, Any]) -> AsyncIterator[SSEEvent]:
+    async def stream(self, payload: Mapping[str, Any]) -> AsyncGenerator[SSEEvent, None]:
         """One run's events, `agent_start` … `agent_end`; a failed run's `error` event comes last (not raised).
 
         A connection that breaks after the run started is re-attached (`resume` from the last event id) up to
@@ -159,7 +160,7 @@ class AgentClient:
                     except AgentConnectionError as error:
                         broke = error
                         break
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         message = f"The agent did not finish within the {self.timeout:g} s timeout."
                         raise AgentTimeoutError(message) from None
                     if event.id is not None and event.id <= last_id:
@@ -183,7 +184,7 @@ class AgentClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def resume(self, session_id: str, interrupt_id: str, approved: bool, args: Mapping[str, Any] | None = None, *,
-               actor_id: str | None = None, stream_tokens: bool = True) -> AsyncIterator[SSEEvent]:
+               actor_id: str | None = None, stream_tokens: bool = True) -> AsyncGenerator[SSEEvent, None]:
         """Answer the session's pending approval (an `interrupt` event's `interrupt_id`) and stream the run that
         continues the turn: approved, the tool runs (with `args` instead, if given); declined, it does not."""
         decision: dict[str, Any] = {"interrupt_id": interrupt_id, "approved": approved}
@@ -235,7 +236,7 @@ class AgentClient:
 
     # --- HTTP ---------------------------------------------------------------------------------------------
 
-    async def _http_events(self, body: dict[str, Any]) -> AsyncIterator[SSEEvent]:
+    async def _http_events(self, body: dict[str, Any]) -> AsyncGenerator[SSEEvent, None]:
         assert self._http is not None
         url = f"{self.base_url}/invocations"
         headers = {SESSION_HEADER: body["session_id"]} if isinstance(body.get("session_id"), str) else {}
@@ -314,7 +315,7 @@ class AgentClient:
         finally:
             _close_stream(stream)
 
-    async def _runtime_events(self, body: dict[str, Any]) -> AsyncIterator[SSEEvent]:
+    async def _runtime_events(self, body: dict[str, Any]) -> AsyncGenerator[SSEEvent, None]:
         from botocore import exceptions as boto_errors
         from urllib3 import exceptions as urllib3_errors
 

@@ -35,6 +35,6 @@ class AgentStreamError(AgentClientError):
         self.code, self.message, self.retryable, self.event = code, message, retryable, event
 
     @classmethod
-    def from_event(cls, event: SSEEvent) -> "AgentStreamError":
+    def from_event(cls, event: SSEEvent) -> AgentStreamError:
         data = event.data if isinstance(event.data, dict) else {"error": str(event.data)}
         return cls(data.get("code", "internal_error"), data.get("error", ""), bool(data.get("retryable")), event)

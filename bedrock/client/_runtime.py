@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bedrock.client._errors import AgentHTTPError
 

@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
 
 from bedrock.client import DEFAULT_URL, AgentClient, AgentClientError, AgentStreamError
-from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, INTERRUPT, LLM_TOKEN
+from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, INTERRUPT, LLM_TOKEN, SSEEvent
 
 
 def metrics_line(metrics: Mapping[str, Any]) -> str:
@@ -33,7 +34,8 @@ async def _run(args: argparse.Namespace) -> int:
     run: dict[str, Any] = {}
     try:
         async with client:
-            events = client.stream(payload)
+            events: AsyncGenerator[SSEEvent, None] | None = client.stream(payload)
+            pending: list[dict[str, Any]]  # the turn's approvals waiting for an answer
             while events is not None:
                 step, pending = None, []
                 try:

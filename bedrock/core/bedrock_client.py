@@ -18,7 +18,8 @@ import asyncio
 import contextvars
 import threading
 import weakref
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 # aiohttp and aiobotocore cost ~170 ms to import here: this module is imported by the agent's build, never on the
 # way to a cold start's first `/ping` (tests/test_cold_start.py).

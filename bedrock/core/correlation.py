@@ -4,6 +4,7 @@ once the agent is built: every AgentCore session is a cold start, and /ping answ
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Mapping
 
 # The ids a log line of a turn carries (bedrock/server/logs.py): set where the turn runs, in its run's task.
 LOG_FIELDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("log_fields", default=None)
@@ -12,6 +13,8 @@ LOG_FIELDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextV
 TRACE_HEADERS = ("traceparent", "x-amzn-trace-id", "baggage")
 
 
-def carries_trace(headers: object) -> bool:
+def carries_trace(headers: Mapping[str, str] | None) -> bool:
     """Whether a request's headers may hold a trace context (cheap: no OpenTelemetry import)."""
-    return bool(headers) and any(name in headers for name in TRACE_HEADERS)  # type: ignore[operator]
+    if not headers:
+        return False
+    return any(name in headers for name in TRACE_HEADERS)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 from bedrock.errors import AgentError
 from bedrock.wire.events import ERROR, TERMINAL_EVENTS, SSEEvent, encode_frame, utc_timestamp
@@ -46,13 +47,13 @@ class _Deadline:
 
 
 async def bounded(
-    events: AsyncIterator[SSEEvent],
+    events: AsyncGenerator[SSEEvent, None],
     *,
     timeout_s: float | None,
     shutdown: Any = None,
     grace_s: float = 0.0,
     on_end: Callable[[SSEEvent | None], None] | None = None,
-) -> AsyncIterator[SSEEvent]:
+) -> AsyncGenerator[SSEEvent, None]:
     """Relay `events` until their terminal event, the deadline, or `grace_s` after `shutdown` is set.
 
     On expiry the stream is cancelled (which drops its half turn) and ends with one `error` event
@@ -70,7 +71,7 @@ async def bounded(
         deadline.move(loop.time() + grace_s, SHUTTING_DOWN)
 
     watcher = asyncio.ensure_future(watch_shutdown()) if shutdown is not None else None
-    iterator = events.__aiter__()
+    iterator = events  # an async generator is its own iterator (`__aiter__` returns it)
     task = asyncio.current_task()
     last_id = 0
     try:

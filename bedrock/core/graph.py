@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage, trim_messages
+from langchain_core.messages import (AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolCall, ToolMessage,
+                                     trim_messages)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -80,7 +82,7 @@ def interrupt_id(tool_call_id: str) -> str:
     return "approval-" + hashlib.sha256(tool_call_id.encode()).hexdigest()[:24]
 
 
-def declined(call: dict[str, Any]) -> ToolMessage:
+def declined(call: Mapping[str, Any]) -> ToolMessage:
     """A declined call's result, as the model (and the client, as a tool step) sees it."""
     return ToolMessage(DECLINED, tool_call_id=call["id"], name=call["name"], status="error")
 
@@ -95,7 +97,7 @@ def approval_node(node: ToolNode, approval_required: frozenset[str]) -> Any:
         for call in asked.tool_calls:
             if call["name"] in approval_required:
                 # Re-run from here when resumed: each interrupt() returns its answer, in order.
-                answer = interrupt({"interrupt_id": interrupt_id(call["id"]), "tool_name": call["name"],
+                answer = interrupt({"interrupt_id": interrupt_id(_call_id(call)), "tool_name": call["name"],
                                     "tool_call_id": call["id"], "args": call["args"]})
                 if not answer.get("approved"):
                     results[call["id"]] = declined(call)
@@ -119,23 +121,30 @@ def approval_node(node: ToolNode, approval_required: frozenset[str]) -> Any:
     return tools
 
 
-def _args_of(message: AIMessage, call_id: str) -> Any:
+def _call_id(call: ToolCall) -> str:
+    """A tool call's id: the model names every call (Converse's toolUseId), though LangChain's type allows None."""
+    assert call["id"] is not None, f"a tool call without an id: {call['name']}"
+    return call["id"]
+
+
+def _args_of(message: AIMessage, call_id: str | None) -> Any:
     return next((call["args"] for call in message.tool_calls if call["id"] == call_id), None)
 
 
-def dangling_calls(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+def dangling_calls(messages: Sequence[BaseMessage]) -> list[ToolCall]:
     """The tool calls of the last model message that have no result yet (an approval still pending)."""
-    last_ai = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], AIMessage)), None)
-    if last_ai is None:
-        return []
-    answered = {m.tool_call_id for m in messages[last_ai + 1:] if isinstance(m, ToolMessage)}
-    return [call for call in messages[last_ai].tool_calls if call["id"] not in answered]
+    for last_ai in range(len(messages) - 1, -1, -1):
+        asked = messages[last_ai]
+        if isinstance(asked, AIMessage):
+            answered = {m.tool_call_id for m in messages[last_ai + 1:] if isinstance(m, ToolMessage)}
+            return [call for call in asked.tool_calls if call["id"] not in answered]
+    return []
 
 
 async def route(state: MessagesState) -> str:
     """`tools_condition`, as a coroutine: LangGraph runs a sync edge function on the loop's executor (a thread hop,
     and a task, after every model call), an async one inline."""
-    return tools_condition(state)
+    return tools_condition(state["messages"])  # the list itself: the chatbot has just added its message to it
 
 
 def build_graph(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, AsyncIterator
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.callbacks.base import LLMManagerMixin
 
-from bedrock.wire.events import SSEEvent
+from bedrock.wire.events import EventStream, SSEEvent
 
 logger = logging.getLogger(__name__)
 
@@ -23,16 +25,22 @@ class BaseStreamCallback(AsyncCallbackHandler):
 
     raise_error = False
 
-    async def on_stream_event(self, event: Any) -> None:
+    async def on_stream_event(self, event: Any) -> None:  # type: ignore[override]  # the guide's, not LangChain's
         """Called with each SSEEvent before it is yielded to the client."""
 
 
+# LangChain gave its handlers an `on_stream_event` of their own (its v2 streaming protocol's events, with a
+# run_id; langchain-core 1.x): every LangChain callback has one. Those are not observers of our SSE events.
+_LANGCHAIN_HOOKS = (LLMManagerMixin.on_stream_event, AsyncCallbackHandler.on_stream_event)
+
+
 def stream_observers(callbacks: list[Any]) -> list[Any]:
-    """The callbacks that want every SSE event (`on_stream_event`)."""
-    return [cb for cb in callbacks if callable(getattr(cb, "on_stream_event", None))]
+    """The callbacks that want every SSE event (an `on_stream_event` that is not LangChain's own)."""
+    return [cb for cb in callbacks if callable(hook := getattr(cb, "on_stream_event", None))
+            and getattr(hook, "__func__", None) not in _LANGCHAIN_HOOKS]
 
 
-async def observed(events: AsyncIterator[SSEEvent], observers: list[Any]) -> AsyncIterator[SSEEvent]:
+async def observed(events: EventStream, observers: list[Any]) -> AsyncGenerator[SSEEvent, None]:
     """Show each event to the callbacks' `on_stream_event` before yielding it; a failing observer is logged."""
     async with aclosing(events):  # closed with us, not whenever the collector finds it: it holds a session
         async for event in events:

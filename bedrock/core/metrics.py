@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
@@ -25,8 +26,8 @@ def reported_usage(response: LLMResult) -> tuple[int, int]:
 class MetricsCallback(BaseCallbackHandler):
     """Counts what one turn really used: model-reported tokens, LLM calls, tool calls, errors, timings.
 
-    Synchronous and inline on purpose: its hooks only add to counters, and LangChain runs an *async*
-    handler's hooks from a sync model stream (ChatBedrockConverse's) in a fresh event loop per token.
+    Synchronous and inline on purpose: its hooks only add to counters, so LangChain calls them directly on the
+    loop (a sync handler not marked `run_inline` is run on the loop's executor, a thread hop per token).
     """
 
     run_inline = True
@@ -44,7 +45,7 @@ class MetricsCallback(BaseCallbackHandler):
         self.approvals_granted = 0
         self.approvals_declined = 0
         self.failed_tools: list[str] = []  # the tools that raised, by name (a tool-errors metric)
-        self._tool_names: dict[Any, str] = {}
+        self._tool_names: dict[UUID, str] = {}
 
     @property
     def tokens(self) -> int:
@@ -54,26 +55,28 @@ class MetricsCallback(BaseCallbackHandler):
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
         self.llm_calls += 1
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any) -> None:
+    # LangChain's signatures (a run_id always comes), so that SpanCallback's overrides may name it.
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *, run_id: UUID,
+                            **kwargs: Any) -> None:
         self.llm_calls += 1
 
-    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any) -> None:
         if self.first_token_at is None and token:
             self.first_token_at = time.perf_counter()
 
-    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         input_tokens, output_tokens = reported_usage(response)
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
 
-    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.errors += 1
 
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: Any = None, **kwargs: Any) -> None:
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, **kwargs: Any) -> None:
         self.tool_calls += 1
         self._tool_names[run_id] = serialized.get("name") or kwargs.get("name") or "tool"
 
-    def on_tool_error(self, error: BaseException, *, run_id: Any = None, **kwargs: Any) -> None:
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.errors += 1
         self.failed_tools.append(self._tool_names.get(run_id, "tool"))
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from functools import partial
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError, ResponseStreamingError
@@ -190,7 +191,8 @@ class AsyncChatBedrockConverse(ChatBedrockConverse):
             async for event in stream:
                 if "messageStop" in event:
                     stopped = True
-                    reasoning_tokens = _extract_thinking_tokens(event["messageStop"].get("additionalModelResponseFields"))
+                    fields = event["messageStop"].get("additionalModelResponseFields")
+                    reasoning_tokens = _extract_thinking_tokens(fields)
                 message = _parse_stream_event(event, reasoning_tokens=reasoning_tokens)
                 if not message:
                     continue

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, empty_checkpoint
 from langgraph.graph.state import CompiledStateGraph
 
 TURN_KEY = "turn_id"
@@ -39,10 +40,17 @@ def cut_turn(state: Any) -> str | None:
     return turn if state.next and not state.interrupts and turn else None
 
 
-async def checkpoint_before(graph: CompiledStateGraph, config: dict[str, Any], turn_id: str) -> CheckpointTuple | None:
-    """The session's newest checkpoint not written by `turn_id`; None if there is none."""
+def saver_of(graph: CompiledStateGraph) -> BaseCheckpointSaver:
+    """The graph's saver: compiled with one (build_graph), not with True/False/None (a subgraph's choices)."""
     saver = graph.checkpointer
-    before: dict[str, Any] | None = None
+    assert isinstance(saver, BaseCheckpointSaver), f"the graph has no saver of its own: {saver!r}"
+    return saver
+
+
+async def checkpoint_before(graph: CompiledStateGraph, config: RunnableConfig, turn_id: str) -> CheckpointTuple | None:
+    """The session's newest checkpoint not written by `turn_id`; None if there is none."""
+    saver = saver_of(graph)
+    before: RunnableConfig | None = None
     while True:
         seen = 0
         async for item in saver.alist(config, before=before, limit=_PAGE):
@@ -54,18 +62,18 @@ async def checkpoint_before(graph: CompiledStateGraph, config: dict[str, Any], t
             return None
 
 
-async def roll_back(graph: CompiledStateGraph, config: dict[str, Any], turn_id: str) -> None:
+async def roll_back(graph: CompiledStateGraph, config: RunnableConfig, turn_id: str) -> None:
     """Make the session's latest state the one it had before `turn_id` began.
 
     `config` is `{"configurable": {"thread_id", "actor_id", ...}}` for the session. The caller holds the
     session, so no other turn writes meanwhile.
     """
     configurable = {**config["configurable"], "checkpoint_ns": ""}
-    root = {"configurable": configurable}
+    root: RunnableConfig = {"configurable": configurable}
     pre = await checkpoint_before(graph, root, turn_id)
     if pre is None:
         # A first turn: an empty state, written as a checkpoint of a fresh thread would start from.
-        await graph.checkpointer.aput(root, empty_checkpoint(), {"source": "fork", "step": -2, "parents": {}}, {})
+        await saver_of(graph).aput(root, empty_checkpoint(), {"source": "fork", "step": -2, "parents": {}}, {})
         return
-    copy_from = {"configurable": {**configurable, **pre.config["configurable"]}}
+    copy_from: RunnableConfig = {"configurable": {**configurable, **pre.config["configurable"]}}
     await graph.aupdate_state(copy_from, None, as_node="__copy__")

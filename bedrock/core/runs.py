@@ -27,11 +27,12 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from bedrock.errors import AgentError
-from bedrock.wire.events import ERROR, TERMINAL_EVENTS, SSEEvent, encode_frame, revive, utc_timestamp
+from bedrock.wire.events import ERROR, TERMINAL_EVENTS, EventStream, SSEEvent, encode_frame, revive, utc_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +81,13 @@ class Run:
 
     # --- producing --------------------------------------------------------------------------------------
 
-    def start(self, events: AsyncIterator[SSEEvent]) -> "Run":
+    def start(self, events: EventStream) -> Run:
         """Run the turn (`events`) as a task of its own, recording every frame."""
         self._task = asyncio.get_running_loop().create_task(self._produce(events), name=self.run_id)
         self._task.add_done_callback(self._task_done)
         return self
 
-    async def _produce(self, events: AsyncIterator[SSEEvent]) -> None:
+    async def _produce(self, events: EventStream) -> None:
         self._started = True
         try:
             if self._cancel_requested:  # cancelled before it ran: the turn never started, nothing to undo
@@ -211,11 +212,11 @@ class Run:
 
     # --- following -------------------------------------------------------------------------------------
 
-    def follow(self, after: int = 0, *, owner: bool = False) -> "Follower":
+    def follow(self, after: int = 0, *, owner: bool = False) -> Follower:
         """A follower of the frames with ids above `after`; `owner` is the request that started the run."""
         return Follower(self, after, owner)
 
-    def _attach(self, follower: "Follower", attached: bool) -> None:
+    def _attach(self, follower: Follower, attached: bool) -> None:
         if attached:
             self._attached.add(follower)
         else:
@@ -256,7 +257,7 @@ class Follower:
     def __anext__(self) -> Any:
         return self._frames.__anext__()
 
-    async def _iterate(self) -> AsyncIterator[SSEEvent]:
+    async def _iterate(self) -> AsyncGenerator[SSEEvent, None]:
         run = self.run
         try:
             while True:
@@ -314,7 +315,7 @@ class RunRegistry:
         self.on_followers: Callable[[Run], None] | None = None
         self.on_end: Callable[[Run], None] | None = None
 
-    def start(self, run_id: str, session_id: str, actor_id: str, events: AsyncIterator[SSEEvent],
+    def start(self, run_id: str, session_id: str, actor_id: str, events: EventStream,
               on_disconnect: str) -> Run:
         self.expire()
         run = Run(run_id, session_id, actor_id, buffer_bytes=self.buffer_bytes, on_disconnect=on_disconnect)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
@@ -70,7 +71,7 @@ class SessionReads:
         turn = cut_turn(state)
         if turn is None:
             return state
-        config = {"configurable": {"thread_id": session_id, "actor_id": actor_id, "checkpoint_ns": ""}}
+        config: RunnableConfig = {"configurable": {"thread_id": session_id, "actor_id": actor_id, "checkpoint_ns": ""}}
         before = await checkpoint_before(self.graph, config, turn)
         if before is None:  # the session's first turn: nothing whole yet
             return StateSnapshot({}, (), config, None, None, None, (), ())

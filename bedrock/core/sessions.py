@@ -105,6 +105,6 @@ class SessionLocks:
             locks[session_id] = (lock, users - 1)
 
 
-def _give_back(shared: SharedLocks, session_id: str, attempt: "asyncio.Future[bool]") -> None:
+def _give_back(shared: SharedLocks, session_id: str, attempt: asyncio.Future[bool]) -> None:
     if not attempt.cancelled() and attempt.exception() is None and attempt.result():
         shared.release(session_id)

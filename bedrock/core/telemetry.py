@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import time
+from contextvars import Token
 from typing import Any
 from uuid import UUID
 
@@ -69,14 +70,16 @@ def incoming_context(headers: Any) -> Any:
     return propagate.extract(headers)
 
 
-def attach_incoming(headers: Any) -> object | None:
+def attach_incoming(headers: Any) -> Token[otel_context.Context] | None:
     """Make the request's trace context current (a token for `detach`), or None when it has none."""
     parent = incoming_context(headers)
     return otel_context.attach(parent) if parent is not None else None
 
 
-def detach(token: object) -> None:
-    otel_context.detach(token)  # type: ignore[arg-type]
+def detach(token: Token[otel_context.Context] | None) -> None:
+    """Undo `attach_incoming`: nothing if it attached nothing (OpenTelemetry logs an error for a None token)."""
+    if token is not None:
+        otel_context.detach(token)
 
 
 class Telemetry:
@@ -126,7 +129,7 @@ class Telemetry:
                 except Exception:  # an exporter that fails must not stop the shutdown
                     logger.exception("could not flush telemetry")
 
-    def turn(self, session_id: str, actor_id: str, run_id: str) -> "TurnTrace":
+    def turn(self, session_id: str, actor_id: str, run_id: str) -> TurnTrace:
         """A turn's trace, its parent the caller's current context (captured now, where the request is served)."""
         return TurnTrace(self, session_id, actor_id, run_id)
 
@@ -195,7 +198,7 @@ class TurnTrace:
 
     def _end(self, terminal: SSEEvent | None) -> None:
         telemetry, span = self.telemetry, self.span
-        data = terminal.data if terminal is not None else None
+        data: Any = terminal.data if terminal is not None else None  # the terminal event's JSON object
         if terminal is None:
             outcome, code, numbers = "cancelled", None, self.callback.snapshot()
         elif terminal.type == AGENT_END:
@@ -252,7 +255,7 @@ class SpanCallback(MetricsCallback):
 
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *,
                             run_id: UUID, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().on_chat_model_start(serialized, messages, **kwargs)
+        super().on_chat_model_start(serialized, messages, run_id=run_id, **kwargs)
         meta = metadata or {}
         model = meta.get("ls_model_name") or self.turn.telemetry.model
         attributes = {OPERATION: "chat", PROVIDER_NAME: PROVIDER, REQUEST_MODEL: model}
@@ -266,15 +269,15 @@ class SpanCallback(MetricsCallback):
             span.set_attribute(INPUT_MESSAGES, messages_json((role(m), text(m.content)) for m in messages[0]))
         self.calls[run_id] = [span, time.perf_counter(), None]
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any) -> None:
         if self.first_token_at is None and token:
             self.first_token_at = time.perf_counter()
-        call = self.calls.get(run_id) if token else None  # type: ignore[arg-type]
+        call = self.calls.get(run_id) if token else None
         if call is not None and call[2] is None:
             call[2] = time.perf_counter()
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        super().on_llm_end(response, **kwargs)
+        super().on_llm_end(response, run_id=run_id, **kwargs)
         call = self.calls.pop(run_id, None)
         if call is None:
             return
@@ -299,7 +302,7 @@ class SpanCallback(MetricsCallback):
         span.end()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        super().on_llm_error(error, **kwargs)
+        super().on_llm_error(error, run_id=run_id, **kwargs)
         call = self.calls.pop(run_id, None)
         if call is not None:
             _failed(call[0], _code(error))

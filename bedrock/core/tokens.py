@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -51,8 +52,8 @@ class TokenTap(BaseCallbackHandler, _StreamingCallbackHandler):
         if metadata and metadata.get("langgraph_node") == self.node:
             self._runs[run_id] = {"langgraph_node": self.node}
 
-    def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID | None = None, **kwargs: Any) -> None:
-        meta = self._runs.get(run_id)  # type: ignore[arg-type]
+    def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
+        meta = self._runs.get(run_id)
         if meta is not None and chunk is not None:
             self.sink(("messages", (chunk.message, meta)))
 
@@ -89,18 +90,18 @@ class TappedStream:
 
     async def _pump(self, graph_stream: AsyncIterator[Any]) -> None:
         try:
-            async with aclosing(graph_stream):  # type: ignore[type-var]
+            async with aclosing(graph_stream):  # type: ignore[type-var]  # astream's generator, typed AsyncIterator
                 async for item in graph_stream:
                     self._put(item)
         except asyncio.CancelledError:
             self._put(_Failure(asyncio.CancelledError()))
             raise
-        except BaseException as error:  # noqa: BLE001 - the turn raises it where it reads
+        except BaseException as error:  # the turn raises it where it reads
             self._put(_Failure(error))
             return
         self._put(_END)
 
-    def __aiter__(self) -> "TappedStream":
+    def __aiter__(self) -> TappedStream:
         return self
 
     async def __anext__(self) -> Any:

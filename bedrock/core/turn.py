@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -20,7 +22,7 @@ from bedrock.core.messages import message_text, step_data
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners
 from bedrock.wire.request import RunRequest
-from bedrock.core.rollback import cut_turn, roll_back, turn_metadata
+from bedrock.core.rollback import cut_turn, roll_back, saver_of, turn_metadata
 from bedrock.core.runs import new_run_id
 from bedrock.core.session_state import SessionReads
 from bedrock.core.sessions import SessionLocks
@@ -29,8 +31,8 @@ from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
 from bedrock.store import Store
 from bedrock.store.in_process import InProcessOwners
 from bedrock.wire.batching import TokenBuffer
-from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, SSEEvent,
-                                 utc_timestamp)
+from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, EventStream,
+                                 SSEEvent, utc_timestamp)
 from bedrock.wire.result import fold
 
 if TYPE_CHECKING:
@@ -71,7 +73,7 @@ class Agent(SessionReads):
             and type(checkpointer).aprune is not BaseCheckpointSaver.aprune
         )
 
-    def run_config(self, request: RunRequest, callbacks: Sequence[Any], turn_id: str = "") -> dict[str, Any]:
+    def run_config(self, request: RunRequest, callbacks: Sequence[Any], turn_id: str = "") -> RunnableConfig:
         """LangGraph config: the session is the thread; preferences and custom_data ride along.
 
         `metadata` marks every checkpoint the turn writes with its id, which is how a cut turn is rolled back.
@@ -91,7 +93,7 @@ class Agent(SessionReads):
     def stream(
         self, request: RunRequest, callbacks: Iterable[Any] = (), shutdown: Any = None, *,
         run_id: str | None = None, session_wait_s: float | None = None,
-    ) -> AsyncIterator[SSEEvent]:
+    ) -> AsyncGenerator[SSEEvent, None]:
         """The turn's events; a failure ends the stream with one `error` event, never an exception.
 
         REQUEST_TIMEOUT_S, or SHUTDOWN_GRACE_S after `shutdown` (an event with `async wait()`) is set,
@@ -104,7 +106,7 @@ class Agent(SessionReads):
         user_callbacks = list(callbacks)
         run_id = run_id or new_run_id()
         # The turn's trace: its parent is the context of whoever calls this (the request being served).
-        trace = self.telemetry.turn(request.session_id or "", request.actor_id or "", run_id)
+        trace = self.telemetry.turn(request.session, request.actor, run_id)
         events = bounded(
             self._events(request, user_callbacks, run_id, session_wait_s, trace),
             timeout_s=self.settings.request_timeout_s,
@@ -119,11 +121,11 @@ class Agent(SessionReads):
     async def _events(
         self, request: RunRequest, user_callbacks: list[Any], run_id: str, session_wait_s: float | None,
         trace: TurnTrace,
-    ) -> AsyncIterator[SSEEvent]:
+    ) -> AsyncGenerator[SSEEvent, None]:
         seq = EventSequence()
         metrics = trace.begin(request.prompt if request.resume is None else None)  # traces too, when recording
         try:  # before anything runs or is read: someone else's session gets one error event, as a bad payload does
-            await self.owners.check(request.session_id, request.actor_id)
+            await self.owners.check(request.session, request.actor)
         except Exception as refused:
             error = classify(refused)
             if not isinstance(refused, SessionForbidden):
@@ -158,9 +160,10 @@ class Agent(SessionReads):
         said = False  # a message of this turn has streamed text already
         failure: Exception | None = None
         completed = False
-        graph_stream = None
+        # (mode, chunk) pairs, as a list of stream modes makes them (Pregel.astream's annotation says dicts).
+        graph_stream: AsyncIterator[Any] | None = None
         try:
-            await self.locks.acquire(request.session_id, session_wait_s)
+            await self.locks.acquire(request.session, session_wait_s)
         except Exception as refused:  # busy, or the shared lock's store failed (a database restarting)
             error = classify(refused)
             if not isinstance(refused, SessionBusy):
@@ -173,7 +176,7 @@ class Agent(SessionReads):
                 await self._recover(request)
             graph_input = await self._input(request, turn_id, metrics)
         except BaseException as refused:
-            self.locks.release(request.session_id)  # nothing ran: nothing to undo
+            self.locks.release(request.session)  # nothing ran: nothing to undo
             if not isinstance(refused, Exception):
                 raise  # cancelled while reading (the caller's timeout, a disconnect): the session is free again
             error = classify(refused)
@@ -255,12 +258,12 @@ class Agent(SessionReads):
         session cannot be running (we hold its lock), so such a state is an orphan. With `exit` (the default) a
         turn is written once, at its end: a dead process leaves nothing to undo.
         """
-        state = await self._state(request.session_id, request.actor_id or "")
+        state = await self._state(request.session, request.actor)
         orphan = cut_turn(state)
         if orphan is not None:
             logger.warning("session %s: rolling back turn %s, cut short by a process that died", request.session_id,
                            orphan)
-            config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
+            config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
             await roll_back(self.graph, config, orphan)
             if self.approval_required:  # it may have been answering an approval: ask for it again
                 await self._ask_again(config)
@@ -275,9 +278,9 @@ class Agent(SessionReads):
         if decision is None and not self.approval_required:
             return {"messages": [HumanMessage(request.prompt, id=turn_id)]}
         if decision is not None:
-            chosen = await self.pending_interrupt(request.session_id, request.actor_id or "", decision.interrupt_id)
+            chosen = await self.pending_interrupt(request.session, request.actor, decision.interrupt_id)
         else:
-            state = await self._state(request.session_id, request.actor_id or "")
+            state = await self._state(request.session, request.actor)
             declined_calls = [declined(call) for call in dangling_calls(state.values.get("messages", []))]
             metrics.approvals_declined += len(declined_calls)
             return {"messages": [*declined_calls, HumanMessage(request.prompt, id=turn_id)]}
@@ -298,12 +301,12 @@ class Agent(SessionReads):
         must be no await, or a cancellation landing there would leave a kept turn the caller never saw end.
         """
         if completed and not self._can_prune:
-            self.locks.release(request.session_id)
+            self.locks.release(request.session)
             return
         work = self._prune(request) if completed else self._abandon(graph_stream, request, turn_id)
         task = asyncio.ensure_future(work)
         self._settling.add(task)
-        task.add_done_callback(lambda done: self._settled(request.session_id, done))
+        task.add_done_callback(lambda done: self._settled(request.session, done))
         if not completed:
             await asyncio.shield(task)
 
@@ -322,7 +325,7 @@ class Agent(SessionReads):
         if not self._can_prune:
             return
         try:
-            await self.graph.checkpointer.aprune([request.session_id], strategy="keep_latest")
+            await saver_of(self.graph).aprune([request.session], strategy="keep_latest")
         except Exception:
             logger.exception("could not prune old checkpoints of session %s", request.session_id)
 
@@ -335,7 +338,7 @@ class Agent(SessionReads):
                 logger.exception("the cut turn of session %s failed while stopping", request.session_id)
         if self.graph.checkpointer is None:
             return  # nothing was stored, nothing to undo
-        config = {"configurable": {"thread_id": request.session_id, "actor_id": request.actor_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
         try:
             await roll_back(self.graph, config, turn_id)
             if self.approval_required:
@@ -345,7 +348,7 @@ class Agent(SessionReads):
             return
         await self._prune(request)
 
-    async def _ask_again(self, config: dict[str, Any]) -> None:
+    async def _ask_again(self, config: RunnableConfig) -> None:
         """After a rollback to a state that waited for an approval: wait for it again.
 
         The rollback's copy of a checkpoint keeps its messages but not its pending interrupt; running the
@@ -370,7 +373,7 @@ class Agent(SessionReads):
         self.closers.clear()
 
 
-async def result_of(events: AsyncIterator[SSEEvent], start: dict[str, Any] | None = None) -> dict[str, Any]:
+async def result_of(events: EventStream, start: dict[str, Any] | None = None) -> dict[str, Any]:
     """A turn's result dict from its events (`start`: `agent_start`'s data, if the events begin after it);
     raises the AgentError of its `error` event."""
     return await fold(events, _failed, _incomplete, start)

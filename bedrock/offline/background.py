@@ -35,21 +35,21 @@ class BackgroundServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
-        self._thread = threading.Thread(target=self._serve, args=(sock,), name=f"server-{port}", daemon=True)
+        self._server = server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
+        self._thread = threading.Thread(target=self._serve, args=(server, sock), name=f"server-{port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
-        while not self._server.started:
+        while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"background server on port {port} failed to start")
             time.sleep(0.005)
         self.url = f"http://{self.host}:{port}"
         return self.url
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
         self.loop = asyncio.new_event_loop()
         try:
-            self.loop.run_until_complete(self._server.serve(sockets=[sock]))
+            self.loop.run_until_complete(server.serve(sockets=[sock]))
         finally:
             self.loop.close()
 

@@ -15,8 +15,9 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Collection, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -95,7 +96,8 @@ def validate_converse(body: dict[str, Any]) -> None:
         raise ConverseValidationError("The messages field is empty. Add at least one message and try again.")
     if messages[0].get("role") != "user":
         raise ConverseValidationError(
-            "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+            "A conversation must start with a user message. "
+            "Try again with a conversation that starts with a user message."
         )
     asked: list[str] = []  # toolUse ids of the previous assistant message, to be answered next
     for i, message in enumerate(messages):
@@ -213,20 +215,20 @@ class OfflineBedrockEndpoint:
     def url(self) -> str:
         return self._server.url
 
-    def start(self) -> "OfflineBedrockEndpoint":
+    def start(self) -> OfflineBedrockEndpoint:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def record(self, last: int) -> "OfflineBedrockEndpoint":
+    def record(self, last: int) -> OfflineBedrockEndpoint:
         """Keep the `last` requests and usage reports from now on (0: keep none)."""
         self.requests = deque(maxlen=last)
         self.usage_reported = deque(maxlen=last)
         return self
 
-    def then(self, *actions: Reply | HttpError | BreakStream | Hold) -> "OfflineBedrockEndpoint":
+    def then(self, *actions: Reply | HttpError | BreakStream | Hold) -> OfflineBedrockEndpoint:
         """Queue what the next requests get, in order; once the script is empty the rules answer."""
         self.script.extend(actions)
         return self
@@ -234,7 +236,8 @@ class OfflineBedrockEndpoint:
     async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | Hold | None]:
         body = json.loads(await request.body())
         if self.requests.maxlen:
-            self.requests.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
+            self.requests.append(
+                Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
         try:
             validate_converse(body)
         except ConverseValidationError as invalid:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import secrets
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Sequence
+from typing import Any
 
 CALCULATOR = "calculator"
 # Runs of the characters arithmetic is written with. One greedy character class and nothing after it: it
@@ -68,7 +69,8 @@ def tokenize(text: str) -> list[str]:
 
 
 def _count_tokens(turns: Sequence[Turn]) -> int:
-    return sum(len(t.text.split()) + (len(json.dumps(t.tool_call["args"]).split()) if t.tool_call else 0) for t in turns)
+    return sum(len(t.text.split()) + (len(json.dumps(t.tool_call["args"]).split()) if t.tool_call else 0)
+               for t in turns)
 
 
 def _recall_name(turns: Sequence[Turn]) -> str | None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, AsyncIterator, Iterator, Mapping
+from typing import Any
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
 from starlette.exceptions import HTTPException

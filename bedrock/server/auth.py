@@ -68,16 +68,17 @@ class TokenVerifier:
         self._jwt = jwt
         self.settings = settings
         self.algorithms = list(settings.jwt_algorithms)
-        self._keys: dict[str | None, "jwt.PyJWK"] = {}
+        self._keys: dict[str | None, jwt.PyJWK] = {}
         self._loaded_at = float("-inf")
         self._reload_lock = asyncio.Lock()
         # PyJWKClient does the fetching (timeouts, headers, errors); its blocking call runs on a thread.
-        self._client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_jwk_set=False, timeout=5) if settings.jwt_jwks_url else None
+        self._client = (jwt.PyJWKClient(settings.jwt_jwks_url, cache_jwk_set=False, timeout=5)
+                        if settings.jwt_jwks_url else None)
         if settings.jwt_jwks_file:
             self._keys = self._parse(json.loads(Path(settings.jwt_jwks_file).read_text()))  # fail at startup
             self._loaded_at = time.monotonic()
 
-    def _parse(self, data: dict[str, Any]) -> dict[str | None, "jwt.PyJWK"]:
+    def _parse(self, data: dict[str, Any]) -> dict[str | None, jwt.PyJWK]:
         return {key.key_id: key for key in self._jwt.PyJWKSet.from_dict(data).keys}
 
     async def _reload(self) -> None:
@@ -94,7 +95,7 @@ class TokenVerifier:
             except Exception:
                 logger.exception("could not reload the JWKS; keeping the keys already loaded")
 
-    async def _key(self, kid: str | None) -> "jwt.PyJWK":
+    async def _key(self, kid: str | None) -> jwt.PyJWK:
         if kid not in self._keys:
             await self._reload()
         key = self._keys.get(kid)

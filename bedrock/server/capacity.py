@@ -9,7 +9,9 @@ import threading
 
 
 class InvocationSlots:
-    """A counter shared by the SDK's worker-loop thread and uvicorn's loop, hence the lock."""
+    """A counter taken on uvicorn's loop and given back wherever a run ends: on that loop for HTTP runs, on a
+    caller's own loop (possibly another thread's: `invoke_agent` runs each call on a new one) in-process; hence
+    the lock."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

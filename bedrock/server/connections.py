@@ -92,7 +92,8 @@ class _WaitingConnections:
         """The registry of `protocol`'s server (made by its first connection)."""
         waiting = getattr(protocol.server_state, "bedrock_waiting", None)
         if waiting is None:
-            waiting = protocol.server_state.bedrock_waiting = cls(protocol)  # type: ignore[attr-defined]
+            state = protocol.server_state
+            waiting = state.bedrock_waiting = cls(protocol)  # type: ignore[attr-defined]  # ours, on uvicorn's state
         return waiting
 
     def add(self, conn: BoundedH11Protocol) -> None:
@@ -153,7 +154,7 @@ class BoundedH11Protocol(H11Protocol):
         unbounded read, or a keep-alive of 0, which closes each connection after its response anyway)."""
         return min(t for t in (cls.keepalive_timeout_s, cls.head_timeout_s, PRESSURE_WAIT_S) if t > 0)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # H11Protocol's own
         self._timer: asyncio.TimerHandle | None = None
         self._waiting_for: WaitsFor | None = None
         super().connection_made(transport)

@@ -1,4 +1,5 @@
-"""A thread pool that shrinks: the event loop's default executor (blocking model calls and their streams).
+"""A thread pool that shrinks: the event loop's default executor (sync tools, AgentCore Memory's boto3 calls — the
+model's streams run on the loop itself, through aiobotocore).
 
 Written here because the standard ThreadPoolExecutor never retires a thread: after a burst of 100 slow
 streams it kept 106 threads for the life of the process, each with its stack and malloc arena touched
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -77,7 +79,7 @@ class ElasticThreadPool(ThreadPoolExecutor):
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn(*args, **kwargs))
-                except BaseException as error:  # noqa: BLE001 - handed to whoever awaits the future
+                except BaseException as error:  # handed to whoever awaits the future
                     future.set_exception(error)
             del job, future, fn, args, kwargs  # drop references before idling
 

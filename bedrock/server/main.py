@@ -7,11 +7,15 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+from typing import TYPE_CHECKING
 
 from bedrock.config import Settings
 from bedrock.server.allocator import tune_allocator
 from bedrock.server.connections import uvicorn_options
 from bedrock.server.logs import adopt_foreign_loggers, process_handler
+
+if TYPE_CHECKING:
+    from bedrock_agentcore.runtime import BedrockAgentCoreApp
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ def prepare_process(settings: Settings) -> None:
     tune_allocator()
     # Our loggers' handler (LOG_FORMAT); the SDK's logger and uvicorn's keep their own handlers, in our format.
     handler = process_handler(settings)
-    handler.bedrock_process = True  # type: ignore[attr-defined]
+    handler.bedrock_process = True  # type: ignore[attr-defined]  # our mark, found by the check above
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     adopt_foreign_loggers(settings)
@@ -50,7 +54,8 @@ def prepare_process(settings: Settings) -> None:
     logger.info("serving POST /invocations; model: %s", model)
 
 
-def serve(app: object, settings: Settings, *, sock: socket.socket | None = None, **uvicorn_config: object) -> None:
+def serve(app: BedrockAgentCoreApp, settings: Settings, *, sock: socket.socket | None = None,
+          **uvicorn_config: object) -> None:
     """Serve `app` until SIGTERM/SIGINT: on PORT (BIND_HOST, else the SDK's choice), or on a bound `sock`."""
     import uvicorn
 
@@ -62,4 +67,4 @@ def serve(app: object, settings: Settings, *, sock: socket.socket | None = None,
     page = f" (chat page: http://localhost:{settings.port}/)" if settings.serve_ui else ""
     logger.info("listening on port %d%s", settings.port, page)
     # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
-    app.run(port=settings.port, host=settings.bind_host or None, **options)  # type: ignore[attr-defined]
+    app.run(port=settings.port, host=settings.bind_host or None, **options)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
@@ -13,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from bedrock.errors import AgentError
-from bedrock.wire.events import SSEEvent, finite
+from bedrock.wire.events import EventStream, SSEEvent, finite
 
 logger = logging.getLogger(__name__)
 # sse-starlette defaults Cache-Control to no-store; proxies and the guide's clients expect no-cache.
@@ -24,7 +25,7 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(comment="ping", sep="\n")
 
 
-async def _frames(events: AsyncIterator[SSEEvent],
+async def _frames(events: EventStream,
                   render: Callable[[SSEEvent], bytes | None] | None) -> AsyncIterator[bytes]:
     # Bytes, not str: sse-starlette re-wraps a str (even an SSEEvent) as `data: …`.
     # Closed with the response (sse-starlette cancels it mid-send when the client leaves), not whenever
@@ -60,7 +61,7 @@ class _EventSourceResponse(EventSourceResponse):
         self._stalled = False
         self._watchdog: asyncio.TimerHandle | None = None
         if self.stall_s:
-            self._watchdog = loop.call_later(self.stall_s / 2, self._check)
+            self._watchdog = loop.call_later(self.stall_s / 2, self._check, self.stall_s)
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
@@ -69,13 +70,13 @@ class _EventSourceResponse(EventSourceResponse):
             if self._watchdog is not None:
                 self._watchdog.cancel()
 
-    def _check(self) -> None:
+    def _check(self, stall_s: float) -> None:
         """Cancel a body send pending longer than `stall_s`; then look again in `stall_s / 2`."""
         since, now = self._since, self._clock()
-        if since and now - since >= self.stall_s and self._sender is not None and not self._stalled:  # type: ignore[operator]
+        if since and now - since >= stall_s and self._sender is not None and not self._stalled:
             self._stalled = True
             self._sender.cancel()
-        self._watchdog = asyncio.get_running_loop().call_later(self.stall_s / 2, self._check)  # type: ignore[operator]
+        self._watchdog = asyncio.get_running_loop().call_later(stall_s / 2, self._check, stall_s)
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         if not self.stall_s:
@@ -94,7 +95,7 @@ class _EventSourceResponse(EventSourceResponse):
 
 
 def sse_response(
-    events: AsyncIterator[SSEEvent],
+    events: EventStream,
     ping_interval_s: float,
     shutdown: Any = None,
     grace_s: float = 0.0,
@@ -141,9 +142,8 @@ def error_response(error: AgentError, headers: Mapping[str, str] | None = None) 
 class DeferredJSONResponse(Response):
     """A JSON reply computed when the server sends it, on the server's own event loop.
 
-    BedrockAgentCoreApp runs an async entrypoint on a separate worker loop but sends the returned
-    response from uvicorn's loop; doing the turn here keeps every turn on one loop, whether streamed or not.
-    While the turn runs, the connection is watched: a client that goes away cancels the turn (which rolls
+    The entrypoint returns as soon as the run has started (refusals before it are raised as errors); the body,
+    the fold of the run's events, is awaited here, when uvicorn sends the reply. While the turn runs, the connection is watched: a client that goes away cancels the turn (which rolls
     it back) as it would a stream, rather than leaving it to run to the end holding its slot. Starlette's
     own responses only notice a disconnect when they next send, and this one sends once, at the end.
     """

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Future
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
@@ -183,7 +184,7 @@ class Runtime:
         except Exception:
             raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
         try:
-            await agent.owners.check(request.session_id or "", request.actor_id or "", claim=False)
+            await agent.owners.check(request.session, request.actor, claim=False)
         except Exception as refused:  # someone else's (403), or a memory that cannot be read (503)
             raise classify(refused) from None
         if isinstance(request, RunRequest):
@@ -209,7 +210,7 @@ class Runtime:
             await self.check_pending(agent, request)
         strategy = request.multitask_strategy
         if strategy != "enqueue":
-            await self._make_way(request.session_id, strategy)
+            await self._make_way(request.session, strategy)
         # From the last look at the session's runs to the new one's registration: no await, so no other request
         # of this loop can slip a run in between (two `rollback`s at once: the later one cancels the earlier).
         if slots is not None and not slots.try_acquire():
@@ -217,7 +218,7 @@ class Runtime:
         run_id = new_run_id()
         events = agent.stream(request, callbacks, shutdown, run_id=run_id,
                               session_wait_s=0 if strategy == "reject" else None)
-        run = self.runs.start(run_id, request.session_id, request.actor_id or "", events, on_disconnect)
+        run = self.runs.start(run_id, request.session, request.actor, events, on_disconnect)
         if slots is not None:
             run.on_end.append(lambda _: slots.release())
         return run
@@ -240,9 +241,9 @@ class Runtime:
     async def check_pending(self, agent: Agent, request: RunRequest) -> None:
         """Refuse an answer to an approval the session is not waiting for (`nothing_to_resume`,
         `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
-        if self.runs.active(request.session_id) is not None or request.resume is None:
+        if self.runs.active(request.session) is not None or request.resume is None:
             return
-        await agent.pending_interrupt(request.session_id, request.actor_id or "", request.resume.interrupt_id)
+        await agent.pending_interrupt(request.session, request.actor, request.resume.interrupt_id)
 
     def resume(self, request: ResumeRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""
@@ -262,22 +263,22 @@ class Runtime:
         """`cancel` (the session's run in progress; waits until it is rolled back), `status`, or `history`."""
         if isinstance(request, HistoryRequest):
             try:
-                history = await self.get_agent().history(request.session_id or "", request.actor_id or "")
+                history = await self.get_agent().history(request.session, request.actor)
             except Exception as exc:  # a memory that cannot be read: its catalog error, not a bare 500
                 logger.error("could not read the history of session %s", request.session_id, exc_info=exc)
                 raise classify(exc) from None
             # The run in progress, whose turn is not in the history until it ends: a page re-attaches to it.
             active = self.runs.active(history["session_id"])
-            mine = active is not None and active.actor_id == request.actor_id
-            return {**history, "run": active.status() if mine else None}
+            mine = active if active is not None and active.actor_id == request.actor_id else None
+            return {**history, "run": mine.status() if mine is not None else None}
         if isinstance(request, CancelRequest):
-            return await self._cancel(request.session_id or "", request.actor_id or "", request.run_id)
+            return await self._cancel(request.session, request.actor, request.run_id)
         return self._find(request).status()
 
     def _find(self, request: ResumeRequest | StatusRequest) -> Run:
         """The session's run `run_id` (else its newest); another actor's — possible only before a session's first
         turn has claimed it — is refused as the session would be."""
-        run = self.runs.find(request.session_id or "", request.run_id)
+        run = self.runs.find(request.session, request.run_id)
         if run is None:
             raise AgentError("run_not_found")
         if run.actor_id != request.actor_id:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bedrock.store.base import Store
 
@@ -52,7 +52,7 @@ class AgentCoreOwners:
             memoryId=self.memory_id,
             actorId=REGISTRY_ACTOR,
             sessionId=session_id,
-            eventTimestamp=datetime.now(timezone.utc),
+            eventTimestamp=datetime.now(UTC),
             payload=[{"blob": json.dumps({"owner": actor_id})}],
         )
         return self._owner(session_id) or actor_id

@@ -9,7 +9,8 @@ asyncio lock, polling until SESSION_WAIT_S.
 from __future__ import annotations
 
 import hashlib
-from typing import Awaitable, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
 
 class SharedLocks(Protocol):

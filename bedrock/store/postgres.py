@@ -11,11 +11,13 @@ import contextlib
 import logging
 import select
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.checkpoint.postgres import PostgresSaver
-from psycopg_pool import ConnectionPool  # loaded by PostgresSaver's module already
+from psycopg import Connection  # loaded by PostgresSaver's module already, as are the two below
+from psycopg.rows import DictRow
+from psycopg_pool import ConnectionPool
 
 from bedrock.store.base import Store
 from bedrock.store.locks import session_digest
@@ -33,7 +35,7 @@ def redacted(url: str) -> str:
     except Exception:
         return "(a DATABASE_URL that could not be parsed)"
     params.pop("password", None)
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 def has_input(conn: Any) -> bool:
@@ -52,7 +54,7 @@ def has_input(conn: Any) -> bool:
     return bool(poller.poll(0))
 
 
-class CheckpointPool(ConnectionPool):
+class CheckpointPool(ConnectionPool[Connection[DictRow]]):  # rows as dicts: what PostgresSaver reads
     """The checkpoints' connection pool: a connection its server has ended is never handed to a turn.
 
     After a database restart every idle connection of the pool is dead. Unchecked, each was handed to a turn
@@ -94,7 +96,7 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
     _thread_name = "postgres"
 
     @classmethod
-    def open(cls, url: str, pool_size: int) -> "ThreadedPostgresSaver":
+    def open(cls, url: str, pool_size: int) -> ThreadedPostgresSaver:
         """Connect a pool of up to `pool_size` connections to `url` and set the tables up (once, whichever replica
         starts first: the migrations run under an advisory lock, so replicas starting together do not collide)."""
         import psycopg
@@ -111,7 +113,7 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
             pool = CheckpointPool(url, min_size=1, max_size=pool_size, open=True, name="checkpoints", timeout=30,
                                   kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
             saver = cls(pool)
-            saver.lock = contextlib.nullcontext()  # type: ignore[assignment]
+            saver.lock = contextlib.nullcontext()  # type: ignore[assignment]  # any context manager: it is only entered
             saver._threads = pool_size
             try:
                 saver.setup()
@@ -125,7 +127,13 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
     def close(self) -> None:
         """Close the pool (after the calls already queued)."""
         self._stop_threads()
-        self.conn.close()  # type: ignore[union-attr]
+        self.conn.close()
+
+    @property
+    def pool(self) -> CheckpointPool:
+        """The pool `open` made: PostgresSaver's `conn`, which its type also allows to be a lone connection."""
+        assert isinstance(self.conn, CheckpointPool), self.conn
+        return self.conn
 
 
 SETUP_LOCK = 0x6C67_6163_7365_7475  # an advisory lock key of our own ("lgacsetu"), held while tables are set up
@@ -138,19 +146,20 @@ class PostgresOwners:
 
     def __init__(self, saver: ThreadedPostgresSaver) -> None:
         self.saver = saver
-        with saver.conn.connection() as conn:  # type: ignore[union-attr]
+        with saver.pool.connection() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS session_owners (session_id TEXT PRIMARY KEY, "
                          "actor_id TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL)")
 
     def _claim(self, session_id: str, actor_id: str) -> str:
-        with self.saver.conn.connection() as conn:  # type: ignore[union-attr]
+        with self.saver.pool.connection() as conn:
             conn.execute("INSERT INTO session_owners (session_id, actor_id, claimed_at) VALUES (%s, %s, %s) "
-                         "ON CONFLICT (session_id) DO NOTHING", (session_id, actor_id, datetime.now(timezone.utc)))
+                         "ON CONFLICT (session_id) DO NOTHING", (session_id, actor_id, datetime.now(UTC)))
             row = conn.execute("SELECT actor_id FROM session_owners WHERE session_id = %s", (session_id,)).fetchone()
+            assert row is not None, session_id  # inserted just now, or by whoever claimed it first
             return row["actor_id"]
 
     def _owner(self, session_id: str) -> str | None:
-        with self.saver.conn.connection() as conn:  # type: ignore[union-attr]
+        with self.saver.pool.connection() as conn:
             row = conn.execute("SELECT actor_id FROM session_owners WHERE session_id = %s", (session_id,)).fetchone()
             return row["actor_id"] if row else None
 

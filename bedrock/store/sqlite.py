@@ -9,9 +9,10 @@ import logging
 import os
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -47,7 +48,7 @@ class ThreadedSqliteSaver(ThreadedCalls, SqliteSaver):
     CHECKPOINT_EVERY = 256  # inline calls between WAL checkpoints (~100 turns; SQLite's own default: 4 MB of WAL)
 
     @classmethod
-    def open(cls, path: str | Path) -> "ThreadedSqliteSaver":
+    def open(cls, path: str | Path) -> ThreadedSqliteSaver:
         """Open (creating folders and tables on demand) the database at `path`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,7 @@ class ThreadedSqliteSaver(ThreadedCalls, SqliteSaver):
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # ours, on the saver's thread (see the class's docstring)
         saver = cls(conn)
         # Reentrant: an inline call holds it around the saver's own `with self.lock`.
-        saver.lock = threading.RLock()  # type: ignore[assignment]
+        saver.lock = threading.RLock()  # type: ignore[assignment]  # declared a Lock: SqliteSaver only enters it
         saver._calls = 0
         saver.setup()
         return saver
@@ -133,7 +134,7 @@ class SqliteOwners:
             owner = sqlite_tables.latest_actor(conn, session_id) or actor_id
             conn.execute(
                 "INSERT OR IGNORE INTO session_owners (session_id, actor_id, claimed_at) VALUES (?, ?, ?)",
-                (session_id, owner, datetime.now(timezone.utc).isoformat()),
+                (session_id, owner, datetime.now(UTC).isoformat()),
             )
             return conn.execute("SELECT actor_id FROM session_owners WHERE session_id = ?", (session_id,)).fetchone()[0]
 

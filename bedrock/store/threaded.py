@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.base import (BaseCheckpointSaver, ChannelVersions, Checkpoint, CheckpointMetadata,
+                                       CheckpointTuple)
 
 T = TypeVar("T")
 
+# A mixin, first in a saver's bases, before the sync saver whose `get_tuple`, `list`, `put`… it calls: checked as
+# that saver, but a plain class at run time (the method resolution order stays the savers' own).
+if TYPE_CHECKING:
+    _Saver = BaseCheckpointSaver[str]
+else:
+    _Saver = object
 
-class ThreadedCalls:
+
+class ThreadedCalls(_Saver):
     """A sync LangGraph saver's async methods, run on the saver's own worker threads.
 
     Why not the libraries' async savers (AsyncSqliteSaver, AsyncPostgresSaver): they bind to the event loop they
@@ -42,7 +51,7 @@ class ThreadedCalls:
         return self._executor
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self.call(self.get_tuple, config)  # type: ignore[attr-defined]
+        return await self.call(self.get_tuple, config)
 
     async def alist(
         self,
@@ -53,7 +62,7 @@ class ThreadedCalls:
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         items = await self.call(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit)))  # type: ignore[attr-defined]
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
         for item in items:
             yield item
 
@@ -64,18 +73,18 @@ class ThreadedCalls:
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self.call(self.put, config, checkpoint, metadata, new_versions)  # type: ignore[attr-defined]
+        return await self.call(self.put, config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        await self.call(self.put_writes, config, writes, task_id, task_path)  # type: ignore[attr-defined]
+        await self.call(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self.call(self.delete_thread, thread_id)  # type: ignore[attr-defined]
+        await self.call(self.delete_thread, thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self.call(self.prune, thread_ids, strategy=strategy)  # type: ignore[attr-defined]
+        await self.call(self.prune, thread_ids, strategy=strategy)
 
     def _stop_threads(self) -> None:
         if self._executor is not None:

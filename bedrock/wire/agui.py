@@ -45,8 +45,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ag_ui.core import (
     PROTOCOL_VERSION,
@@ -63,6 +64,7 @@ from ag_ui.core import (
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
+    TextPart,
     TokenUsage,
     ToolCallArgsEvent,
     ToolCallEndEvent,
@@ -167,14 +169,16 @@ def _last_user_text(run_input: RunAgentInput) -> str:
     if not isinstance(last, UserMessage):
         raise _refuse(f"messages.{index}", "the newest message must be the user's (this agent keeps each thread's "
                       "history itself: send the new user message last)")
-    content = run_input.messages[index].content
+    content = last.content
     if isinstance(content, str):
         text = content
     else:
+        texts = []
         for j, part in enumerate(content):
-            if part.type != "text":  # the agent reads text only: an image left out silently would mislead
+            if not isinstance(part, TextPart):  # the agent reads text only: an image left out silently would mislead
                 raise _refuse(f"messages.{index}.content.{j}", f"only text parts are supported, not {part.type}")
-        text = "\n".join(part.text for part in content)
+            texts.append(part.text)
+        text = "\n".join(texts)
     if not text.strip():
         raise _refuse(f"messages.{index}.content", "the last user message has no text")
     return text

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterator, Awaitable
 from json.encoder import encode_basestring_ascii as _escape
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 AGENT_START = "agent_start"
 AGENT_STEP = "agent_step"
@@ -29,7 +30,7 @@ class SSEEvent(str):
     data: Any
     id: int | None
 
-    def __new__(cls, frame: str, type: str, data: Any, id: int | None = None) -> "SSEEvent":
+    def __new__(cls, frame: str, type: str, data: Any, id: int | None = None) -> SSEEvent:
         self = super().__new__(cls, frame)
         self.type = type
         self.data = data
@@ -38,6 +39,14 @@ class SSEEvent(str):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SSEEvent, (str(self), self.type, self.data, self.id))
+
+
+class EventStream(Protocol):
+    """Events that whoever reads them closes (`aclose`, `aclosing`): an async generator of them, a run's follower."""
+
+    def __aiter__(self) -> AsyncIterator[SSEEvent]: ...
+
+    def aclose(self) -> Awaitable[object]: ...
 
 
 def dumps(data: Any) -> str:
@@ -100,7 +109,7 @@ def revive(frame: str) -> SSEEvent:
 
 def utc_timestamp() -> str:
     """Now as ISO-8601 UTC with a `Z`, millisecond precision."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class EventSequence:

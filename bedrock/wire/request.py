@@ -73,6 +73,18 @@ class _Request(BaseModel):
     # How a stream is written: our events (objects), or their text (JSON strings; see bedrock/wire/text.py).
     stream_format: Literal["events", "text"] = "events"
 
+    @property
+    def session(self) -> str:
+        """`session_id`, which every request `parse_request` returns has (None only before it is settled)."""
+        assert self.session_id is not None, "a request from parse_request names its session"
+        return self.session_id
+
+    @property
+    def actor(self) -> str:
+        """`actor_id`, which every request `parse_request` returns has (None only before it is settled)."""
+        assert self.actor_id is not None, "a request from parse_request names its actor"
+        return self.actor_id
+
 
 class Decision(BaseModel):
     """The user's answer to a pending approval: which one, yes or no, and possibly edited arguments."""
@@ -155,8 +167,8 @@ class HistoryRequest(_Request):
     action: Literal["history"]
 
 
-AgentRequest = Union[RunRequest, ApprovalRequest, ResumeRequest, CancelRequest, StatusRequest, HistoryRequest]
-ControlRequest = Union[CancelRequest, StatusRequest, HistoryRequest]
+AgentRequest = RunRequest | ApprovalRequest | ResumeRequest | CancelRequest | StatusRequest | HistoryRequest
+ControlRequest = CancelRequest | StatusRequest | HistoryRequest
 _TYPES: dict[str, type[BaseModel]] = {"run": RunRequest, "approval": ApprovalRequest, "resume": ResumeRequest,
                                       "cancel": CancelRequest, "status": StatusRequest, "history": HistoryRequest}
 
@@ -169,10 +181,9 @@ def _kind(payload: Any) -> str:
     return action if isinstance(action, str) and action in ACTIONS else "run"
 
 
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[
-    Union[tuple(Annotated[model, Tag(tag)] for tag, model in _TYPES.items())],  # type: ignore[misc]
-    Discriminator(_kind),
-])
+# The union of _TYPES, each tagged: made at run time, so spelt Union[...] (`X | Y` needs the members written out).
+_TAGGED: Any = Union[tuple(Annotated[model, Tag(tag)] for tag, model in _TYPES.items())]  # noqa: UP007
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[_TAGGED, Discriminator(_kind)])
 _FIELDS_OF = {tag: frozenset(model.model_fields) for tag, model in _TYPES.items()}
 
 
@@ -244,7 +255,7 @@ def _invalid(exc: ValidationError, kind: str) -> PayloadError:
 
 
 def _describe(errors: list[Any], kind: str) -> list[dict[str, str]]:
-    details = []
+    details: list[dict[str, str]] = []
     action = "run" if kind == "approval" else kind
     for error in errors:
         loc = tuple(error["loc"])[1:] if error["loc"] and error["loc"][0] == kind else tuple(error["loc"])

@@ -6,10 +6,11 @@ says which exception a turn's `error` event, or a stream that ends without a fin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
-from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, SSEEvent
+from bedrock.wire.events import AGENT_END, AGENT_START, ERROR, EventStream, SSEEvent
 
 
 def turn_result(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def turn_result(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
 
 
 async def fold(
-    events: AsyncIterator[SSEEvent],
+    events: EventStream,
     failed: Callable[[SSEEvent], Exception],
     incomplete: Callable[[], Exception],
     start: dict[str, Any] | None = None,

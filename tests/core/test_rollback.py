@@ -371,6 +371,7 @@ async def test_reads_show_whole_turns_when_a_process_died_mid_turn(endpoint, tmp
     agent = make_agent(endpoint, backend, tmp_path, checkpoint_durability="sync")
     if not first:
         await events_of(agent, PLAIN_TURN, session_id)
+        await agent.drain()  # its prune has run (as it would have before a next turn took the session)
     before = await agent.history(session_id, ACTOR)
     # The turn as the agent runs it, stopped after its model call as a SIGKILL would stop it: no rollback.
     config = agent.run_config(request(TOOL_TURN, session_id), [], "run-killed")

@@ -83,3 +83,22 @@ async def test_a_tokens_turn_streams_every_chunk_then_the_same_steps_as_without(
     assert "".join(e.data["token"] for e in tokens) == "I'll calculate that for you." + answer
     last_token = max(i for i, e in enumerate(with_tokens) if e.type == "llm_token")
     assert with_tokens[last_token + 1].type == "agent_step" and with_tokens[last_token + 1].data["content"] == answer
+
+
+async def test_only_callbacks_with_their_own_on_stream_event_observe_the_sse_events(session_id):
+    """langchain-core 1.x gave every handler an `on_stream_event` of its own (its streaming protocol's, with a
+    run_id): a plain LangChain callback was called with each of our SSE events, and failed, logged, once per event.
+    The guide's BaseStreamCallback and any class with its own `on_stream_event` observe them; others do not."""
+    from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+
+    from bedrock.core.hooks import BaseStreamCallback, stream_observers
+
+    class Guide(BaseStreamCallback):
+        pass
+
+    class Own:
+        async def on_stream_event(self, event):
+            pass
+
+    plain, plain_async, guide, own = BaseCallbackHandler(), AsyncCallbackHandler(), Guide(), Own()
+    assert stream_observers([plain, plain_async, guide, own]) == [guide, own]
