@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 # The lock tool: uv (the same release as .ci/agentcore-cli's), installed into .venv by `make lock`.
 UV_VERSION := 0.13.9
 
-.PHONY: postgres run test lint bench bench-smoke clean ui-vendor browser lock
+.PHONY: postgres run test test-quick lint bench bench-smoke clean ui-vendor browser lock
 
 # The package itself goes in last, without dependencies: everything it needs came from the lock.
 $(STAMP): pyproject.toml requirements.txt $(DEV_LOCK)
@@ -49,6 +49,10 @@ run: $(STAMP)
 
 test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -n 2 -q
+
+# Every test but the `slow` ones (pyproject.toml says which): about half the time, while editing. CI runs `make test`.
+test-quick: $(STAMP) browser postgres
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 # The linter and the type checker, configured in pyproject.toml (what each checks, and why): both must be clean.
 lint: $(STAMP)

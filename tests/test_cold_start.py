@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bedrock.config import Settings
 from bedrock.core.model import LazyClient, make_model
@@ -60,6 +61,7 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, **TEST_ENV, "AGENT_MEMORY_PATH": str(tmp_path / "memory" / "m.sqlite"), **extra}
 
 
+@pytest.mark.slow
 def test_bench_smoke_prints_its_table() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.cold_start", "--smoke"],

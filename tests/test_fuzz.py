@@ -219,6 +219,7 @@ def whole_turns(messages: list[Any]) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_a_thousand_fuzzed_turns_store_only_whole_turns(tmp_path, backend):
     agent = build_agent(Settings(memory_backend=backend, memory_path=str(tmp_path / "m.sqlite")))

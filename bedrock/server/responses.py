@@ -143,8 +143,9 @@ class DeferredJSONResponse(Response):
     """A JSON reply computed when the server sends it, on the server's own event loop.
 
     The entrypoint returns as soon as the run has started (refusals before it are raised as errors); the body,
-    the fold of the run's events, is awaited here, when uvicorn sends the reply. While the turn runs, the connection is watched: a client that goes away cancels the turn (which rolls
-    it back) as it would a stream, rather than leaving it to run to the end holding its slot. Starlette's
+    the fold of the run's events, is awaited here, when uvicorn sends the reply. While the turn runs, the
+    connection is watched: a client that goes away cancels the turn (which rolls it back) as it would a stream,
+    rather than leaving it to run to the end holding its slot. Starlette's
     own responses only notice a disconnect when they next send, and this one sends once, at the end.
     """
 

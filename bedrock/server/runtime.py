@@ -174,8 +174,9 @@ class Runtime:
 
     async def dispatch(self, request: AgentRequest, origin: str, callbacks: Iterable[Any] = ()) -> Followed | dict:
         """The one way from a parsed request to what answers it, for every transport: the agent (awaiting its
-        build), the session's owner (checked here alone; a turn that runs claims the session itself), then a run
-        (a follower of it), a resume (a follower from an event id), or an action's dict. Raises AgentError.
+        build), the session's owner (checked here alone: a run claims a session nobody owns, a read or an action
+        on runs never does), then a run (a follower of it), a resume (a follower from an event id), or an action's
+        dict. Raises AgentError.
 
         `origin` ("http" or "in_process") picks the defaults that differ (ORIGINS)."""
         defaults = ORIGINS[origin]
@@ -184,7 +185,10 @@ class Runtime:
         except Exception:
             raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
         try:
-            await agent.owners.check(request.session, request.actor, claim=False)
+            # A run claims here, at once (its turn's own check then finds the owner cached): looking first and
+            # claiming in the turn cost a second SQLite call per new session, +10% server CPU a turn with 100
+            # new sessions at once (bench/capacity.py, four rounds each way).
+            await agent.owners.check(request.session, request.actor, claim=isinstance(request, RunRequest))
         except Exception as refused:  # someone else's (403), or a memory that cannot be read (503)
             raise classify(refused) from None
         if isinstance(request, RunRequest):

@@ -11,6 +11,7 @@ import time
 
 import anyio
 import httpx
+import pytest
 
 from bedrock.server.app import build_app
 from bedrock.core.build import build_agent
@@ -162,6 +163,7 @@ def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(mak
     assert reply.status_code == 200 and reply.json()["output"].startswith("I don't know")
 
 
+@pytest.mark.slow
 def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
     """Four first turns (plain) and four later turns (with a tool call) streaming when SIGTERM comes: after the
     grace every one ends with `server_shutting_down`, and after a restart none of them is in memory."""

@@ -25,6 +25,8 @@ from bedrock.server.app import build_app
 from testkit.live_server import LiveServer
 from tests.server.races import (InProcess, OverHTTP, Reply, answered, cancelled, check_stream, completed)
 
+pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
+
 TRIALS = int(os.environ.get("RACE_TRIALS", "200"))
 AT_ONCE = 8  # trials run side by side (each on its own session): the races happen under load, not in a quiet loop
 SLOTS = 16

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
+
 TURNS = 10
 
 

@@ -25,6 +25,8 @@ from bedrock.server.app import build_app
 from tests.server.races import InProcess, Reply, answered, check_stream
 from tests.server.test_races import PLAIN, TOOL, whole_turns
 
+pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
+
 STEPS = int(os.environ.get("PROPERTY_STEPS", "2500"))
 SEED = int(os.environ.get("PROPERTY_SEED", "20261202"))
 IN_FLIGHT = 6

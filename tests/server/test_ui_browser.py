@@ -20,6 +20,8 @@ from testkit.browser import chromium, chromium_missing
 from testkit.live_server import LiveServer
 from testkit.proxy import CuttingProxy
 
+pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
+
 LONG = "Tell me about the sea"
 DONE = '.msg.agent[data-state="done"]'
 LAST_AGENT = ".turn:last-child .msg.agent"
