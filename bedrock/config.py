@@ -108,6 +108,12 @@ class Settings:
     jwt_actor_claim: str = "sub"
     jwt_leeway_s: float = 30.0
     jwt_jwks_refresh_s: float = 60.0
+    agent_graph: str = ""  # "./agent.py:graph" or "pkg.module:graph"; empty: langgraph.json, else the built-in agent
+    langgraph_config: str = ""  # a langgraph.json elsewhere than the working directory
+    agent_name: str = ""  # which of langgraph.json's graphs, when it has several
+    max_event_bytes: int = 262_144  # a frame's data at most: larger values of a graph's state become placeholders
+    # The built-in agent's own variables that the environment set: a user's graph refuses them at startup.
+    built_in_variables: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +179,11 @@ class Settings:
             jwt_jwks_refresh_s=_float(env, "JWT_JWKS_REFRESH_S", d.jwt_jwks_refresh_s),
             serve_ui=_flag(env, "SERVE_UI", d.serve_ui),
             agent_protocol=_choice(env, "AGENT_PROTOCOL", d.agent_protocol, ("auto", "ag-ui")),
+            agent_graph=(env.get("AGENT_GRAPH") or "").strip(),
+            langgraph_config=(env.get("LANGGRAPH_CONFIG") or "").strip(),
+            agent_name=(env.get("AGENT_NAME") or "").strip(),
+            max_event_bytes=_int(env, "MAX_EVENT_BYTES", d.max_event_bytes, minimum=1024),
+            built_in_variables=tuple(name for name in BUILT_IN_VARIABLES if (env.get(name) or "").strip()),
         )
         settings.check()
         return settings
@@ -186,6 +197,11 @@ class Settings:
                 raise ConfigError("AUTH_MODE=jwt needs JWT_JWKS_FILE or JWT_JWKS_URL")
             if not self.jwt_issuer:
                 raise ConfigError("AUTH_MODE=jwt needs JWT_ISSUER (the token issuer to accept)")
+
+
+# What only the built-in agent does (bedrock/agents/calculator.py): a user's graph does its own history window and
+# approvals (e.g. LangChain's HumanInTheLoopMiddleware), so setting these for it is refused rather than ignored.
+BUILT_IN_VARIABLES = ("APPROVAL_REQUIRED_TOOLS", "HISTORY_MAX_MESSAGES")
 
 
 # Signature algorithms with public keys only: `none` and the HMAC family (whose "key" would be the public

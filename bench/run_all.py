@@ -107,8 +107,14 @@ def main() -> int:
     report = header + "\n\n" + "\n\n".join(sections) + "\n"
     print(report)
     if not smoke:
-        (BENCH / "RESULTS.md").write_text(report)
+        results = BENCH / "RESULTS.md"
+        # What was written by hand below the measured sections (how to read them, earlier rounds) is kept.
+        kept = results.read_text().partition(KEPT_FROM)[2] if results.exists() else ""
+        results.write_text(report + (f"\n{KEPT_FROM}{kept}" if kept else ""))
     return 0
+
+
+KEPT_FROM = "## Reading the results"
 
 
 if __name__ == "__main__":

@@ -24,10 +24,11 @@ def turns_from_messages(messages: Sequence[BaseMessage]) -> list[Turn]:
     turns = []
     for message in messages:
         if isinstance(message, ToolMessage):
-            turns.append(Turn("tool", message_text(message), is_error=message.status == "error"))
+            turns.append(Turn("tool", message_text(message), is_error=message.status == "error",
+                              tool_call_id=message.tool_call_id))
         elif isinstance(message, AIMessage):
-            call = message.tool_calls[0] if message.tool_calls else None
-            turns.append(Turn("assistant", message_text(message), tool_call=call))
+            calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+            turns.append(Turn("assistant", message_text(message), tool_calls=calls))
         else:
             role = {"system": "system", "human": "user"}.get(message.type, "user")
             turns.append(Turn(role, message_text(message)))
@@ -63,7 +64,7 @@ class ScriptedChatModel(BaseChatModel):
         reply = self._reply(messages, kwargs.get("tools"))
         message = AIMessage(
             content=reply.text,
-            tool_calls=[reply.tool_call] if reply.tool_call else [],
+            tool_calls=[dict(call) for call in reply.tool_calls],
             usage_metadata=usage_metadata(reply),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -81,10 +82,8 @@ class ScriptedChatModel(BaseChatModel):
     def _chunks(self, reply: Reply) -> Iterator[AIMessageChunk]:
         for token in tokenize(reply.text):
             yield AIMessageChunk(content=token)
-        call = reply.tool_call
-        tool_chunks = (
-            [{"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": 0}] if call else []
-        )
+        tool_chunks = [{"name": call["name"], "args": json.dumps(call["args"]), "id": call["id"], "index": i}
+                       for i, call in enumerate(reply.tool_calls)]
         yield AIMessageChunk(
             content="", tool_call_chunks=tool_chunks, usage_metadata=usage_metadata(reply), chunk_position="last"
         )

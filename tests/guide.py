@@ -1,4 +1,6 @@
-"""The guide's code blocks, read from the spec (or docs/STREAMING_GUIDE.md, its verbatim copy) by heading."""
+"""The guide's code blocks, read by heading from the user's guide itself when the checkout sits beside it, else from
+docs/STREAMING_GUIDE.md: the repository's copy, whose code blocks are the guide's own (a test compares them) and
+whose links point inside the repository."""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -12,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bedrock.agent_runtime import ainvoke_agent, stream_agent
+from bedrock.agent_runtime import ainvoke_agent, invoke_agent, stream_agent
 from bedrock.streaming_utils import format_sse_event, parse_sse_event
-from tests.guide import as_async_body, snippet
+from tests.guide import GUIDE, SPEC, as_async_body, snippet
 
 ROOT = Path(__file__).resolve().parent.parent
 BEDROCK_DIR = ROOT / "bedrock"
@@ -47,7 +51,8 @@ def test_testing_section_python_c_runs_from_inside_bedrock():
 
 def test_run_local_tests_command_passes():
     assert snippet("Run Local Tests").strip() == "cd bedrock\npython3 test_streaming.py"
-    result = subprocess.run([sys.executable, "test_streaming.py"], cwd=BEDROCK_DIR, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "test_streaming.py"], cwd=BEDROCK_DIR, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout and "all scenarios passed" in result.stdout
 
@@ -98,35 +103,37 @@ async def test_custom_data_reaches_model_and_actor(session_id):
 
 
 async def test_handle_connection_errors_wrapper_streams_everything(session_id):
-    namespace = {"stream_agent": stream_agent, "asyncio": asyncio}
+    namespace: dict[str, Any] = {"stream_agent": stream_agent, "asyncio": asyncio}
     exec(snippet("Handle Connection Errors"), namespace)
     events = [e async for e in namespace["stream_with_retry"]({"prompt": "What is 3 * 3?", "session_id": session_id})]
     assert events[-1].type == "agent_end" and "9" in events[-1].data["output"]
 
 
 async def test_handle_timeout_yields_a_timeout_error_frame(session_id):
-    namespace = {"stream_agent": slow_stream_agent, "format_sse_event": format_sse_event}
+    namespace: dict[str, Any] = {"stream_agent": slow_stream_agent, "format_sse_event": format_sse_event}
     exec(snippet("Handle Timeout"), namespace)
     # The agent is built on its first use (~150 ms, blocking): done first, or a 50 ms timeout would land before
     # `agent_start` whenever this test is the first of its worker to stream (a flake by test order, seen in CI).
     await ainvoke_agent({"prompt": "hi", "session_id": session_id + "-warm"})
-    events = [e async for e in namespace["stream_with_timeout"]({"prompt": "What is 3 * 3?", "session_id": session_id}, timeout=0.05)]
+    with_timeout = namespace["stream_with_timeout"]
+    events = [e async for e in with_timeout({"prompt": "What is 3 * 3?", "session_id": session_id}, timeout=0.05)]
     last = parse_sse_event(events[-1])
     assert last == {"type": "error", "data": {"error": "Request timeout", "timeout": 0.05}}
     assert parse_sse_event(events[0])["type"] == "agent_start"
-    complete = [e async for e in namespace["stream_with_timeout"]({"prompt": "What is 3 * 3?", "session_id": session_id + "b"}, timeout=30)]
+    complete = [e async for e in with_timeout({"prompt": "What is 3 * 3?", "session_id": session_id + "b"}, timeout=30)]
     assert complete[-1].type == "agent_end"
 
 
-@pytest.mark.parametrize("timeout", [1e-6, 1e-5, 1e-4])
-async def test_handle_timeout_never_loses_a_tiny_timeout(session_id, timeout):
+@pytest.mark.parametrize("limit", [1e-6, 1e-5, 1e-4])
+async def test_handle_timeout_never_loses_a_tiny_timeout(session_id, limit):
     """The snippet over the real `stream_agent`: a timeout landing anywhere, even while the turn takes its
     session, reaches the caller (100 runs), and none of the cut turns is left in the session's memory."""
-    namespace = {"stream_agent": stream_agent, "format_sse_event": format_sse_event}
+    namespace: dict[str, Any] = {"stream_agent": stream_agent, "format_sse_event": format_sse_event}
     exec(snippet("Handle Timeout"), namespace)
     for _ in range(100):
-        events = [e async for e in namespace["stream_with_timeout"]({"prompt": "My name is Zed", "session_id": session_id}, timeout=timeout)]
-        assert parse_sse_event(events[-1]) == {"type": "error", "data": {"error": "Request timeout", "timeout": timeout}}
+        payload = {"prompt": "My name is Zed", "session_id": session_id}
+        events = [e async for e in namespace["stream_with_timeout"](payload, timeout=limit)]
+        assert parse_sse_event(events[-1]) == {"type": "error", "data": {"error": "Request timeout", "timeout": limit}}
     reply = await ainvoke_agent({"prompt": "What's my name?", "session_id": session_id})
     assert reply["output"].startswith("I don't know")
 
@@ -189,12 +196,261 @@ async def test_custom_callbacks_see_llm_and_tool_starts(session_id, caplog):
 
 
 async def test_handle_backpressure_wrapper_streams_everything(session_id):
-    namespace = {"stream_agent": stream_agent, "asyncio": asyncio}
+    namespace: dict[str, Any] = {"stream_agent": stream_agent, "asyncio": asyncio}
     exec(snippet("Handle Backpressure"), namespace)
-    events = [e async for e in namespace["stream_with_backpressure"]({"prompt": "What is 6 * 7?", "session_id": session_id}, 2)]
+    payload = {"prompt": "What is 6 * 7?", "session_id": session_id}
+    events = [e async for e in namespace["stream_with_backpressure"](payload, 2)]
     assert events[0].type == "agent_start" and "42" in events[-1].data["output"]
 
 
 @pytest.mark.parametrize("flat_module", ["streaming_utils", "callbacks", "agent_runtime"])
 def test_flat_imports_from_inside_bedrock(flat_module):
     run_script(f"import {flat_module}", BEDROCK_DIR)
+
+
+# --- the guide read in order --------------------------------------------------------------------------------------
+
+# Every example of the guide, in the guide's order, and how a reader runs it: the Python ones one after another in
+# one interpreter (in-process; `payload` is whichever the examples defined last, Custom Data's from there on, as it
+# is for a reader pasting them in order), the HTTP clients against one live server that shares its session memory.
+IN_ORDER = [
+    ("Basic Streaming Request", "script"),  # my-session, no actor: the session is default-user's
+    ("Non-Streaming (Backward Compatible)", "script"),
+    ("Token-Level Streaming", "async"),
+    ("Memory Continuity", "async"),
+    ("Custom Data", "send"),  # my-session again, custom_data.user_id "123": was 403 session_forbidden
+    ("Python with httpx", "httpx"),
+    ("JavaScript (Browser)", "run"),  # under Node, against the live server
+    ("React Component", "run"),
+    ("Run Local Tests", "run"),
+    ("Test Individual Features", "python -c"),
+    ("Handle Connection Errors", "use stream_with_retry"),
+    ("Handle Timeout", "use stream_with_timeout"),
+    ("Parse SSE Events Safely", "define"),
+    ("Buffer Tokens", "generator"),
+    ("Handle Backpressure", "use stream_with_backpressure"),
+    ("Collect Metrics", "async"),
+    ("Custom Callbacks", "callbacks"),
+]
+# The guide's code blocks that are not examples to run, or cannot run in a test, and why.
+NOT_RUN_IN_ORDER = {
+    "AGENT_START": "a sample of the event (JSON), not code",
+    "AGENT_STEP": "a sample of the event (JSON), not code",
+    "AGENT_END": "a sample of the event (JSON), not code",
+    "ERROR": "a sample of the event (JSON), not code",
+    "Test in Production": "deploys to AWS (agentcore launch) and invokes the deployed runtime",
+    "Connection Pooling": "a sketch: `client.stream(...)` and `prompts` are the reader's to fill in",
+    "CloudWatch Logs": "tails AWS CloudWatch Logs",
+}
+
+# Runs the examples in order in one process — the Python ones in it, the others as commands — recording every event
+# and result each in-process example got (argv: the examples as JSON, the live server's URL); prints, last, as JSON
+# what each example got and printed.
+IN_ORDER_DRIVER = r'''
+import asyncio, io, json, logging, os, subprocess, sys, textwrap
+from contextlib import redirect_stdout
+
+import bedrock.agent_runtime as agent_runtime
+from bedrock.errors import AgentError
+from bedrock.streaming_utils import format_sse_event, parse_sse_event
+
+examples, base_url = json.loads(sys.argv[1]), sys.argv[2]
+seen, printed, current = [], {}, [None]
+real_stream, real_invoke = agent_runtime.stream_agent, agent_runtime.invoke_agent
+
+
+def stream_agent(payload, **kwargs):
+    async def events():
+        async for event in real_stream(payload, **kwargs):
+            seen.append({"example": current[0], "type": event.type, "code": event.data.get("code"),
+                         "actor_id": event.data.get("actor_id")})
+            yield event
+    return events()
+
+
+def invoke_agent(payload, **kwargs):
+    try:
+        result = real_invoke(payload, **kwargs)
+    except AgentError as exc:
+        seen.append({"example": current[0], "type": "error", "code": exc.code, "actor_id": None})
+        raise
+    seen.append({"example": current[0], "type": "agent_end", "code": None, "actor_id": result["actor_id"]})
+    return result
+
+
+# What `from bedrock.agent_runtime import stream_agent` gets from here on: the same functions, recorded.
+agent_runtime.stream_agent, agent_runtime.invoke_agent = stream_agent, invoke_agent
+
+
+class Metrics:
+    def increment(self, name, tags):
+        pass
+
+
+namespace = {"asyncio": asyncio, "json": json, "stream_agent": stream_agent, "parse_sse_event": parse_sse_event,
+             "format_sse_event": format_sse_event, "logger": logging.getLogger("guide"), "metrics": Metrics()}
+
+
+async def drain(events):
+    async for _ in events:
+        pass
+
+
+def as_body(code):
+    return "async def _example():\n" + textwrap.indent(code, "    ")
+
+
+for name, how, code in examples:
+    current[0] = name
+    out = io.StringIO()
+    with redirect_stdout(out):
+        if how == "script" or how == "define":
+            exec(code, namespace)
+        elif how == "async" or how == "generator":
+            exec(as_body(code), namespace)
+            run = namespace["_example"]()
+            asyncio.run(drain(run) if how == "generator" else run)
+        elif how == "send":
+            exec(code, namespace)
+            asyncio.run(drain(namespace["stream_agent"](namespace["payload"])))
+        elif how == "httpx":
+            exec(code.replace("https://your-agent.amazonaws.com", base_url), namespace)
+            asyncio.run(namespace["stream_request"]())
+        elif how == "run":  # a command: the JavaScript examples under Node, the local test script
+            argv, cwd = code
+            done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
+                                  env={**os.environ, "BASE_URL": base_url})
+            print(done.stdout + done.stderr)
+        elif how == "python -c":
+            command = code.split('python3 -c "', 1)[1].rsplit('"', 1)[0]
+            done = subprocess.run([sys.executable, "-c", command], cwd="bedrock", capture_output=True, text=True)
+            print(done.stdout + done.stderr)
+        elif how.startswith("use "):
+            exec(code, namespace)
+            asyncio.run(drain(namespace[how[4:]](namespace["payload"])))
+        elif how == "callbacks":
+            exec(code, namespace)
+            callbacks = [namespace["CustomCallback"]()]
+            asyncio.run(drain(namespace["stream_agent"](namespace["payload"], callbacks=callbacks)))
+    printed[name] = out.getvalue()
+print(json.dumps({"seen": seen, "printed": printed}))
+'''
+
+
+# Examples whose sessions are new at every run (generated ids): read once, not again.
+FRESH_SESSIONS = {"Run Local Tests", "Test Individual Features"}
+
+
+def read_in_order(live: Any, memory: Path, tmp_path: Path, again: bool = False) -> dict[str, Any]:
+    """One reading of the guide, in one process: every example in IN_ORDER (`again`: but FRESH_SESSIONS); what
+    each got and printed."""
+    from tests.test_js_clients import browser_program, react_program
+
+    commands = {
+        "JavaScript (Browser)": (["node", "browser.mjs"], browser_program("Calculate 15 * 8")),
+        "React Component": (["node", "react.mjs"], react_program("What is 25 * 4?")),
+    }
+    examples: list[tuple[str, str, Any]] = []
+    for name, how in IN_ORDER:
+        code = snippet(name)
+        if again and name in FRESH_SESSIONS:
+            continue
+        if name in commands:
+            argv, program = commands[name]
+            (tmp_path / argv[1]).write_text(program)
+            examples.append((name, "run", ([shutil.which("node") or "node", str(tmp_path / argv[1])], str(tmp_path))))
+        elif name == "Run Local Tests":
+            assert code.strip() == "cd bedrock\npython3 test_streaming.py"
+            examples.append((name, "run", ([sys.executable, "test_streaming.py"], str(BEDROCK_DIR))))
+        else:
+            code = code.replace("from streaming_utils", "from bedrock.streaming_utils")
+            examples.append((name, how, code.replace("from callbacks", "from bedrock.callbacks")))
+    done = subprocess.run([sys.executable, "-c", IN_ORDER_DRIVER, json.dumps(examples), live.url], cwd=ROOT,
+                          env={**os.environ, "AGENT_MEMORY_PATH": str(memory)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in commands:
+        outcome["printed"][name] = [json.loads(line) for line in outcome["printed"][name].splitlines() if line]
+    return outcome
+
+
+def test_every_example_of_the_guide_is_read_in_order_or_listed_with_why_not():
+    headings = [line.split(" ", 1)[1].strip() for line in GUIDE.read_text().splitlines() if line.startswith("### ")]
+    with_code = [h for h in headings if _has_code(h)]
+    listed = [name for name, _ in IN_ORDER] + list(NOT_RUN_IN_ORDER)
+    assert sorted(listed) == sorted(with_code), "an example of the guide that the in-order reading misses"
+    assert [h for h in with_code if h in dict(IN_ORDER)] == [name for name, _ in IN_ORDER], "not the guide's order"
+
+
+def _has_code(heading: str) -> bool:
+    try:
+        snippet(heading)
+    except (KeyError, IndexError):
+        return False
+    return True
+
+
+def test_the_guides_examples_run_in_order_on_one_server_and_none_is_refused(make_server, tmp_path):
+    """The guide as a reader runs it, top to bottom, twice (the second time every fixed session id is taken):
+    no example gets 403 `session_forbidden` — its Custom Data example sends `custom_data.user_id` on the session its
+    Quick Start started without an actor — and every one ends its turns with `agent_end`."""
+    memory = tmp_path / "memory.sqlite"
+    live = make_server({"AGENT_MEMORY_PATH": str(memory)})
+    for reading in (1, 2):
+        outcome = read_in_order(live, memory, tmp_path, again=reading == 2)
+        seen, printed = outcome["seen"], outcome["printed"]
+        assert not [s for s in seen if s["type"] == "error"], (reading, [s for s in seen if s["type"] == "error"])
+        assert "session_forbidden" not in json.dumps(printed), reading
+        for name, how in IN_ORDER:
+            if how in ("define", "python -c", "httpx", "run"):
+                continue
+            assert [s for s in seen if s["example"] == name and s["type"] == "agent_end"], (reading, name)
+        custom = [s for s in seen if s["example"] == "Custom Data" and s["type"] == "agent_start"]
+        assert custom and custom[0]["actor_id"] == "default-user"  # joined the Quick Start's session, as its actor
+        assert "[agent_end]" in printed["Python with httpx"]
+        assert reading == 2 or "event: agent_end" in printed["Test Individual Features"]
+        assert printed["JavaScript (Browser)"][-1][0] == "agent_end"
+        answer = [["messages", ["The result of 25 * 4 is 100."]], ["currentMessage", ""]]
+        assert printed["React Component"][-2:] == answer
+        assert reading == 2 or "all scenarios passed" in printed["Run Local Tests"]
+
+
+def test_a_session_started_without_an_actor_is_joined_not_refused(session_id):
+    """AUTH_MODE=none: a caller naming an actor acts in an anonymous session as its actor, memory included; a named
+    actor's session stays refused to everyone else, the anonymous too."""
+    from bedrock.errors import AgentError
+
+    invoke_agent({"prompt": "My name is Alice", "session_id": session_id})
+    joined = invoke_agent({"prompt": "What's my name?", "session_id": session_id, "custom_data": {"user_id": "123"}})
+    assert joined["actor_id"] == "default-user" and joined["output"] == "Your name is Alice."
+    by_actor = invoke_agent({"prompt": "What's my name?", "session_id": session_id, "actor_id": "bob"})
+    assert by_actor["actor_id"] == "default-user" and by_actor["output"] == "Your name is Alice."
+    invoke_agent({"prompt": "My name is Carol", "session_id": session_id + "-c", "actor_id": "carol"})
+    for payload in ({}, {"actor_id": "bob"}, {"custom_data": {"user_id": "123"}}):
+        with pytest.raises(AgentError) as refused:
+            invoke_agent({"prompt": "What's my name?", "session_id": session_id + "-c", **payload})
+        assert refused.value.code == "session_forbidden"
+
+
+def test_with_verified_actors_no_session_is_open():
+    from bedrock.config import Settings
+    from bedrock.server.runtime import Runtime
+
+    jwt = Settings(auth_mode="jwt", jwt_jwks_file="keys.json", jwt_issuer="https://issuer")
+    assert Runtime(jwt).open_owner is None
+    assert Runtime(Settings()).open_owner == "default-user"
+
+
+def test_the_repositorys_copy_of_the_guide_has_the_guides_code():
+    """docs/STREAMING_GUIDE.md keeps the user's guide's code blocks unchanged (its links point inside the repository;
+    tests/test_readme.py checks that they resolve)."""
+    copy = ROOT / "docs" / "STREAMING_GUIDE.md"
+    if not SPEC.exists():
+        pytest.skip("the user's guide (../shared/spec/STREAMING_GUIDE.md) is not beside this checkout")
+
+    def code(path: Path) -> list[str]:
+        return re.findall(r"^```\w*\n(.*?)^```", path.read_text(), flags=re.S | re.M)
+
+    assert code(copy) == code(SPEC)
+    assert "STREAMING_RESPONSE_DESIGN" not in copy.read_text()

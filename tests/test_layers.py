@@ -3,6 +3,7 @@ module imports itself back through others, and no backend is chosen by a class's
 
     server → core → store → (config, errors)          wire → (config, errors)        client → wire
     core, server → wire                               offline: reached from core/build.py alone
+    agents → core, wire (imported by no module: the loader finds them by name, as it finds a user's graph)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ALLOWED = {
     "bedrock.offline": {"bedrock.wire"},
     "bedrock.server": {"bedrock.core", "bedrock.wire", "bedrock.store"},
     "bedrock.client": {"bedrock.wire"},
+    "bedrock.agents": {"bedrock.core", "bedrock.wire"},  # graph modules, as a user's: imported by name by the loader
 }
 
 
@@ -73,6 +75,13 @@ def test_offline_is_reached_from_the_build_alone():
     users = {name for name, targets in GRAPH.items() if layer(name) != "bedrock.offline"
              and any(layer(target) == "bedrock.offline" for target in targets)}
     assert users <= {"bedrock.core.build"}, users
+
+
+def test_the_built_in_agent_is_imported_by_no_module():
+    """The built-in agent is loaded as any user's graph is, by name (core/loader.py: BUILT_IN): no special path."""
+    users = {name for name, targets in GRAPH.items() if layer(name) != "bedrock.agents"
+             and any(layer(target) == "bedrock.agents" for target in targets)}
+    assert users == set(), users
 
 
 def test_no_import_cycle():

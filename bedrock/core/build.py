@@ -1,14 +1,14 @@
-"""build_agent(settings): the model, tools, store (checkpointer, owners, locks) and graph as configured, put
-together as an Agent."""
+"""build_agent(settings): the graph (loader.py: AGENT_GRAPH, langgraph.json or the built-in agent), given the store's
+checkpointer, and the model as configured — put together as an Agent."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from bedrock.config import ConfigError, Settings
-from bedrock.core.graph import build_graph
-from bedrock.core.model import make_model
-from bedrock.core.tools import default_tools
+from bedrock.config import Settings
+from bedrock.core.loader import GraphLoadError, GraphSource, apply_env, find_graph, load_graph
+from bedrock.core.model import OFFLINE_CREDENTIALS, make_model
 from bedrock.core.turn import Agent
 from bedrock.store import Store, open_store
 
@@ -16,13 +16,20 @@ if TYPE_CHECKING:
     from bedrock.core.telemetry import Telemetry
 
 
-def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: Telemetry | None = None) -> Agent:
+def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: Telemetry | None = None,
+                source: GraphSource | None = None) -> Agent:
     """An Agent for `settings`; `Agent.close()` releases what was started for it.
 
     `MODEL_PROVIDER=offline` without an `endpoint_url` starts the local Bedrock-compatible endpoint here (the
     one place it is started), and the agent stops it when closed. `telemetry`: where its turns report (default:
-    the global OpenTelemetry providers).
+    the global OpenTelemetry providers). `source`: the graph (default: the one the settings name).
     """
+    source = source or find_graph(settings)
+    if not source.built_in and settings.built_in_variables:
+        names = ", ".join(settings.built_in_variables)
+        raise GraphLoadError(f"{names}: the built-in agent's settings, which {source} would not apply (add LangChain's "
+                             "HumanInTheLoopMiddleware or your own history window to your graph); unset them")
+    apply_env(source)
     closers = []
     if settings.model_provider == "offline" and endpoint_url is None:
         # Imported here: a Bedrock cold start has no use for it.
@@ -31,17 +38,13 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
         endpoint = OfflineBedrockEndpoint(settings.offline_token_delay_ms).start()
         endpoint_url = endpoint.url
         closers.append(endpoint.stop)
+    if settings.model_provider == "offline" and not source.built_in:
+        _export_offline(settings, endpoint_url)
     store: Store | None = None
     try:
         store = open_store(settings)
-        tools = default_tools()
-        unknown = set(settings.approval_required_tools) - {tool.name for tool in tools}
-        if unknown:
-            raise ConfigError(f"APPROVAL_REQUIRED_TOOLS names no tool of this agent: {', '.join(sorted(unknown))} "
-                              f"(its tools: {', '.join(tool.name for tool in tools)})")
-        graph = build_graph(make_model(settings, endpoint_url), tools, store.checkpointer,
-                            settings.history_max_messages, frozenset(settings.approval_required_tools))
-        agent = Agent(graph, settings, store, telemetry=telemetry)  # closes the store when it is closed
+        graph = load_graph(source, settings, store.checkpointer, lambda: make_model(settings, endpoint_url))
+        agent = Agent(graph, settings, store, telemetry=telemetry, built_in=source.built_in)
     except BaseException:
         if store is not None:
             store.close()
@@ -51,3 +54,15 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
     agent.closers.extend(closers)
     return agent
 
+
+def _export_offline(settings: Settings, endpoint_url: str | None) -> None:
+    """Offline, a graph that makes its own ChatBedrockConverse (as LangChain's docs do) reaches the local endpoint
+    unchanged: botocore's endpoint variable, a region, and dummy credentials unless some are set. Before the
+    user's module is imported, since a module-level model reads them when it is made."""
+    assert endpoint_url is not None
+    os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = endpoint_url
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.aws_region)
+    os.environ.setdefault("AWS_REGION", settings.aws_region)
+    if not os.environ.get("AWS_ACCESS_KEY_ID"):
+        os.environ["AWS_ACCESS_KEY_ID"] = OFFLINE_CREDENTIALS["aws_access_key_id"]
+        os.environ["AWS_SECRET_ACCESS_KEY"] = OFFLINE_CREDENTIALS["aws_secret_access_key"]

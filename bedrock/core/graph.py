@@ -25,6 +25,8 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.prebuilt.tool_node import ToolInvocationError
 from langgraph.types import interrupt
 
+from bedrock.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -155,6 +157,17 @@ def build_graph(
     approval_required: frozenset[str] = frozenset(),
 ) -> CompiledStateGraph:
     """Compile the agent graph; `thread_id` in the run config selects the session's history."""
+    return agent_graph(model, tools, history_max_messages, approval_required).compile(checkpointer=checkpointer)
+
+
+def agent_graph(model: BaseChatModel, tools: Sequence[BaseTool], history_max_messages: int = 40,
+                approval_required: frozenset[str] = frozenset()) -> StateGraph:
+    """The agent graph, uncompiled (the runtime compiles it with its checkpointer). Raises ConfigError if
+    `approval_required` names a tool it does not have."""
+    unknown = approval_required - {tool.name for tool in tools}
+    if unknown:
+        raise ConfigError(f"APPROVAL_REQUIRED_TOOLS names no tool of this agent: {', '.join(sorted(unknown))} "
+                          f"(its tools: {', '.join(tool.name for tool in tools)})")
     bound = model.bind_tools(list(tools))
 
     async def chatbot(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
@@ -171,4 +184,4 @@ def build_graph(
     graph.add_edge(START, "chatbot")
     graph.add_conditional_edges("chatbot", route)
     graph.add_edge("tools", "chatbot")
-    return graph.compile(checkpointer=checkpointer)
+    return graph

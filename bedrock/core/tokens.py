@@ -4,7 +4,7 @@ LangGraph's `messages` mode hands each chunk to the graph's output stream with `
 nodes may run on threads), i.e. a write to the loop's self-pipe and a wake-up per chunk, plus its handler's
 own bookkeeping. A callback of our own on the model run, inline, costs a call: with 100 paced streams the
 LangGraph + model floor spent 7.7 ms of CPU a turn with `messages` mode and 6.8 ms with this (bench/capacity.py
-setup, 5 rounds each, medians). The graph then streams `updates` only.
+setup, 5 rounds each, medians). The graph then streams `updates`, `custom` and `tasks` only.
 
 The graph runs in a task of its own (the pump) so that chunks reach the turn while a node is still running;
 its updates and the tap's chunks meet in one FIFO, in the order they happened. `aclose()` stops the pump — and
@@ -21,11 +21,15 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.constants import TAG_NOSTREAM
 
 # LangChain streams a model call only when a handler of this kind is attached (or `stream=True` is passed,
 # which the graph's node cannot): the same marker LangGraph's own `messages` handler carries.
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
+from bedrock.wire.events import TokenSource
+
+NS_SEP, NS_END = "|", ":"  # LangGraph's checkpoint namespace: "parent:<task id>|node:<task id>"
 _END = object()
 
 
@@ -37,25 +41,30 @@ class _Failure:
 
 
 class TokenTap(BaseCallbackHandler, _StreamingCallbackHandler):
-    """Passes each chunk of a model call made by graph node `node` to `sink((message_chunk, metadata))`."""
+    """Passes each chunk of every chat model call a graph node makes (any node, any subgraph; not one tagged
+    `nostream`, as LangGraph's own `messages` mode skips) to `sink((None, "messages", (chunk, TokenSource)))`."""
 
     run_inline = True  # called in the model's own task, in order: no task or gather per chunk
     raise_error = True  # a sink that fails must not go unnoticed
 
-    def __init__(self, node: str) -> None:
-        self.node = node
+    def __init__(self) -> None:
         self.sink: Any = None
-        self._runs: dict[UUID, dict[str, Any]] = {}
+        self._runs: dict[UUID, TokenSource] = {}
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
-                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if metadata and metadata.get("langgraph_node") == self.node:
-            self._runs[run_id] = {"langgraph_node": self.node}
+                            metadata: dict[str, Any] | None = None, tags: list[str] | None = None,
+                            **kwargs: Any) -> None:
+        node = metadata.get("langgraph_node") if metadata else None
+        if node is None or (tags and TAG_NOSTREAM in tags):
+            return
+        assert metadata is not None
+        path = str(metadata.get("langgraph_checkpoint_ns", "")).split(NS_SEP)[:-1]  # the subgraphs above the node
+        self._runs[run_id] = TokenSource(str(node), tuple(part.split(NS_END)[0] for part in path if part))
 
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        meta = self._runs.get(run_id)
-        if meta is not None and chunk is not None:
-            self.sink(("messages", (chunk.message, meta)))
+        source = self._runs.get(run_id)
+        if source is not None and chunk is not None:
+            self.sink((None, "messages", (chunk.message, source)))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._runs.pop(run_id, None)
@@ -72,7 +81,8 @@ class TokenTap(BaseCallbackHandler, _StreamingCallbackHandler):
 
 
 class TappedStream:
-    """`(mode, chunk)` items: the graph stream's (`updates`) and the tap's (`messages`), as they happened."""
+    """`(namespace, mode, chunk)` items: the graph stream's (updates, custom, tasks; subgraphs too) and the tap's
+    (`(None, "messages", …)`), as they happened."""
 
     def __init__(self, graph_stream: AsyncIterator[Any], tap: TokenTap) -> None:
         self._items: deque[Any] = deque()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -18,21 +20,23 @@ from bedrock.config import Settings
 from bedrock.core.deadlines import bounded
 from bedrock.core.graph import dangling_calls, declined
 from bedrock.core.hooks import observed, stream_observers
-from bedrock.core.messages import message_text, step_data
+from bedrock.core.inputs import GraphInputs
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners
-from bedrock.wire.request import RunRequest
 from bedrock.core.rollback import cut_turn, roll_back, saver_of, turn_metadata
 from bedrock.core.runs import new_run_id
-from bedrock.core.session_state import SessionReads
+from bedrock.core.session_state import Pending, SessionReads, pending_in
 from bedrock.core.sessions import SessionLocks
 from bedrock.core.tokens import TappedStream, TokenTap
+from bedrock.core.translate import Translator, message_key
+from bedrock.core.values import bounded_json
 from bedrock.errors import AgentError, SessionBusy, SessionForbidden, classify
 from bedrock.store import Store
 from bedrock.store.in_process import InProcessOwners
 from bedrock.wire.batching import TokenBuffer
 from bedrock.wire.events import (AGENT_END, AGENT_START, AGENT_STEP, ERROR, INTERRUPT, EventSequence, EventStream,
                                  SSEEvent, utc_timestamp)
+from bedrock.wire.request import Decision, RunRequest
 from bedrock.wire.result import fold
 
 if TYPE_CHECKING:
@@ -41,7 +45,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECURSION_LIMIT = 25
-PARAGRAPH = "\n\n"  # before a later message's text, in `llm_token.text`
+# What a turn streams of the graph run: each node's update, what nodes write with get_stream_writer(), and the
+# tasks' starts and ends (which node a write came from); subgraphs' too. Tokens come from the tap (tokens.py).
+STREAM_MODES: list[Any] = ["updates", "custom", "tasks"]
 
 
 class Agent(SessionReads):
@@ -49,9 +55,15 @@ class Agent(SessionReads):
     state — history, pending approvals — in `SessionReads`)."""
 
     def __init__(self, graph: CompiledStateGraph, settings: Settings, store: Store | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, built_in: bool = True) -> None:
         self.graph = graph
         self.settings = settings
+        # The built-in agent (bedrock/agents/calculator.py): its node names are known, and it alone reads
+        # `preferences`, HISTORY_MAX_MESSAGES and APPROVAL_REQUIRED_TOOLS. Any other graph is the user's.
+        self.built_in = built_in
+        self.max_event_bytes = settings.max_event_bytes
+        self.labels: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self.inputs = GraphInputs(graph, built_in)
         if telemetry is None:  # the global OpenTelemetry providers; loaded here, off a cold start's /ping path
             from bedrock.core.telemetry import Telemetry
 
@@ -62,7 +74,7 @@ class Agent(SessionReads):
         self.store = store
         self.owners = SessionOwners(store.owners if store is not None else InProcessOwners())
         self.closers: list[Callable[[], Any]] = [store.close] if store is not None else []  # `close`: last first
-        self.approval_required = frozenset(settings.approval_required_tools)
+        self.approval_required = frozenset(settings.approval_required_tools) if built_in else frozenset()
         self.locks = SessionLocks(settings.session_wait_s, store.shared_locks if store is not None else None)
         self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
         # Only savers that implement pruning (our SQLite and PostgreSQL ones) are pruned; the base class's raises.
@@ -137,30 +149,26 @@ class Agent(SessionReads):
             {"session_id": request.session_id, "actor_id": request.actor_id, "run_id": run_id,
              "timestamp": utc_timestamp()},
         )
-        step = 1
         decision = request.resume
         if decision is None:
-            yield seq.emit(AGENT_STEP, {"step": step, "node": "input", "content": request.prompt, "type": "human"})
+            content = request.prompt if request.prompt is not None else ""
+            first: dict[str, Any] = {"step": 1, "node": "input", "content": content, "type": "human"}
+            if request.input is not None:
+                first.update(type="input", values=bounded_json(request.input, self.max_event_bytes))
+            yield seq.emit(AGENT_STEP, first)
         else:
-            yield seq.emit(AGENT_STEP, {"step": step, "node": "resume", "type": "resume",
-                                        "content": "approved" if decision.approved else "declined",
-                                        "interrupt_id": decision.interrupt_id})
+            yield seq.emit(AGENT_STEP, {"step": 1, "node": "resume", "type": "resume", **_resume_step(decision)})
         turn_id = run_id  # marks the turn's checkpoints (rollback) and its human message
-        interrupts: list[dict[str, Any]] = []
         callbacks = [metrics, *[cb for cb in user_callbacks if isinstance(cb, BaseCallbackHandler)]]
         # Tokens straight from the model's callback (tokens.py says why not LangGraph's `messages` mode), and
         # only when the client asked for them: without a streaming handler the model answers in one Converse call.
-        tap = TokenTap("chatbot") if request.stream_tokens else None
+        tap = TokenTap() if request.stream_tokens else None
         if tap is not None:
             callbacks.append(tap)
         config = self.run_config(request, callbacks, turn_id)
         buffer = TokenBuffer(self.settings.token_buffer_size, self.settings.token_buffer_max_delay_ms)
-        output = ""
-        awaiting_first_token = True
-        said = False  # a message of this turn has streamed text already
         failure: Exception | None = None
         completed = False
-        # (mode, chunk) pairs, as a list of stream modes makes them (Pregel.astream's annotation says dicts).
         graph_stream: AsyncIterator[Any] | None = None
         try:
             await self.locks.acquire(request.session, session_wait_s)
@@ -174,7 +182,7 @@ class Agent(SessionReads):
         try:  # what the graph is given depends on what is pending: read under the session's lock
             if self.settings.checkpoint_durability != "exit":
                 await self._recover(request)
-            graph_input = await self._input(request, turn_id, metrics)
+            graph_input, seen = await self._input(request, turn_id, metrics)
         except BaseException as refused:
             self.locks.release(request.session)  # nothing ran: nothing to undo
             if not isinstance(refused, Exception):
@@ -183,50 +191,33 @@ class Agent(SessionReads):
             metrics.record_error()
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
+        out = Translator(seq, buffer, self.max_event_bytes, seen)
+        end: dict[str, Any] = {}
         # From here the session is ours until `_settle` gives it back: nothing between here and `try` can fail.
         try:
             graph_stream = self.graph.astream(
-                graph_input,
-                config,
-                stream_mode=["updates"],
-                durability=self.settings.checkpoint_durability,
+                graph_input, config, stream_mode=STREAM_MODES, subgraphs=True,
+                durability=self.settings.checkpoint_durability, context=self.inputs.context(request),
             )
             if tap is not None:
                 graph_stream = TappedStream(graph_stream, tap)
-            async for mode, chunk in graph_stream:
-                if mode == "messages":
-                    message, meta = chunk
-                    if meta.get("langgraph_node") == "chatbot":
-                        text = message_text(message)
-                        if text and awaiting_first_token:
-                            # The first token of a message goes out at once (time to first token);
-                            # the buffer can only flush on a later token or the message's end. A later
-                            # message's text starts on a new paragraph for plain-text clients (`text`).
-                            awaiting_first_token = False
-                            yield seq.token(text, step + 1, PARAGRAPH if said else "")
-                            said = True
-                        elif text:
-                            batch = buffer.add(text)
-                            if batch:
-                                yield seq.token(batch, step + 1)
+            async for ns, mode, chunk in graph_stream:
+                if ns is None:  # the tap's: a model's chunk
+                    event = out.token(*chunk)
+                    if event is not None:
+                        yield event
                     continue
-                for node, update in chunk.items():
-                    if node == "__interrupt__":  # a tool call waits for approval: the run pauses here
-                        for pending in update:
-                            data = {**pending.value, "run_id": run_id}
-                            interrupts.append(data)
-                            metrics.approvals_asked += 1
-                            yield seq.emit(INTERRUPT, data)
-                        continue
-                    for message in (update or {}).get("messages", ()):
-                        rest = buffer.flush()
-                        if rest:
-                            yield seq.token(rest, step + 1)
-                        step += 1
-                        awaiting_first_token = True
-                        yield seq.emit(AGENT_STEP, step_data(step, node, message))
-                        if isinstance(message, AIMessage):
-                            output = message_text(message)
+                for event in out.item(ns, mode, chunk):
+                    yield event
+            for event in out.flush():
+                yield event
+            # Still inside the turn: a cancellation while these are read rolls it back like any other.
+            if out.interrupts:
+                for data in await self._interrupted(request, run_id, out.interrupts, metrics):
+                    end.setdefault("interrupts", []).append(data)
+                    yield seq.emit(INTERRUPT, data)
+            if request.include_state:
+                end["state"] = await self._final_state(request)
             completed = True  # the graph run finished and wrote its last checkpoint: the turn is kept
         except Exception as exc:
             failure = exc
@@ -239,16 +230,32 @@ class Agent(SessionReads):
             logger.error("turn failed for session %s: %s", request.session_id, error, exc_info=failure)
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
+        self.remember_nodes(request.session, out.labels)
         snapshot = metrics.snapshot()
         # The SDK logs "completed" when the response object is returned; this is the turn's real duration.
-        logger.info("turn done: session=%s run=%s steps=%d latency_ms=%s", request.session_id, run_id, step,
+        logger.info("turn done: session=%s run=%s steps=%d latency_ms=%s", request.session_id, run_id, out.step,
                     snapshot["latency_ms"])
-        end: dict[str, Any] = {"output": output, "steps": step, "metrics": snapshot,
-                               "status": "interrupted" if interrupts else "completed"}
-        if interrupts:
-            end["interrupts"] = interrupts
-        end["timestamp"] = utc_timestamp()
-        yield seq.emit(AGENT_END, end)
+        yield seq.emit(AGENT_END, {"output": out.output, "steps": out.step, "metrics": snapshot,
+                                   "status": "interrupted" if "interrupts" in end else "completed",
+                                   **end, "timestamp": utc_timestamp()})
+
+    async def _interrupted(self, request: RunRequest, run_id: str, seen: dict[str, Any],
+                           metrics: MetricsCallback) -> list[dict[str, Any]]:
+        """The interrupts the turn stopped at, where each was raised (the state's tasks say: a stream's
+        interrupt does not), as `interrupt` events' data."""
+        state = await self._state(request.session, request.actor, subgraphs=True)
+        found = {p.interrupt.id: p for p in pending_in(state)}
+        events = []
+        for interrupt_id, interrupt in seen.items():
+            pending = found.get(interrupt_id) or Pending(interrupt, "", ())
+            events.append({**pending.data(self.max_event_bytes), "run_id": run_id})
+            metrics.approvals_asked += pending.approvals  # a tool call waiting for a person; a question is not one
+        return events
+
+    async def _final_state(self, request: RunRequest) -> Any:
+        """`include_state`: the session's state values after the turn, as JSON within MAX_EVENT_BYTES."""
+        state = await self._state(request.session, request.actor)
+        return bounded_json(state.values, self.max_event_bytes)
 
     async def _recover(self, request: RunRequest) -> None:
         """Roll back the steps of a turn whose process died mid-turn (a replica killed, a host lost).
@@ -265,30 +272,44 @@ class Agent(SessionReads):
                            orphan)
             config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
             await roll_back(self.graph, config, orphan)
-            if self.approval_required:  # it may have been answering an approval: ask for it again
-                await self._ask_again(config)
+            await self._ask_again(config)  # it may have been answering an interrupt: ask for it again
 
-    async def _input(self, request: RunRequest, turn_id: str, metrics: MetricsCallback) -> Any:
-        """The graph's input: the prompt, or the answer to the pending approval (`Command(resume=…)`).
+    async def _input(self, request: RunRequest, turn_id: str,
+                     metrics: MetricsCallback) -> tuple[Any, dict[str, tuple[str, str]] | None]:
+        """The graph's input — the prompt as a human message, the request's `input`, or the answers to what the
+        session waits on (`Command(resume=…)`) — and, for a user's graph, the messages the session held before
+        (its subgraphs' updates repeat them; the turn shows only new ones).
 
-        With approvals configured, a prompt sent while an approval is pending declines it first, so the
-        conversation sent to the model never holds a tool call without its result (Converse refuses that).
+        The built-in agent with approvals configured declines a pending approval when a prompt comes instead, so the
+        conversation sent to the model never holds a tool call without its result (Converse refuses that). Any
+        other graph decides for itself what an interrupt means: a prompt while one is pending is refused.
         """
         decision = request.resume
-        if decision is None and not self.approval_required:
-            return {"messages": [HumanMessage(request.prompt, id=turn_id)]}
         if decision is not None:
-            chosen = await self.pending_interrupt(request.session, request.actor, decision.interrupt_id)
-        else:
-            state = await self._state(request.session, request.actor)
+            answers = await self.answers_for(request.session, request.actor, decision.answers())
+            _count(metrics, answers)
+            return Command(resume=answers), await self._seen(request)
+        if self.built_in and not self.approval_required:
+            return {"messages": [HumanMessage(request.prompt, id=turn_id)]}, None
+        state = await self._state(request.session, request.actor)
+        if self.built_in:
             declined_calls = [declined(call) for call in dangling_calls(state.values.get("messages", []))]
             metrics.approvals_declined += len(declined_calls)
-            return {"messages": [*declined_calls, HumanMessage(request.prompt, id=turn_id)]}
-        if decision.approved:
-            metrics.approvals_granted += 1
+            return {"messages": [*declined_calls, HumanMessage(request.prompt, id=turn_id)]}, None
+        if state.interrupts:
+            raise AgentError("interrupt_pending")
+        seen = _message_keys(state.values)
+        if request.input is None:
+            graph_input: dict[str, Any] = {"messages": [HumanMessage(request.prompt, id=turn_id)]}
         else:
-            metrics.approvals_declined += 1
-        return Command(resume={chosen.id: {"approved": decision.approved, "args": decision.args}})
+            graph_input = _with_ids(request.input)
+        seen.update(_message_keys(graph_input))  # the turn's own input is shown once, as its first step
+        return graph_input, seen
+
+    async def _seen(self, request: RunRequest) -> dict[str, tuple[str, str]] | None:
+        if self.built_in:
+            return None
+        return _message_keys((await self._state(request.session, request.actor)).values)
 
     async def _settle(self, graph_stream: Any, request: RunRequest, turn_id: str, completed: bool) -> None:
         """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.
@@ -341,21 +362,22 @@ class Agent(SessionReads):
         config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
         try:
             await roll_back(self.graph, config, turn_id)
-            if self.approval_required:
-                await self._ask_again(config)
+            await self._ask_again(config)
         except Exception:
             logger.exception("could not roll back the cut turn of session %s", request.session_id)
             return
         await self._prune(request)
 
     async def _ask_again(self, config: RunnableConfig) -> None:
-        """After a rollback to a state that waited for an approval: wait for it again.
+        """After a rollback to a state that waited on interrupts (an approval, any `interrupt()`): wait again.
 
-        The rollback's copy of a checkpoint keeps its messages but not its pending interrupt; running the
-        graph from there reaches the same `interrupt()` before any tool runs (under the same, stable id).
+        The rollback's copy of a checkpoint keeps its values and next nodes but not its pending interrupts; running
+        the graph from there reaches the same `interrupt()` calls before anything else runs. An approval keeps its id
+        (named after the tool call); any other interrupt is asked under a new one (LangGraph's ids name the
+        checkpoint's task), which `history` shows.
         """
         state = await self.graph.aget_state(config)
-        if state.next == ("tools",) and not state.interrupts and dangling_calls(state.values.get("messages", [])):
+        if state.next and not state.interrupts:
             async for _ in self.graph.astream(None, config, durability=self.settings.checkpoint_durability):
                 pass
 
@@ -377,6 +399,42 @@ async def result_of(events: EventStream, start: dict[str, Any] | None = None) ->
     """A turn's result dict from its events (`start`: `agent_start`'s data, if the events begin after it);
     raises the AgentError of its `error` event."""
     return await fold(events, _failed, _incomplete, start)
+
+
+def _count(metrics: MetricsCallback, answers: dict[str, Any]) -> None:
+    """An approval's answer counts as granted or declined (the turn's metrics)."""
+    for answer in answers.values():
+        if isinstance(answer, dict) and "approved" in answer:
+            if answer["approved"]:
+                metrics.approvals_granted += 1
+            else:
+                metrics.approvals_declined += 1
+
+
+def _resume_step(decision: Decision) -> dict[str, Any]:
+    """The first `agent_step` of a turn that answers interrupts: what was answered (an approval: yes or no)."""
+    if decision.approved is not None and decision.values is None and "value" not in decision.model_fields_set:
+        return {"content": "approved" if decision.approved else "declined", "interrupt_id": decision.interrupt_id}
+    answered = list(decision.answers())
+    return {"content": "answered", "interrupt_id": answered[0]} if len(answered) == 1 else {
+        "content": "answered", "interrupt_ids": answered}
+
+
+def _with_ids(graph_input: dict[str, Any]) -> dict[str, Any]:
+    """A request's `input` with its messages as messages, each with an id (LangGraph would give one later, which
+    the turn could not tell from a subgraph repeating it)."""
+    raw = graph_input.get("messages")
+    if raw is None:
+        return graph_input
+    messages = convert_to_messages(raw if isinstance(raw, list) else [raw])
+    return {**graph_input, "messages": [m if m.id else m.model_copy(update={"id": str(uuid.uuid4())})
+                                        for m in messages]}
+
+
+def _message_keys(values: Any) -> dict[str, tuple[str, str]]:
+    """The messages a state holds, by id (what the turn need not show again)."""
+    messages = values.get("messages", []) if isinstance(values, dict) else []
+    return {m.id: message_key(m) for m in messages if isinstance(m, BaseMessage) and m.id is not None}
 
 
 def _failed(event: SSEEvent) -> AgentError:

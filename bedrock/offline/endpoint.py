@@ -2,8 +2,9 @@
 
 `MODEL_PROVIDER=offline` points ChatBedrockConverse here, so offline runs and tests take the production
 path — botocore signing, retries, event-stream decoding, usage — with only the endpoint swapped.
-It is also scriptable, as the test fixture for that path: queue fixed replies, HTTP errors, a stream that
-breaks mid-way or holds mid-way until a test lets it go on, and read back every request it received.
+It is also scriptable, as the test fixture for that path: queue fixed replies (text, any number of tool calls),
+HTTP errors, a stream that breaks mid-way or holds mid-way until a test lets it go on, replace the rules
+altogether (`responder`), and read back every request it received (see `OfflineBedrockEndpoint`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bedrock.offline.background import BackgroundServer
-from bedrock.offline.rules import Reply, Turn, reply_to, tokenize
+from bedrock.offline.rules import Reply, Turn, new_tool_call, reply_to, tokenize
+
+__all__ = [
+    "BreakStream", "ConverseValidationError", "Hold", "HttpError", "OfflineBedrockEndpoint", "Recorded", "Reply",
+    "Responder", "Turn", "converse_usage", "event_frame", "exception_frame", "new_tool_call", "offered_tools",
+    "turns_from_converse", "validate_converse",
+]
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 
@@ -62,20 +69,22 @@ def turns_from_converse(body: dict[str, Any]) -> list[Turn]:
     """A Converse request body → Turns for the rules."""
     turns = [Turn("system", block["text"]) for block in body.get("system", []) if "text" in block]
     for message in body.get("messages", []):
-        texts, call = [], None
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
         for block in message.get("content", []):
             if "text" in block:
                 texts.append(block["text"])
-            elif "toolUse" in block and call is None:
+            elif "toolUse" in block:
                 use = block["toolUse"]
-                call = {"id": use["toolUseId"], "name": use["name"], "args": use.get("input", {})}
+                calls.append({"id": use["toolUseId"], "name": use["name"], "args": use.get("input", {})})
             elif "toolResult" in block:
                 result = block["toolResult"]
                 text = "".join(c.get("text", json.dumps(c.get("json"))) for c in result.get("content", []))
-                turns.append(Turn("tool", text, is_error=result.get("status") == "error"))
-        if texts or call:
+                turns.append(Turn("tool", text, is_error=result.get("status") == "error",
+                                  tool_call_id=result.get("toolUseId")))
+        if texts or calls:
             role = "assistant" if message["role"] == "assistant" else "user"
-            turns.append(Turn(role, "".join(texts), tool_call=call))
+            turns.append(Turn(role, "".join(texts), tool_calls=calls))
     return turns
 
 
@@ -136,8 +145,20 @@ def validate_converse(body: dict[str, Any]) -> None:
 
 
 def offered_tools(body: dict[str, Any]) -> set[str]:
-    """The names of the tools a Converse request offers the model."""
-    return {t["toolSpec"]["name"] for t in body.get("toolConfig", {}).get("tools", []) if "toolSpec" in t}
+    """The names of the tools a Converse request offers the model: `toolConfig.tools[].toolSpec.name`.
+
+    Entries of other kinds (a `cachePoint`, a system tool) offer nothing the rules can call; no `toolConfig` (a
+    model with no tools bound) offers none. Anything not shaped like Bedrock's request is skipped, not trusted.
+    """
+    config = body.get("toolConfig")
+    tools = config.get("tools") if isinstance(config, dict) else None
+    names = set()
+    for tool in tools if isinstance(tools, list) else ():
+        spec = tool.get("toolSpec") if isinstance(tool, dict) else None
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if isinstance(name, str) and name:
+            names.add(name)
+    return names
 
 
 @dataclass(frozen=True)
@@ -183,17 +204,50 @@ class Recorded:
     headers: dict[str, str]
 
 
-class OfflineBedrockEndpoint:
-    """Serves `POST /model/{modelId}/converse` and `/converse-stream`; scriptable, and recording if asked.
+Responder = Callable[[Sequence[Turn], Collection[str]], Reply]
+"""The rules' signature: (the conversation as Turns, the names of the tools offered) → the Reply."""
 
-    `record`: how many of the latest requests (and usage reports) to keep for `requests` and
-    `usage_reported`; 0, the default, keeps none, so a long-running `make run` does not grow with them.
+
+class OfflineBedrockEndpoint:
+    """Serves `POST /model/{modelId}/converse` and `/converse-stream` as Bedrock does; scriptable, and recording
+    if asked. Its public API, for tests of any graph served on ChatBedrockConverse:
+
+    - `start()` → itself, on 127.0.0.1 at a free port (`url`); `stop()`.
+    - `then(*actions)`: the scripting hook. Each request takes the next action queued, in order: a `Reply`
+      (text, tool calls, usage: served verbatim, tool calls whatever their names), an `HttpError`, a
+      `BreakStream` or a `Hold`. Once the queue is empty, the `responder` answers. A request Converse would refuse
+      (`validate_converse`) is refused first, and takes no action off the queue.
+    - `responder`: the rules themselves, `(turns, offered tool names) → Reply`; `reply_to` (the offline rules,
+      `bedrock/offline/rules.py`, with their `NAME({...})` convention) unless given.
+    - `record(n)` (or `record=n`): keep the last n requests (`requests`: path, model id, body, headers) and
+      usage reports (`usage_reported`); 0, the default, keeps none, so a long-running `make run` does not grow.
+
+    A test scripting the model's first answer (two parallel calls of the graph's own `lookup_order` tool), the
+    rules answering the next request (they quote the tools' results)::
+
+        endpoint = OfflineBedrockEndpoint(record=10).start()
+        try:
+            endpoint.then(Reply("Let me look.", tool_calls=[new_tool_call("lookup_order", {"order_id": "A1"}),
+                                                            new_tool_call("lookup_order", {"order_id": "B2"})]))
+            model = ChatBedrockConverse(model=DEFAULT_BEDROCK_MODEL_ID, endpoint_url=endpoint.url,
+                                        region_name="us-east-1", aws_access_key_id="offline",
+                                        aws_secret_access_key="offline")
+            message = model.bind_tools([lookup_order]).invoke("Where are my orders?")
+            assert [call["args"] for call in message.tool_calls] == [{"order_id": "A1"}, {"order_id": "B2"}]
+            assert endpoint.requests[-1].body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "lookup_order"
+        finally:
+            endpoint.stop()
+
+    Likewise `endpoint.then(HttpError(429, "ThrottlingException"))` throttles the next request, and
+    `endpoint.then(BreakStream(after_tokens=3))` breaks the next stream after three text chunks. (Any model id
+    is served; but ChatBedrockConverse streams only for a provider it knows, e.g. `bedrock.config`'s
+    `DEFAULT_BEDROCK_MODEL_ID`: for another id its `stream()` falls back to Converse.)
     """
 
     def __init__(
         self,
         token_delay_ms: float = 0,
-        responder: Callable[[Sequence[Turn], Collection[str]], Reply] = reply_to,
+        responder: Responder = reply_to,
         *,
         record: int = 0,
     ) -> None:
@@ -229,7 +283,8 @@ class OfflineBedrockEndpoint:
         return self
 
     def then(self, *actions: Reply | HttpError | BreakStream | Hold) -> OfflineBedrockEndpoint:
-        """Queue what the next requests get, in order; once the script is empty the rules answer."""
+        """Queue what the next requests get, in order (one action each); once the script is empty the responder
+        answers. Returns the endpoint, so `OfflineBedrockEndpoint().start().then(...)` reads as one line."""
         self.script.extend(actions)
         return self
 
@@ -269,13 +324,12 @@ class OfflineBedrockEndpoint:
         if self.token_delay_s:  # a whole answer takes as long as streaming it would
             await asyncio.sleep(self.token_delay_s * max(0, len(tokenize(reply.text)) - 1))
         content: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
-        if reply.tool_call:
-            call = reply.tool_call
-            content.append({"toolUse": {"toolUseId": call["id"], "name": call["name"], "input": call["args"]}})
+        content += [{"toolUse": {"toolUseId": call["id"], "name": call["name"], "input": call["args"]}}
+                    for call in reply.tool_calls]
         return JSONResponse(
             {
                 "output": {"message": {"role": "assistant", "content": content}},
-                "stopReason": "tool_use" if reply.tool_call else "end_turn",
+                "stopReason": "tool_use" if reply.tool_calls else "end_turn",
                 "usage": self._report(reply),
                 "metrics": {"latencyMs": int((time.perf_counter() - started) * 1000)},
             }
@@ -307,14 +361,16 @@ class OfflineBedrockEndpoint:
             return
         if reply.text:
             yield event_frame("contentBlockStop", {"contentBlockIndex": 0})
-        if reply.tool_call:
-            call, index = reply.tool_call, 1 if reply.text else 0
+        # Each call its own block, after the text's: a start naming it, its input as JSON text in pieces (as
+        # Bedrock streams it: the client joins them before parsing), a stop.
+        for index, call in enumerate(reply.tool_calls, start=1 if reply.text else 0):
             start = {"toolUse": {"toolUseId": call["id"], "name": call["name"]}}
             yield event_frame("contentBlockStart", {"contentBlockIndex": index, "start": start})
-            delta = {"toolUse": {"input": json.dumps(call["args"])}}
-            yield event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+            for piece in tokenize(json.dumps(call["args"])):
+                delta = {"toolUse": {"input": piece}}
+                yield event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
             yield event_frame("contentBlockStop", {"contentBlockIndex": index})
-        yield event_frame("messageStop", {"stopReason": "tool_use" if reply.tool_call else "end_turn"})
+        yield event_frame("messageStop", {"stopReason": "tool_use" if reply.tool_calls else "end_turn"})
         latency = int((time.perf_counter() - started) * 1000)
         yield event_frame("metadata", {"usage": self._report(reply), "metrics": {"latencyMs": latency}})
 

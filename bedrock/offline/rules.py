@@ -2,8 +2,14 @@
 
 Its rules are written once, over plain `Turn`s, so every front end (the local Bedrock-compatible endpoint,
 `bedrock/offline/endpoint.py`; the test kit's scripted chat model) answers the same way:
-- arithmetic in the last user message → a real `calculator` tool call; after the tool result → an answer
-  built from that result;
+- `NAME({...})` in the last user message, NAME one of the tools offered and `{...}` one JSON object (strict: no
+  NaN or Infinity; at most MAX_ARGS_CHARS) → a call of NAME with those arguments; several in one message →
+  several calls in one reply, in order (parallel tool calls, as Bedrock returns them). `NAME()` calls it with
+  no arguments. A NAME not offered is just text; arguments that are not one JSON object → a plain reply that
+  says so, and no call at all;
+- otherwise, arithmetic in the last user message → a real `calculator` tool call;
+- after tool results → an answer that quotes each result in order ("The result of 2+2 is 4." for the
+  calculator, "NAME returned: …" for any other tool, "NAME failed: …" for an error);
 - "my name is X" → acknowledged; "what's my name?" → recalled from the conversation's history;
 - anything else → a plain reply that says it is offline (and echoes any preferences it was given).
 """
@@ -11,22 +17,39 @@ Its rules are written once, over plain `Turn`s, so every front end (the local Be
 from __future__ import annotations
 
 import json
-import secrets
+import math
 import re
+import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 CALCULATOR = "calculator"
+MAX_ARGS_CHARS = 4096  # one call's arguments, as written in the message
+MAX_CALLS = 16  # tool calls in one message
 # Runs of the characters arithmetic is written with. One greedy character class and nothing after it: it
 # never backtracks. (The old `[-(\d][…]*[\d)]` did, from every start: 32,000 "(" took 6.6 s, holding the GIL.)
 _ARITHMETIC_RUN = re.compile(r"[\d\s.+\-*/()%]+")
 _STARTS = frozenset("-(0123456789")
 _ENDS = frozenset(")0123456789")
 _OPERATOR = re.compile(r"[\d)]\s*(\*\*|//|[+\-*/%])\s*[-(\d]")
+# A tool's name as Bedrock allows it (`[a-zA-Z0-9_-]{1,64}`), from the start of a run of such characters only
+# (the lookbehind), then "(": tried once per run, at most 64 characters back, so linear in the text too.
+_CALL = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{1,64})\(\s*")
+_CLOSE = re.compile(r"\s*\)")
 _MY_NAME_IS = re.compile(r"\bmy name is\s+([A-Za-z][\w'-]{0,63})", re.IGNORECASE)
 _ASK_NAME = re.compile(r"\bwhat(?:'s|\s+is)\s+my\s+name\b|\bwho\s+am\s+i\b", re.IGNORECASE)
 _TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+def _normalized_calls(
+    first: dict[str, Any] | None, calls: Sequence[dict[str, Any]]
+) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
+    """(`tool_call`, `tool_calls`) made consistent: the first is always the list's first (or None)."""
+    every = tuple(calls) or ((first,) if first else ())
+    if first and calls and first != every[0]:
+        raise ValueError("tool_call must be tool_calls[0] when both are given")
+    return (every[0] if every else None), every
 
 
 @dataclass(frozen=True)
@@ -35,18 +58,129 @@ class Turn:
 
     role: str  # "system" | "user" | "assistant" | "tool"
     text: str = ""
-    tool_call: dict[str, Any] | None = None  # assistant: {"id", "name", "args"}
+    tool_call: dict[str, Any] | None = None  # assistant: its first call, {"id", "name", "args"} (see tool_calls)
     is_error: bool = False  # tool: the tool failed
+    tool_calls: Sequence[dict[str, Any]] = ()  # assistant: every call, in order (a tuple)
+    tool_call_id: str | None = None  # tool: the id of the call this result answers
+
+    def __post_init__(self) -> None:
+        first, calls = _normalized_calls(self.tool_call, self.tool_calls)
+        object.__setattr__(self, "tool_call", first)
+        object.__setattr__(self, "tool_calls", calls)
 
 
 @dataclass(frozen=True)
 class Reply:
-    """What the offline model says: text, and possibly one tool call."""
+    """What the offline model says: text, and any number of tool calls (in one assistant message).
+
+    Each call is `{"id", "name", "args"}` (LangChain's ToolCall shape); one made without an "id" is given a fresh
+    one (`tool_use_id()`). `tool_call` is the first call (or None): `Reply(text, call)` still makes a one-call
+    reply, `Reply(text, tool_calls=[a, b])` a parallel one.
+    """
 
     text: str
     tool_call: dict[str, Any] | None = None
     input_tokens: int = 0
     output_tokens: int = field(default=0)
+    tool_calls: Sequence[dict[str, Any]] = ()  # every call, in order (a tuple)
+
+    def __post_init__(self) -> None:
+        _, calls = _normalized_calls(self.tool_call, self.tool_calls)
+        calls = tuple(call if "id" in call else {"id": tool_use_id(), **call} for call in calls)
+        object.__setattr__(self, "tool_call", calls[0] if calls else None)
+        object.__setattr__(self, "tool_calls", calls)
+
+
+def new_tool_call(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A tool call for a `Reply`, with a fresh Bedrock-like id: `Reply("", tool_calls=[new_tool_call("f", {})])`."""
+    return {"id": tool_use_id(), "name": name, "args": dict(args or {})}
+
+
+class ToolCallError(ValueError):
+    """The message names an offered tool, but its call cannot be made (the text says why, to the user)."""
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal} is out of range for a JSON number")
+    return value
+
+
+def _no_constant(literal: str) -> Any:
+    raise ValueError(f"{literal} is not JSON")
+
+
+# Strict JSON: no NaN, Infinity or -Infinity, and no number past a double (1e400 would be inf).
+_STRICT_JSON = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+
+
+def _malformed(name: str, reason: str) -> ToolCallError:
+    return ToolCallError(
+        f"I didn't call {name}: its arguments are not valid JSON ({reason}). Write them as one JSON object, "
+        f'e.g. {name}({{"key": "value"}}).'
+    )
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg.removesuffix(' at')} at character {error.pos + 1}"  # "… starting at" names a place
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error)
+
+
+def _arguments(text: str, start: int, name: str) -> tuple[dict[str, Any], int]:
+    """The JSON object at `text[start]` ("{") and where it ends. At most MAX_ARGS_CHARS are parsed, plus once,
+    when that fails (the caller then stops), the rest of the text to tell "too long" from "malformed"."""
+    window = text[start:start + MAX_ARGS_CHARS]
+    try:
+        args, end = _STRICT_JSON.raw_decode(window)
+    except (ValueError, RecursionError) as error:
+        if len(text) - start > MAX_ARGS_CHARS:
+            try:
+                _STRICT_JSON.raw_decode(text, start)
+            except (ValueError, RecursionError):
+                pass
+            else:
+                raise _malformed(name, f"longer than {MAX_ARGS_CHARS} characters") from None
+        raise _malformed(name, _why(error)) from None
+    try:
+        json.dumps(args, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise _malformed(name, "a string holds a lone surrogate, which UTF-8 cannot carry") from None
+    return args, start + end
+
+
+def find_tool_calls(text: str, offered: Collection[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every `NAME({...})` (or `NAME()`) in `text` whose NAME is in `offered`: (name, args), in order.
+
+    A NAME not offered is not a call. Raises ToolCallError when an offered NAME's "(" is not followed by one strict
+    JSON object (or ")") and then ")", or when there are more than MAX_CALLS calls. Linear in `text`: the scan
+    never goes back, each object is parsed once, and the first failure ends it.
+    """
+    calls: list[tuple[str, dict[str, Any]]] = []
+    pos = 0
+    while match := _CALL.search(text, pos):
+        name, pos = match.group(1), match.end()
+        if name not in offered:
+            continue
+        if len(calls) == MAX_CALLS:
+            raise ToolCallError(f"That is more than {MAX_CALLS} tool calls in one message: I make at most "
+                                f"{MAX_CALLS} at a time.")
+        if text.startswith(")", pos):
+            calls.append((name, {}))
+            pos += 1
+            continue
+        if not text.startswith("{", pos):
+            raise _malformed(name, "the arguments must be one JSON object")
+        args, pos = _arguments(text, pos, name)
+        close = _CLOSE.match(text, pos)
+        if close is None:
+            raise _malformed(name, "expected ')' after the object")
+        calls.append((name, args))
+        pos = close.end()
+    return calls
 
 
 def find_expression(text: str) -> str | None:
@@ -68,9 +202,12 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def _args_tokens(calls: Sequence[dict[str, Any]]) -> int:
+    return sum(len(json.dumps(call["args"]).split()) for call in calls)
+
+
 def _count_tokens(turns: Sequence[Turn]) -> int:
-    return sum(len(t.text.split()) + (len(json.dumps(t.tool_call["args"]).split()) if t.tool_call else 0)
-               for t in turns)
+    return sum(len(t.text.split()) + _args_tokens(t.tool_calls) for t in turns)
 
 
 def _recall_name(turns: Sequence[Turn]) -> str | None:
@@ -92,41 +229,76 @@ def _offline_text(system: str) -> str:
     return text
 
 
+def _names(names: Sequence[str]) -> str:
+    unique = list(dict.fromkeys(names))
+    return unique[0] if len(unique) == 1 else ", ".join(unique[:-1]) + " and " + unique[-1]
+
+
 def reply_to(turns: Sequence[Turn], offered: Collection[str] | None = None) -> Reply:
-    """The offline model's answer to a conversation; `offered`: the tools it may call (None: any)."""
-    reply = _rules(turns)
-    if offered is not None and reply.tool_call and reply.tool_call["name"] not in offered:
-        return Reply("I'd use the calculator for that, but it is not available.", None, reply.input_tokens, 10)
-    return reply
+    """The offline model's answer to a conversation; `offered`: the names of the tools it may call (None: the
+    calculator alone)."""
+    return _with_usage(_rules(turns, frozenset({CALCULATOR}) if offered is None else offered), turns)
 
 
-def _rules(turns: Sequence[Turn]) -> Reply:
+def _rules(turns: Sequence[Turn], offered: Collection[str]) -> Reply:
     if not turns:
         return Reply("I received no messages.")
     last = turns[-1]
     system = " ".join(t.text for t in turns if t.role == "system" and t.text)
     if last.role == "tool":
-        call = next((t.tool_call for t in reversed(turns) if t.role == "assistant" and t.tool_call), None)
-        expression = (call or {}).get("args", {}).get("expression", "that")
-        if last.is_error:
-            text = f"I couldn't calculate {expression}: {last.text}"
-        else:
-            text = f"The result of {expression} is {last.text}."
-        return _with_usage(Reply(text), turns)
+        return Reply(_quote_results(turns))
     prompt = last.text
+    try:
+        calls = find_tool_calls(prompt, offered)
+    except ToolCallError as refused:
+        return Reply(str(refused))
+    if calls:
+        return Reply(f"I'll call {_names([name for name, _ in calls])}.",
+                     tool_calls=[new_tool_call(name, args) for name, args in calls])
     ask_name = _ASK_NAME.search(prompt)
     told_name = _MY_NAME_IS.search(prompt)
     expression = None if (ask_name or told_name) else find_expression(prompt)
     if expression:
-        call = {"id": tool_use_id(), "name": CALCULATOR, "args": {"expression": expression}}
-        return _with_usage(Reply("I'll calculate that for you.", call), turns)
+        if CALCULATOR not in offered:
+            return Reply("I'd use the calculator for that, but it is not available.")
+        return Reply("I'll calculate that for you.", new_tool_call(CALCULATOR, {"expression": expression}))
     if told_name:
-        return _with_usage(Reply(f"Nice to meet you, {told_name.group(1)}! I'll remember your name."), turns)
+        return Reply(f"Nice to meet you, {told_name.group(1)}! I'll remember your name.")
     if ask_name:
         name = _recall_name(turns[:-1])
-        text = f"Your name is {name}." if name else "I don't know your name yet. Tell me with \"My name is ...\"."
-        return _with_usage(Reply(text), turns)
-    return _with_usage(Reply(_offline_text(system)), turns)
+        if name:
+            return Reply(f"Your name is {name}.")
+        return Reply("I don't know your name yet. Tell me with \"My name is ...\".")
+    return Reply(_offline_text(system))
+
+
+def _quote_results(turns: Sequence[Turn]) -> str:
+    """The answer after the trailing tool results: one sentence per result, in order, each matched to its call by
+    id (else by position) among the last assistant turn's calls."""
+    first = len(turns)
+    while first and turns[first - 1].role == "tool":
+        first -= 1
+    asked = next((t.tool_calls for t in reversed(turns[:first]) if t.role == "assistant" and t.tool_calls), ())
+    by_id = {call.get("id"): call for call in asked}
+    sentences = []
+    for i, result in enumerate(turns[first:]):
+        call = by_id.get(result.tool_call_id) if result.tool_call_id else None
+        if call is None and i < len(asked):
+            call = asked[i]
+        sentences.append(_quote(call, result))
+    return "\n".join(sentences)
+
+
+def _quote(call: dict[str, Any] | None, result: Turn) -> str:
+    if call is None or call.get("name") == CALCULATOR:
+        args = (call or {}).get("args")
+        expression = args.get("expression", "that") if isinstance(args, dict) else "that"
+        if result.is_error:
+            return f"I couldn't calculate {expression}: {result.text}"
+        return f"The result of {expression} is {result.text}."
+    if result.is_error:
+        return f"{call.get('name')} failed: {result.text}"
+    return f"{call.get('name')} returned: {result.text}" if result.text else f"{call.get('name')} returned nothing."
 
 
 def tool_use_id() -> str:
@@ -136,5 +308,5 @@ def tool_use_id() -> str:
 
 
 def _with_usage(reply: Reply, turns: Sequence[Turn]) -> Reply:
-    output = len(tokenize(reply.text)) + (len(json.dumps(reply.tool_call["args"]).split()) if reply.tool_call else 0)
-    return Reply(reply.text, reply.tool_call, _count_tokens(turns), output)
+    output = len(tokenize(reply.text)) + _args_tokens(reply.tool_calls)
+    return Reply(reply.text, input_tokens=_count_tokens(turns), output_tokens=output, tool_calls=reply.tool_calls)

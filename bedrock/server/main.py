@@ -4,10 +4,14 @@ lifespan (`prepare_process`), and the same server options from `UVICORN_*` varia
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
+import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import uvicorn  # loaded with the app anyway (its h11 protocol: connections.py)
 
 from bedrock.config import Settings
 from bedrock.server.allocator import tune_allocator
@@ -36,35 +40,96 @@ def prepare_process(settings: Settings) -> None:
     Frozen here, they leave later collections (they live as long as the process anyway); see
     bench/RESULTS_cold_start.md. Freed memory goes back to the system after bursts (`allocator.py`).
     """
-    root = logging.getLogger("bedrock")
-    if any(getattr(handler, "bedrock_process", False) for handler in root.handlers):
+    if not install_log_handler(settings):
         return
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()
     tune_allocator()
-    # Our loggers' handler (LOG_FORMAT); the SDK's logger and uvicorn's keep their own handlers, in our format.
-    handler = process_handler(settings)
-    handler.bedrock_process = True  # type: ignore[attr-defined]  # our mark, found by the check above
-    root.addHandler(handler)
-    root.setLevel(settings.log_level)
-    adopt_foreign_loggers(settings)
     offline = settings.model_provider == "offline"
     model = "offline rule-based stand-in (not an LLM)" if offline else settings.bedrock_model_id
     logger.info("serving POST /invocations; model: %s", model)
 
 
+def install_log_handler(settings: Settings) -> bool:
+    """Our loggers' handler (LOG_FORMAT) on the `bedrock` logger; the SDK's logger and uvicorn's keep their own
+    handlers, in our format. False if the process has it already."""
+    root = logging.getLogger("bedrock")
+    if any(getattr(handler, "bedrock_process", False) for handler in root.handlers):
+        return False
+    handler = process_handler(settings)
+    handler.bedrock_process = True  # type: ignore[attr-defined]  # our mark, found by the check above
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    adopt_foreign_loggers(settings)
+    return True
+
+
 def serve(app: BedrockAgentCoreApp, settings: Settings, *, sock: socket.socket | None = None,
           **uvicorn_config: object) -> None:
-    """Serve `app` until SIGTERM/SIGINT: on PORT (BIND_HOST, else the SDK's choice), or on a bound `sock`."""
-    import uvicorn
+    """Serve `app` until SIGTERM/SIGINT: on PORT (BIND_HOST, else the SDK's choice), or on a bound `sock`.
 
+    The port is bound first, before the app starts: a port that is taken ends the process at once, with one error
+    that names it (exit status 1), and "listening" is logged only once the server accepts connections on it."""
+    defaults: dict[str, Any] = {}
+    if sock is None:
+        host = settings.bind_host or default_host()
+        try:
+            sock = bind(host, settings.port)
+        except OSError as exc:
+            install_log_handler(settings)
+            taken = exc.errno == errno.EADDRINUSE
+            logger.error("cannot listen on %s port %d: %s%s", host, settings.port, exc.strerror or exc,
+                         " (another process is using it: stop it, or set PORT to another port)" if taken else "")
+            raise SystemExit(1) from None
+        # What `BedrockAgentCoreApp.run` gave uvicorn, which served PORT before: the access log and uvicorn's own
+        # level follow the app's debug.
+        defaults = {"access_log": app.debug, "log_level": "info" if app.debug else "warning"}
     prepare_process(settings)
-    options = {**uvicorn_options(settings), **uvicorn_config}
-    if sock is not None:
-        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
-        return
-    page = f" (chat page: http://localhost:{settings.port}/)" if settings.serve_ui else ""
-    logger.info("listening on port %d%s", settings.port, page)
-    # BIND_HOST overrides the SDK's choice (0.0.0.0 in a container, else 127.0.0.1), e.g. for loopback-only runs.
-    app.run(port=settings.port, host=settings.bind_host or None, **options)
+    options = {**defaults, **uvicorn_options(settings), **uvicorn_config}
+    AnnouncingServer(uvicorn.Config(app, **options), settings).run(sockets=[sock])
+
+
+def default_host() -> str:
+    """The SDK's choice of address (`BedrockAgentCoreApp.run`): every interface in a container, else loopback."""
+    in_container = os.path.exists("/.dockerenv") or bool(os.environ.get("DOCKER_CONTAINER"))
+    return "0.0.0.0" if in_container else "127.0.0.1"  # nosec B104 - a container's port must be reachable
+
+
+def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A TCP socket listening on (host, port), for uvicorn to accept on; OSError if it cannot be: the port is
+    taken (EADDRINUSE), not ours to take (EACCES), or the host is not an address of this machine."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        # As asyncio's own create_server does: a restart may bind while old connections are in TIME_WAIT (a port
+        # that another socket listens on stays refused).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)  # uvicorn's default backlog; connections wait in it until the app has started
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _announce(settings: Settings, sock: socket.socket) -> None:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    page = f" (chat page: http://localhost:{port}/)" if settings.serve_ui else ""
+    logger.info("listening on http://%s:%d%s", shown, port, page)
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's Server, which says where it listens once it does: after its startup (the app's lifespan, then
+    the socket listening), never before — a server that fails to start says nothing of the kind."""
+
+    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+        super().__init__(config)
+        self.settings = settings
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and sockets:
+            _announce(self.settings, sockets[0])

@@ -19,6 +19,7 @@ from typing import Any
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
+from bedrock.core.loader import GraphLoadError
 from bedrock.wire.request import (AgentRequest, CancelRequest, ControlRequest, HistoryRequest, ResumeRequest,
                                   RunRequest, StatusRequest, client_fields, parse_request)
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
@@ -96,6 +97,9 @@ class Runtime:
     def _run_build(self, build: Future[Agent]) -> None:
         try:
             build.set_result(self.get_agent())
+        except GraphLoadError as error:  # the user's graph: what is wrong with it, and its own traceback if any
+            logger.error("could not load the agent's graph: %s", error, exc_info=error.__cause__)
+            build.set_exception(error)
         except BaseException as error:
             logger.exception("could not build the agent")
             build.set_exception(error)
@@ -125,7 +129,10 @@ class Runtime:
         self.shutdown_event().set()
         await self.runs.drain(grace + 1)
         if self._build is not None:
-            await asyncio.wait([asyncio.wrap_future(self._build)], timeout=grace)
+            waited = asyncio.wrap_future(self._build)
+            await asyncio.wait([waited], timeout=grace)
+            if waited.done() and not waited.cancelled():
+                waited.exception()  # a failed build was logged when it failed
         if self.agent is not None:
             await self.agent.drain(grace)
             # The turns' spans and metrics, before the process goes (it will not run `atexit`: see `flush`).
@@ -172,6 +179,12 @@ class Runtime:
             bind_actor(payload, verified)
         return request
 
+    @property
+    def open_owner(self) -> str | None:
+        """The owner whose sessions any caller may act in: with AUTH_MODE=none, DEFAULT_ACTOR_ID (a caller that
+        names no actor is it anyway); with a verified actor, nobody's (bedrock/core/ownership.py)."""
+        return self.settings.default_actor_id if self.settings.auth_mode == "none" else None
+
     async def dispatch(self, request: AgentRequest, origin: str, callbacks: Iterable[Any] = ()) -> Followed | dict:
         """The one way from a parsed request to what answers it, for every transport: the agent (awaiting its
         build), the session's owner (checked here alone: a run claims a session nobody owns, a read or an action
@@ -188,9 +201,12 @@ class Runtime:
             # A run claims here, at once (its turn's own check then finds the owner cached): looking first and
             # claiming in the turn cost a second SQLite call per new session, +10% server CPU a turn with 100
             # new sessions at once (bench/capacity.py, four rounds each way).
-            await agent.owners.check(request.session, request.actor, claim=isinstance(request, RunRequest))
+            actor = await agent.owners.check(request.session, request.actor, claim=isinstance(request, RunRequest),
+                                             open_owner=self.open_owner)
         except Exception as refused:  # someone else's (403), or a memory that cannot be read (503)
             raise classify(refused) from None
+        if actor != request.actor:  # a session started without an actor: joined as its actor (ownership.py)
+            request = request.model_copy(update={"actor_id": actor})
         if isinstance(request, RunRequest):
             run = await self.start_run(agent, request, on_disconnect=request.on_disconnect or defaults.on_disconnect,
                                        callbacks=callbacks, slots=self.slots,
@@ -210,8 +226,8 @@ class Runtime:
         """Start the request's turn as a run, after its session's run in progress, per `multitask_strategy`:
         `enqueue` waits for it (SESSION_WAIT_S), `reject` refuses at once (`session_busy`), `rollback` cancels it
         (its turn rolled back) first. With `slots`, the run holds one until it ends (else `server_busy`)."""
-        if request.resume is not None:  # refused before any stream starts (the turn checks again, locked)
-            await self.check_pending(agent, request)
+        agent.inputs.check(request)  # the graph's input, context: refused before any stream starts
+        await self.check_pending(agent, request)  # before any stream starts (the turn checks again, locked)
         strategy = request.multitask_strategy
         if strategy != "enqueue":
             await self._make_way(request.session, strategy)
@@ -243,11 +259,15 @@ class Runtime:
                 return
 
     async def check_pending(self, agent: Agent, request: RunRequest) -> None:
-        """Refuse an answer to an approval the session is not waiting for (`nothing_to_resume`,
-        `interrupt_mismatch`) — unless a run of the session is in progress, which may yet ask for it."""
-        if self.runs.active(request.session) is not None or request.resume is None:
+        """Refuse an answer to an interrupt the session is not waiting for (`nothing_to_resume`,
+        `interrupt_mismatch`), or a user graph's prompt while one waits (`interrupt_pending`) — unless a run of the
+        session is in progress, which may yet ask (or answer)."""
+        if self.runs.active(request.session) is not None:
             return
-        await agent.pending_interrupt(request.session, request.actor, request.resume.interrupt_id)
+        if request.resume is not None:
+            await agent.answers_for(request.session, request.actor, request.resume.answers())
+        elif not agent.built_in and await agent.pending_interrupts(request.session, request.actor):
+            raise AgentError("interrupt_pending")  # the turn checks again, locked; this is its 409 before a stream
 
     def resume(self, request: ResumeRequest) -> tuple[Run, Follower]:
         """A follower of the session's run (`run_id`, else its newest) from `last_event_id`."""

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 AGENT_START = "agent_start"
 AGENT_STEP = "agent_step"
 LLM_TOKEN = "llm_token"
-INTERRUPT = "interrupt"  # a tool call waits for the user's approval (not terminal: agent_end follows)
+INTERRUPT = "interrupt"  # the graph waits for the user (an approval, any `interrupt()`); agent_end follows
+CUSTOM = "custom"  # a value a node wrote with LangGraph's `get_stream_writer()` (progress, anything of the graph's)
 AGENT_END = "agent_end"
 ERROR = "error"
 TERMINAL_EVENTS = frozenset({AGENT_END, ERROR})
@@ -82,19 +83,37 @@ def encode_frame(event_type: str, data: Any, event_id: int | None = None) -> SSE
     return SSEEvent(frame, event_type, data, event_id)
 
 
-def token_frame(token: str, step: int, event_id: int, lead: str = "") -> SSEEvent:
-    """An `llm_token` frame, byte-identical to `encode_frame(LLM_TOKEN, {"token", "step", "text"}, id)`.
+class TokenSource:
+    """Where a model's tokens come from — its graph node, and the subgraph path when in one — rendered once per
+    model call: every token's frame carries it."""
+
+    __slots__ = ("data", "json")
+
+    def __init__(self, node: str, namespace: tuple[str, ...] = ()) -> None:
+        self.data: dict[str, Any] = {"node": node, "namespace": list(namespace)} if namespace else {"node": node}
+        self.json = "," + dumps(self.data)[1:-1]
+
+
+def token_frame(token: str, step: int, event_id: int, lead: str = "", source: TokenSource | None = None) -> SSEEvent:
+    """An `llm_token` frame, byte-identical to `encode_frame(LLM_TOKEN, {"token", "step", "text", "node"…}, id)`.
 
     `text` is the token as a plain-text client appends it (`lead`, e.g. a blank line before a later message of
     the turn, then the token): the AgentCore CLI (`agentcore dev`, its chat) shows a stream's text only from
-    `data:` objects with a `text` key, so with it every client shows the answer token by token.
+    `data:` objects with a `text` key, so with it every client shows the answer token by token. `source`: the
+    node (and subgraph) whose model call made it.
     Hand-assembled because it is the one frame sent per model token: skipping the generic dict dump
     halves its cost (bench/token_cost.py). The string escape is json's own (ASCII-only, like `dumps`).
     """
     escaped = _escape(token)
     text = _escape(lead + token) if lead else escaped
-    frame = f'event: llm_token\ndata: {{"token":{escaped},"step":{step},"text":{text}}}\nid: {event_id}\n\n'
-    return SSEEvent(frame, LLM_TOKEN, {"token": token, "step": step, "text": lead + token}, event_id)
+    data = {"token": token, "step": step, "text": lead + token}
+    if source is None:
+        frame = f'event: llm_token\ndata: {{"token":{escaped},"step":{step},"text":{text}}}\nid: {event_id}\n\n'
+    else:
+        frame = (f'event: llm_token\ndata: {{"token":{escaped},"step":{step},"text":{text}{source.json}}}\n'
+                 f'id: {event_id}\n\n')
+        data.update(source.data)
+    return SSEEvent(frame, LLM_TOKEN, data, event_id)
 
 
 def revive(frame: str) -> SSEEvent:
@@ -131,10 +150,10 @@ class EventSequence:
             self.terminal = event
         return event
 
-    def token(self, token: str, step: int, lead: str = "") -> SSEEvent:
+    def token(self, token: str, step: int, lead: str = "", source: TokenSource | None = None) -> SSEEvent:
         """The next event as an `llm_token` (the hot path: see `token_frame`)."""
         if self.terminal is not None:
             raise RuntimeError(f"stream already ended with {self.terminal.type}; cannot emit {LLM_TOKEN}")
-        event = token_frame(token, step, self._next_id, lead)
+        event = token_frame(token, step, self._next_id, lead, source)
         self._next_id += 1
         return event

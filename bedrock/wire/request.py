@@ -1,7 +1,7 @@
 """What a client sends: one payload, one of six requests, told apart by its `action` — parsed once, here.
 
     RunRequest         action "run" (the default), a prompt: a turn
-    ApprovalRequest    action "run" with `resume` instead of a prompt: the answer to the session's pending approval
+    ApprovalRequest    action "run" with `resume` instead of a prompt: the answer to the session's pending interrupt
     ResumeRequest      action "resume": follow a run from an event id (the stream, or its result)
     CancelRequest      action "cancel": stop the session's runs in progress
     StatusRequest      action "status": a run's state
@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator,
                       model_validator)
+from pydantic_core import InitErrorDetails
 
 from bedrock.errors import PayloadError
 from bedrock.wire.headers import last_event_id_from_header, session_from_header
@@ -87,23 +88,83 @@ class _Request(BaseModel):
 
 
 class Decision(BaseModel):
-    """The user's answer to a pending approval: which one, yes or no, and possibly edited arguments."""
+    """The answer to what the session's graph waits on (an `interrupt()`), in one of three forms:
+
+        {"interrupt_id": ID, "value": ANY}           any interrupt: `value` is what its `interrupt()` returns
+        {"values": {ID: ANY, …}}                     several pending at once, each its answer
+        {"interrupt_id": ID, "approved": B, "args"}  a tool approval (APPROVAL_REQUIRED_TOOLS): yes or no, and
+                                                     possibly edited arguments
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    interrupt_id: RunId
-    approved: bool
+    interrupt_id: RunId | None = None
+    approved: bool | None = None
     args: dict[str, Any] | None = None
+    value: Any = None
+    values: dict[str, Any] | None = None
 
     _bounded = field_validator("args")(_bounded_object)
 
+    @field_validator("values")
+    @classmethod
+    def _ids(cls, values: dict[str, Any] | None) -> dict[str, Any] | None:
+        if values is not None:
+            if not values:
+                raise ValueError("must answer at least one interrupt")
+            bad = [key for key in values if not valid_id(key, MAX_RUN_ID)]
+            if bad:
+                raise ValueError("its keys must be interrupt ids")
+        return values
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _names_its_interrupt(cls, data: Any, handler: Any) -> Any:
+        """A field's own error (`"approved": "yes"`) stops the check of the form: a missing id is still said."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            if not isinstance(data, dict) or "interrupt_id" in data or "values" in data:
+                raise
+            missing: InitErrorDetails = {"type": "missing", "loc": ("interrupt_id",), "input": data}
+            lines = [InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e.get("ctx", {}))
+                     for e in error.errors()]
+            raise ValidationError.from_exception_data(cls.__name__, [missing, *lines]) from None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Decision:
+        given = self.model_fields_set
+        if "values" in given:
+            if given - {"values"}:
+                raise _refuse("resume", "`values` answers every interrupt by id: no other field beside it")
+        elif self.interrupt_id is None:
+            raise _refuse("resume.interrupt_id", "Field required")
+        elif "value" in given:
+            if given & {"approved", "args"}:
+                raise _refuse("resume", "a `value`, or `approved` (with `args`), not both")
+        elif self.approved is None:
+            raise _refuse("resume", "needs a `value` (or, for a tool approval, `approved`)")
+        return self
+
+    def answers(self) -> dict[str, Any]:
+        """Interrupt id → the answer its `interrupt()` returns."""
+        if self.values is not None:
+            return dict(self.values)
+        assert self.interrupt_id is not None
+        if "value" in self.model_fields_set:
+            return {self.interrupt_id: self.value}
+        return {self.interrupt_id: {"approved": self.approved, "args": self.args}}
+
 
 class RunRequest(_Request):
-    """A turn: the prompt, how to answer (stream, tokens, format), its options, and what the run does when its
-    client leaves or when the session already has a run in progress."""
+    """A turn: the prompt (or the graph's own `input`), how to answer (stream, tokens, format), its options, and what
+    the run does when its client leaves or when the session already has a run in progress."""
 
     action: Literal["run"] = "run"
     prompt: str | None = Field(default=None, min_length=1)
+    input: dict[str, Any] | None = None  # the graph's input, whole, instead of a prompt
+    context: dict[str, Any] | None = None  # LangGraph's runtime context (the graph's context_schema)
+    include_state: bool = False  # agent_end carries the final state's values
     stream_tokens: bool = False
     preferences: dict[str, Any] | None = None
     custom_data: dict[str, Any] | None = None
@@ -120,22 +181,24 @@ class RunRequest(_Request):
 
     @model_validator(mode="after")
     def _has_a_prompt(self) -> RunRequest:
-        if self.prompt is None and self.resume is None:
-            raise _refuse("prompt", "Field required")
+        if self.prompt is None and self.input is None and self.resume is None:
+            raise _refuse("prompt", "Field required (or `input`, the graph's whole input)")
+        if self.prompt is not None and self.input is not None:
+            raise _refuse("input", "a `prompt` or an `input`, not both")
         return self
 
-    _bounded = field_validator("preferences", "custom_data")(_bounded_object)
+    _bounded = field_validator("preferences", "custom_data", "context")(_bounded_object)
 
 
 class ApprovalRequest(RunRequest):
-    """A run that answers the session's pending approval instead of sending a prompt."""
+    """A run that answers what the session's graph waits on (an interrupt) instead of sending a prompt."""
 
     resume: Decision
 
     @model_validator(mode="after")
     def _not_both(self) -> ApprovalRequest:
-        if self.prompt is not None:
-            raise _refuse("resume", "a run answers an approval or sends a prompt, not both")
+        if self.prompt is not None or self.input is not None:
+            raise _refuse("resume", "a run answers an interrupt or sends a prompt, not both")
         return self
 
 
@@ -336,7 +399,11 @@ def _refuse_unencodable(request: Any) -> None:
     resume = getattr(request, "resume", None)
     unencodable = (_unencodable_field(getattr(request, "preferences", None), "preferences")
                    or _unencodable_field(getattr(request, "custom_data", None), "custom_data")
-                   or _unencodable_field(resume.args if resume else None, "resume.args"))
+                   or _unencodable_field(getattr(request, "input", None), "input")
+                   or _unencodable_field(getattr(request, "context", None), "context")
+                   or _unencodable_field(resume.args if resume else None, "resume.args")
+                   or _unencodable_field(resume.value if resume else None, "resume.value")
+                   or _unencodable_field(resume.values if resume else None, "resume.values"))
     if unencodable is not None:
         raise _refuse(unencodable, "not valid Unicode (a lone surrogate)")
 

@@ -16,22 +16,28 @@ from bedrock.wire.request import parse_request
 from bedrock.core.tokens import TappedStream, TokenTap
 
 
-def test_the_tap_passes_only_the_named_node_s_model_chunks():
-    tap, seen = TokenTap("chatbot"), []
+def test_the_tap_passes_every_node_s_model_chunks_with_their_node_but_not_nostream_ones():
+    tap, seen = TokenTap(), []
     tap.sink = seen.append
-    ours, other = uuid.uuid4(), uuid.uuid4()
-    tap.on_chat_model_start({}, [[]], run_id=ours, metadata={"langgraph_node": "chatbot"})
-    tap.on_chat_model_start({}, [[]], run_id=other, metadata={"langgraph_node": "summarise"})
-    for run_id, text in ((ours, "yes"), (other, "no"), (ours, " and")):
+    ours, nested, quiet, outside = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    tap.on_chat_model_start({}, [[]], run_id=ours, metadata={"langgraph_node": "model",
+                                                             "langgraph_checkpoint_ns": "model:1"})
+    tap.on_chat_model_start({}, [[]], run_id=nested, metadata={
+        "langgraph_node": "summarise", "langgraph_checkpoint_ns": "research:2|summarise:3"})
+    tap.on_chat_model_start({}, [[]], run_id=quiet, metadata={"langgraph_node": "judge"}, tags=["nostream"])
+    tap.on_chat_model_start({}, [[]], run_id=outside, metadata={})  # not a graph node's call
+    for run_id, text in ((ours, "yes"), (nested, "deep"), (quiet, "no"), (outside, "no"), (ours, " and")):
         tap.on_llm_new_token(text, chunk=ChatGenerationChunk(message=AIMessageChunk(text)), run_id=run_id)
     tap.on_llm_end(None, run_id=ours)
     tap.on_llm_new_token("late", chunk=ChatGenerationChunk(message=AIMessageChunk("late")), run_id=ours)
-    assert [(mode, message.content, meta) for mode, (message, meta) in seen] == [
-        ("messages", "yes", {"langgraph_node": "chatbot"}), ("messages", " and", {"langgraph_node": "chatbot"})]
+    assert [(ns, mode, message.content, source.data) for ns, mode, (message, source) in seen] == [
+        (None, "messages", "yes", {"node": "model"}),
+        (None, "messages", "deep", {"node": "summarise", "namespace": ["research"]}),
+        (None, "messages", " and", {"node": "model"})]
 
 
 async def test_tapped_items_keep_their_order_and_a_failure_is_raised_where_it_is_read():
-    tap = TokenTap("chatbot")
+    tap = TokenTap()
 
     async def graph() -> AsyncIterator[Any]:
         tap.sink(("messages", "t1"))
@@ -51,7 +57,7 @@ async def test_tapped_items_keep_their_order_and_a_failure_is_raised_where_it_is
 
 
 async def test_aclose_stops_a_running_graph_and_waits_for_it():
-    tap, stopped = TokenTap("chatbot"), asyncio.Event()
+    tap, stopped = TokenTap(), asyncio.Event()
 
     async def graph() -> AsyncIterator[Any]:
         try:

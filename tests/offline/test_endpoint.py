@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Iterator
 
 import httpx
 import pytest
 from langchain_aws import ChatBedrockConverse
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
 
 from bedrock.core.build import build_agent
 from bedrock.server.app import build_app
-from bedrock.config import Settings
-from bedrock.offline.rules import Reply
-from bedrock.offline.endpoint import BreakStream, Hold, HttpError, OfflineBedrockEndpoint
+from bedrock.config import DEFAULT_BEDROCK_MODEL_ID, Settings
+from bedrock.core.tools import calculator
+from bedrock.offline.rules import Reply, new_tool_call
+from bedrock.offline.endpoint import (BreakStream, Hold, HttpError, OfflineBedrockEndpoint, offered_tools,
+                                      turns_from_converse)
 from bedrock.core.model import make_model
 from bedrock.wire.request import parse_request
 from testkit.sse import frames_of
@@ -306,3 +311,213 @@ def test_starting_the_endpoint_leaves_the_process_uvicorn_logging_alone():
     after = [(logging.getLogger(n).level, list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
              for n in names]
     assert after == before
+
+
+# --- The `NAME({...})` convention: any tool the request offers, through ChatBedrockConverse as a user's graph runs it
+
+
+@tool
+def lookup_order(order_id: str) -> str:
+    """Look up an order by its id."""
+    return f"order {order_id} has shipped"
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Today's weather in a city."""
+    return f"sunny in {city}"
+
+
+@pytest.fixture(scope="module")
+def shared_endpoint() -> Iterator[OfflineBedrockEndpoint]:
+    """One endpoint for the module's convention tests (port 0; none of them scripts it but the hook's test, which
+    leaves its script empty): starting one, and above all a ChatBedrockConverse (boto3 loads its service models),
+    would take most of each test's time."""
+    ep = OfflineBedrockEndpoint(record=10).start()
+    yield ep
+    ep.stop()
+
+
+@pytest.fixture(scope="module")
+def base_model(shared_endpoint) -> ChatBedrockConverse:
+    """ChatBedrockConverse as a user builds it, pointed at the endpoint (dummy credentials, 127.0.0.1 only)."""
+    return ChatBedrockConverse(model=DEFAULT_BEDROCK_MODEL_ID,  # a provider it streams (another falls back to Converse)
+                               endpoint_url=shared_endpoint.url, region_name="us-east-1",
+                               aws_access_key_id="offline", aws_secret_access_key="offline")
+
+
+@pytest.fixture
+def user_model(base_model):
+    """The model with the user's two tools bound (and no calculator)."""
+    return base_model.bind_tools([lookup_order, get_weather])
+
+
+def ask(model: Any, messages: Any, mode: str) -> AIMessage:
+    """One model call: Converse (`invoke`) or ConverseStream (`stream`, the chunks merged as LangChain does)."""
+    if mode == "invoke":
+        return model.invoke(messages)
+    merged = None
+    for chunk in model.stream(messages):
+        merged = chunk if merged is None else merged + chunk
+    assert merged is not None
+    return merged
+
+
+MODES = ["invoke", "stream"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_named_call_with_json_arguments_is_a_tool_call(shared_endpoint, user_model, mode):
+    message = ask(user_model, 'Please lookup_order({"order_id": "A1"}) for me', mode)
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [("lookup_order", {"order_id": "A1"})]
+    assert message.tool_calls[0]["id"].startswith("tooluse_")
+    assert shared_endpoint.requests[-1].path.endswith("/converse-stream" if mode == "stream" else "/converse")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_calls_in_one_message_are_two_tool_calls_in_order(user_model, mode):
+    message = ask(user_model, 'get_weather({"city": "Oslo"}) then lookup_order({"order_id": "B2"})', mode)
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Oslo"}), ("lookup_order", {"order_id": "B2"})]
+    assert len({c["id"] for c in message.tool_calls}) == 2  # each its own random id
+    assert message.response_metadata["stopReason"] == "tool_use"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_name_the_request_does_not_offer_is_not_a_call(user_model, mode):
+    message = ask(user_model, 'cancel_order({"order_id": "A1"})', mode)
+    assert message.tool_calls == [] and "offline model" in message.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("arguments", ['{"order_id": A1}', '{"order_id": "A1"', '{"order_id": "A1",}', "'A1'",
+                                       '["A1"]', '{"order_id": "A1"} extra'])
+def test_malformed_arguments_get_a_plain_reply_and_no_call(user_model, mode, arguments):
+    message = ask(user_model, f"lookup_order({arguments})", mode)
+    assert message.tool_calls == []
+    assert message.text.startswith("I didn't call lookup_order: its arguments are not valid JSON")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_number_json_cannot_write_is_not_a_call(user_model, mode, number):
+    message = ask(user_model, f'lookup_order({{"order_id": {number}}})', mode)
+    assert message.tool_calls == [] and "not valid JSON" in message.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_after_the_tool_results_the_answer_quotes_each_in_order(user_model, mode):
+    prompt = HumanMessage(
+        'lookup_order({"order_id": "A1"}) get_weather({"city": "Oslo"}) lookup_order({"order_id": "Z"})')
+    asked = ask(user_model, [prompt], mode)
+    results = [lookup_order.invoke(asked.tool_calls[0]), get_weather.invoke(asked.tool_calls[1]),
+               ToolMessage("no such order", tool_call_id=asked.tool_calls[2]["id"], status="error")]
+    answer = ask(user_model, [prompt, asked, *results], mode)
+    assert answer.tool_calls == []
+    assert answer.text == ("lookup_order returned: order A1 has shipped\nget_weather returned: sunny in Oslo\n"
+                           "lookup_order failed: no such order")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_arithmetic_still_goes_to_the_calculator_and_a_named_call_comes_first(base_model, mode):
+    model = base_model.bind_tools([lookup_order, calculator])
+    asked = ask(model, "What is 6 * 7?", mode)
+    assert [(c["name"], c["args"]) for c in asked.tool_calls] == [("calculator", {"expression": "6 * 7"})]
+    answer = ask(model, [HumanMessage("What is 6 * 7?"), asked, calculator.invoke(asked.tool_calls[0])], mode)
+    assert answer.text == "The result of 6 * 7 is 42."
+    both = ask(model, 'What is 6 * 7? lookup_order({"order_id": "A1"})', mode)
+    assert [c["name"] for c in both.tool_calls] == ["lookup_order"]
+
+
+async def test_a_users_own_graph_runs_parallel_calls_offline(user_model):
+    """A graph of the user's own (StateGraph, ToolNode: the calls run together), its ChatBedrockConverse called
+    as a graph calls it (async)."""
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    model = user_model
+
+    async def chatbot(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("chatbot", chatbot)
+    builder.add_node("tools", ToolNode([lookup_order, get_weather]))
+    builder.add_edge(START, "chatbot")
+    builder.add_conditional_edges("chatbot", tools_condition)
+    builder.add_edge("tools", "chatbot")
+    state = await builder.compile().ainvoke(
+        {"messages": [HumanMessage('lookup_order({"order_id": "A1"}) and get_weather({"city": "Oslo"})')]})
+    assert [m.type for m in state["messages"]] == ["human", "ai", "tool", "tool", "ai"]
+    assert state["messages"][-1].text == ("lookup_order returned: order A1 has shipped\n"
+                                          "get_weather returned: sunny in Oslo")
+
+
+TOOL_CONFIG = {"tools": [{"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object"}}}}
+                         for name in ("lookup_order", "get_weather")]}
+
+
+def test_parallel_calls_are_the_blocks_bedrock_sends(base_model):
+    """Several toolUse blocks as Converse and ConverseStream give them, read by botocore itself."""
+    client = base_model.client  # the model's own bedrock-runtime client
+    messages = [user(text('lookup_order({"order_id": "A1"}) get_weather({"city": "Oslo"})'))]
+    whole = client.converse(modelId="m", messages=messages, toolConfig=TOOL_CONFIG)
+    content = whole["output"]["message"]["content"]
+    assert whole["stopReason"] == "tool_use" and content[0] == {"text": "I'll call lookup_order and get_weather."}
+    assert [(b["toolUse"]["name"], b["toolUse"]["input"]) for b in content[1:]] == [
+        ("lookup_order", {"order_id": "A1"}), ("get_weather", {"city": "Oslo"})]
+    events = list(client.converse_stream(modelId="m", messages=messages, toolConfig=TOOL_CONFIG)["stream"])
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
+    assert events[-2]["messageStop"]["stopReason"] == "tool_use"
+    blocks: dict[int, dict[str, Any]] = {}
+    for event in events[1:-2]:
+        kind, body = next(iter(event.items()))
+        index = body["contentBlockIndex"]
+        if kind == "contentBlockStart":
+            assert index not in blocks and set(body["start"]["toolUse"]) == {"toolUseId", "name"}
+            blocks[index] = {"start": body["start"]["toolUse"], "input": "", "stopped": False}
+        elif kind == "contentBlockDelta" and "toolUse" in body["delta"]:
+            assert not blocks[index]["stopped"]
+            blocks[index]["input"] += body["delta"]["toolUse"]["input"]
+        elif kind == "contentBlockStop" and index in blocks:
+            blocks[index]["stopped"] = True
+    assert sorted(blocks) == [1, 2] and all(b["stopped"] for b in blocks.values())
+    assert [(b["start"]["name"], json.loads(b["input"])) for b in blocks.values()] == [
+        ("lookup_order", {"order_id": "A1"}), ("get_weather", {"city": "Oslo"})]
+    assert [b["start"]["toolUseId"][:8] for b in blocks.values()] == ["tooluse_"] * 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_scripting_hook_serves_a_scripted_parallel_call(shared_endpoint, base_model, mode):
+    """The example of OfflineBedrockEndpoint's docstring (on the module's endpoint and model)."""
+    endpoint = shared_endpoint
+    try:
+        endpoint.then(Reply("Let me look.", tool_calls=[new_tool_call("lookup_order", {"order_id": "A1"}),
+                                                        new_tool_call("lookup_order", {"order_id": "B2"})]))
+        model = base_model.bind_tools([lookup_order])
+        message = ask(model, "Where are my orders?", mode)
+        assert [call["args"] for call in message.tool_calls] == [{"order_id": "A1"}, {"order_id": "B2"}]
+        assert endpoint.requests[-1].body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "lookup_order"
+        assert message.text == "Let me look."
+        after = ask(model, "lookup_order()", mode)  # the script is spent: the rules answer
+        assert [(c["name"], c["args"]) for c in after.tool_calls] == [("lookup_order", {})]
+    finally:
+        endpoint.script.clear()  # whatever happened, the next test gets the rules
+
+
+def test_offered_tools_are_the_tool_specs_names():
+    assert offered_tools({"toolConfig": TOOL_CONFIG}) == {"lookup_order", "get_weather"}
+    assert offered_tools({}) == set() and offered_tools({"toolConfig": None}) == set()
+    mixed = {"toolConfig": {"tools": [{"cachePoint": {"type": "default"}}, {"toolSpec": {"name": "a"}}, "junk",
+                                      {"toolSpec": {"name": 7}}, {"toolSpec": "x"}], "toolChoice": {"auto": {}}}}
+    assert offered_tools(mixed) == {"a"}
+
+
+def test_turns_carry_every_call_and_the_id_each_result_answers():
+    body = {"messages": [user(text("?")), assistant(text("Sure."), tool_use("tooluse_a"), tool_use("tooluse_b")),
+                         user(tool_result("tooluse_a"), tool_result("tooluse_b"))]}
+    turns = turns_from_converse(body)
+    assert [c["id"] for c in turns[1].tool_calls] == ["tooluse_a", "tooluse_b"]
+    assert turns[1].tool_call == turns[1].tool_calls[0]
+    assert [(t.role, t.tool_call_id) for t in turns[2:]] == [("tool", "tooluse_a"), ("tool", "tooluse_b")]

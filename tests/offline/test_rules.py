@@ -1,8 +1,11 @@
+import re
 import time
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from bedrock.offline.rules import Turn, find_expression, reply_to, tokenize
+from bedrock.offline.rules import (MAX_ARGS_CHARS, MAX_CALLS, Reply, ToolCallError, Turn, find_expression,
+                                   find_tool_calls, reply_to, tokenize)
 from testkit.chat_models import ScriptedChatModel
 
 
@@ -115,3 +118,105 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
     # 50 ms, plus what the machine's load added to the idle control's pings meanwhile
     assert slowest < 50 + 2 * quiet, (f"/ping took {slowest:.1f} ms while 4 hostile prompts ran (idle control's "
                                       f"slowest {quiet:.1f} ms; {len(latencies)} pairs)")
+
+
+# --- The `NAME({...})` convention (through the endpoint and ChatBedrockConverse: tests/offline/test_endpoint.py)
+
+OFFERED = {"lookup_order", "get_weather", "calculator"}
+
+
+def test_named_calls_are_found_in_order_only_for_offered_tools():
+    text = 'a lookup_order({"order_id": "A1"}), nope({"x": 1}) and get_weather( {"city": "Oslo"} ) then get_weather()'
+    assert find_tool_calls(text, OFFERED) == [
+        ("lookup_order", {"order_id": "A1"}), ("get_weather", {"city": "Oslo"}), ("get_weather", {})]
+    assert find_tool_calls('xlookup_order({"a": 1}) lookup_order ({"a": 1})', OFFERED) == []  # not its name
+    assert find_tool_calls('lookup_order({"note": "get_weather({})"})', OFFERED) == [
+        ("lookup_order", {"note": "get_weather({})"})]  # a name inside the arguments is data
+
+
+@pytest.mark.parametrize("text, says", [
+    ('lookup_order({"a": NaN})', "NaN is not JSON"),
+    ('lookup_order({"a": -Infinity})', "-Infinity is not JSON"),
+    ('lookup_order({"a": 1e400})', "out of range"),
+    ('lookup_order({"a": "\\ud800"})', "lone surrogate"),
+    ('lookup_order({"a": 1}', "expected ')'"),
+    ("lookup_order(A1)", "must be one JSON object"),
+    ('lookup_order({"a": "' + "x" * MAX_ARGS_CHARS + '"})', f"longer than {MAX_ARGS_CHARS} characters"),
+    ('lookup_order({"a": ' + "[" * 5000, "nested too deeply"),
+    ('lookup_order({"a": "x)', "Unterminated string starting at character 7"),
+])
+def test_arguments_that_are_not_one_strict_json_object_are_refused(text, says):
+    with pytest.raises(ToolCallError, match=re.escape(says)):
+        find_tool_calls(text, OFFERED)
+    reply = reply_to([Turn("user", text)], OFFERED)
+    assert not reply.tool_calls and reply.tool_call is None and says in reply.text
+
+
+def test_at_most_max_calls_in_one_message():
+    assert len(find_tool_calls("get_weather()" * MAX_CALLS, OFFERED)) == MAX_CALLS
+    reply = reply_to([Turn("user", "get_weather()" * (MAX_CALLS + 1))], OFFERED)
+    assert not reply.tool_calls and f"at most {MAX_CALLS}" in reply.text
+
+
+def test_several_calls_make_one_reply_and_a_named_call_beats_arithmetic():
+    reply = reply_to([Turn("user", 'What is 2 + 2? lookup_order({"order_id": "A1"}) get_weather({"city": "Oslo"})')],
+                     OFFERED)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("lookup_order", {"order_id": "A1"}), ("get_weather", {"city": "Oslo"})]
+    assert reply.tool_call == reply.tool_calls[0] and reply.text == "I'll call lookup_order and get_weather."
+    assert len({c["id"] for c in reply.tool_calls}) == 2 and reply.output_tokens > len(reply.text.split())
+    assert reply_to([Turn("user", "What is 2 + 2?")], OFFERED).tool_calls[0]["name"] == "calculator"
+
+
+def test_without_offered_tools_only_the_calculator_is_known():
+    assert reply_to([Turn("user", 'lookup_order({"order_id": "A1"})')]).tool_calls == ()
+    assert reply_to([Turn("user", 'calculator({"expression": "1+1"})')]).tool_call["args"] == {"expression": "1+1"}
+
+
+def test_each_result_is_quoted_in_order_matched_by_id():
+    calls = [{"id": "t1", "name": "lookup_order", "args": {}}, {"id": "t2", "name": "calculator",
+                                                                 "args": {"expression": "2+2"}},
+             {"id": "t3", "name": "get_weather", "args": {}}, {"id": "t4", "name": "get_weather", "args": {}}]
+    turns = [Turn("user", "go"), Turn("assistant", "", tool_calls=calls),
+             Turn("tool", "4", tool_call_id="t2"), Turn("tool", "shipped", tool_call_id="t1"),
+             Turn("tool", "timed out", is_error=True, tool_call_id="t3"), Turn("tool", "", tool_call_id="t4")]
+    assert reply_to(turns, OFFERED).text == ("The result of 2+2 is 4.\nlookup_order returned: shipped\n"
+                                             "get_weather failed: timed out\nget_weather returned nothing.")
+
+
+def test_a_reply_with_one_call_reads_as_before():
+    call = {"id": "t", "name": "calculator", "args": {"expression": "1"}}
+    assert Reply("x", call, 1, 2).tool_calls == (call,) and Reply("x").tool_calls == ()
+    made = Reply("", tool_calls=[{"name": "f", "args": {}}])
+    assert made.tool_call is made.tool_calls[0] and made.tool_call["id"].startswith("tooluse_")
+    with pytest.raises(ValueError):
+        Reply("", call, tool_calls=[{"id": "u", "name": "f", "args": {}}])
+
+
+def test_the_call_finder_is_linear():
+    for text in ("(" * 32_000, "lookup_order(" * 2_500, "get_weather()" * 2_500, "x" * 64 + "(" * 32_000,
+                 ("a" * 63 + "(") * 500, 'lookup_order({"a": "lookup_order({' * 2_000, "a(" * 16_000,
+                 'lookup_order({"a": "' + "x" * 100_000):
+        started = time.perf_counter()
+        try:
+            find_tool_calls(text, OFFERED)
+        except ToolCallError:
+            pass
+        assert time.perf_counter() - started < 0.2
+
+
+async def test_the_chat_model_makes_and_answers_parallel_calls():
+    tools = [{"type": "function", "function": {"name": name, "parameters": {}}}
+             for name in ("lookup_order", "get_weather")]
+    model = ScriptedChatModel().bind_tools(tools)
+    prompt = HumanMessage('lookup_order({"order_id": "A1"}) get_weather({"city": "Oslo"})')
+    chunks = [c async for c in model.astream([prompt])]
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    assert [(c["name"], c["args"]) for c in merged.tool_calls] == [
+        ("lookup_order", {"order_id": "A1"}), ("get_weather", {"city": "Oslo"})]
+    asked = await model.ainvoke([prompt])
+    results = [ToolMessage(f"result {i}", tool_call_id=c["id"]) for i, c in enumerate(asked.tool_calls)]
+    answer = await model.ainvoke([prompt, asked, *results])
+    assert answer.content == "lookup_order returned: result 0\nget_weather returned: result 1"

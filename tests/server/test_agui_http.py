@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,8 +15,11 @@ import pytest
 from ag_ui.core import RunAgentInput
 
 from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint
+from bedrock.wire.agui import HITL_REASON
 from tests.wire.test_agui import T, agui_input, parse, texts, verify
 from testkit.live_server import LiveServer
+
+GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 
 
 def run(url: str, body: dict[str, Any], **verified: Any) -> list[Any]:
@@ -61,7 +66,8 @@ def test_an_approval_is_an_interrupt_outcome_answered_by_resume(make_server, ses
 def test_a_failing_turn_is_run_error_with_its_code_and_nothing_is_kept(session_id):
     endpoint = OfflineBedrockEndpoint().start()
     try:
-        env = {"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint.url, "BEDROCK_MAX_ATTEMPTS": "1"}
+        env = {"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint.url,
+               "BEDROCK_MAX_ATTEMPTS": "1"}
         with LiveServer(env) as live:
             endpoint.then(HttpError(429, "ThrottlingException", "slow down"))
             events = run(live.url, said(session_id, "What is 25 * 4?"))
@@ -160,3 +166,66 @@ def test_a_cold_start_does_not_import_ag_ui():
 
     code = "import sys, bedrock.agent_runtime; assert 'ag_ui' not in sys.modules, 'imported at start'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+# --- a user's graph --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hitl_server() -> Iterator[LiveServer]:
+    """tests/graphs/hitl.py: LangChain's create_agent, `refund` reviewed by HumanInTheLoopMiddleware."""
+    with LiveServer({"AGENT_GRAPH": f"{GRAPHS / 'hitl.py'}:graph"}) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def questions_server() -> Iterator[LiveServer]:
+    """tests/graphs/questions.py: a subgraph's progress, then interrupt("Which city?")."""
+    with LiveServer({"AGENT_GRAPH": f"{GRAPHS / 'questions.py'}:graph"}) as live:
+        yield live
+
+
+def test_a_human_in_the_loop_review_is_an_interrupt_outcome_answered_with_its_decisions(hitl_server, session_id):
+    first = run(hitl_server.url, said(session_id, 'refund({"order_id": "A1", "amount": 5})'))
+    call = next(e for e in first if e.type == T.TOOL_CALL_START)
+    assert call.tool_call_name == "refund" and json.loads(next(
+        e for e in first if e.type == T.TOOL_CALL_ARGS).delta) == {"order_id": "A1", "amount": 5}
+    outcome = first[-1].outcome
+    assert outcome.type == "interrupt" and len(outcome.interrupts) == 1
+    review = outcome.interrupts[0]
+    assert (review.reason, review.tool_call_id) == (HITL_REASON, call.tool_call_id)
+    assert review.metadata["value"]["action_requests"][0]["args"] == {"order_id": "A1", "amount": 5}
+    assert review.metadata["node"] == "HumanInTheLoopMiddleware.after_model"
+    assert "decisions" in review.response_schema["properties"]
+    # a prompt instead of the answer: the graph waits for it (AG-UI: pending interrupts block new input)
+    refused = httpx.post(hitl_server.url + "/invocations", json=said(session_id, "hello", "r1b"), timeout=30)
+    assert "interrupt_pending" in refused.text
+
+    second = run(hitl_server.url, agui_input(thread_id=session_id, run_id="r2", resume=[{
+        "interruptId": review.id, "status": "resolved", "payload": {"decisions": [{"type": "approve"}]}}]),
+        known_calls=frozenset({call.tool_call_id}))
+    result = next(e for e in second if e.type == T.TOOL_CALL_RESULT)
+    assert (result.tool_call_id, result.content) == (call.tool_call_id, "Refunded 5 on order A1.")
+    assert T.TOOL_CALL_START not in [e.type for e in second]  # the call is the interrupted run's
+    updates = [e.value for e in second if e.type == T.CUSTOM and e.name == "update"]
+    assert updates == [{"node": "HumanInTheLoopMiddleware.after_model", "namespace": [],
+                        "values": {"hitl_edited_tool_calls": {}}}]
+    assert second[-1].outcome.type == "success" and "Refunded 5 on order A1." in second[-1].result
+
+
+def test_a_graphs_progress_and_question_over_ag_ui(questions_server, session_id):
+    first = run(questions_server.url, said(session_id, "Plan a trip"))
+    progress = [e.value for e in first if e.type == T.CUSTOM and e.name == "custom"]
+    assert progress == [{"node": "search", "namespace": ["research"], "value": {"phase": "start"}},
+                        {"node": "search", "namespace": ["research"], "value": {"phase": "done"}}]
+    (question,) = first[-1].outcome.interrupts
+    assert (question.reason, question.message, question.metadata["node"]) == ("input_required", "Which city?", "ask")
+    second = run(questions_server.url, agui_input(thread_id=session_id, run_id="r2", resume=[{
+        "interruptId": question.id, "status": "resolved", "payload": "Paris"}]))
+    assert {"node": "ask", "namespace": [], "values": {"city": "Paris"}} in [
+        e.value for e in second if e.type == T.CUSTOM and e.name == "update"]
+    assert second[-1].outcome.type == "success" and second[-1].result == "City is Paris"
+    assert list(texts(second).values())[-1] == "City is Paris"
+    cancelled = httpx.post(questions_server.url + "/invocations", json=agui_input(thread_id=session_id, run_id="r3",
+                           resume=[{"interruptId": question.id, "status": "cancelled"}]), timeout=30)
+    assert cancelled.status_code == 400 and cancelled.json()["error"]["details"][0]["field"] == "resume.0.status"

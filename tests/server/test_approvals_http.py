@@ -131,7 +131,9 @@ def test_the_guides_js_clients_read_an_interrupted_turn(live, tmp_path):
 def test_history_shows_the_pending_approval_and_the_call_waiting_for_it(live, session_id):
     pending = interrupted(live.url, session_id)
     history = post(live.url, {"action": "history", "session_id": session_id}).json()
-    assert history["pending"] == [{k: pending[k] for k in ("interrupt_id", "tool_name", "tool_call_id", "args")}]
+    approval = {k: pending[k] for k in ("interrupt_id", "tool_name", "tool_call_id", "args")}
+    # The approval's own fields, and what every interrupt says: its value, and where it was raised.
+    assert history["pending"] == [{**approval, "value": approval, "node": "tools", "namespace": []}]
     assert [m["type"] for m in history["messages"]] == ["human", "ai"]
     assert history["messages"][1]["tool_calls"][0]["args"] == {"expression": "25 * 4"}
     post(live.url, {"session_id": session_id, "resume": {"interrupt_id": pending["interrupt_id"], "approved": True}})

@@ -170,10 +170,11 @@ def test_refusals_are_json_before_any_stream(make_server, session_id):
         unknown = post(live.url, {"action": action, "session_id": session_id, "stream": action == "resume"})
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "run_not_found"
     long_answer = "Recommend a movie " * 300  # the offline model echoes its context: a long answer
-    done = post(live.url, {"prompt": "hi", "session_id": session_id, "stream_tokens": True,
+    # A named actor's session (one started without an actor is open to any: README, "Identity").
+    done = post(live.url, {"prompt": "hi", "session_id": session_id, "stream_tokens": True, "actor_id": "alice",
                            "preferences": {"note": long_answer[:8000]}})
     assert done.status_code == 200
-    old = post(live.url, {"action": "resume", "session_id": session_id, "last_event_id": 1})
+    old = post(live.url, {"action": "resume", "session_id": session_id, "last_event_id": 1, "actor_id": "alice"})
     assert old.status_code == 410 and old.json()["error"]["code"] == "resume_unavailable"
     foreign = post(live.url, {"action": "status", "session_id": session_id, "actor_id": "mallory"})
     assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "session_forbidden"

@@ -1,6 +1,7 @@
 """The chat page end to end, in headless Chromium (Debian's package, driven by Playwright) against the real
 server on a free port, with the offline model paced at 40 ms a token: streaming, the tool step and metrics,
-history after a reload, Stop, a dropped connection, approvals, hostile text, Retry, keyboard use, 360 px.
+history after a reload, Stop, a dropped connection, approvals, hostile text, Retry, keyboard use, 360 px; and users'
+graphs (tests/graphs/): a subgraph's progress and a question answered, a HumanInTheLoopMiddleware review decided.
 
 Without Chromium these tests are skipped and say why; with REQUIRE_BROWSER=1 (as `.ci/run` sets) they fail
 instead, so CI cannot pass without having run them."""
@@ -10,7 +11,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, Iterator
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ from testkit.proxy import CuttingProxy
 
 pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
 
+GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 LONG = "Tell me about the sea"
 DONE = '.msg.agent[data-state="done"]'
 LAST_AGENT = ".turn:last-child .msg.agent"
@@ -369,3 +373,125 @@ def test_the_page_reads_frames_however_the_network_cuts_them(browser_ready, page
     assert answer_text(page) == " ".join(m["content"] for m in stored if m["type"] == "ai" and m["content"])
     assert page.locator(".turn:last-child .result").inner_text() == "100"
     assert page.locator(".error").count() == 0 and page.problems == []
+
+
+# --- users' graphs ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def questions(browser_ready: None) -> Iterator[LiveServer]:
+    with LiveServer({"AGENT_GRAPH": f"{GRAPHS / 'questions.py'}:graph", "OFFLINE_TOKEN_DELAY_MS": "40"}) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def reviews(browser_ready: None) -> Iterator[LiveServer]:
+    with LiveServer({"AGENT_GRAPH": f"{GRAPHS / 'hitl.py'}:graph", "OFFLINE_TOKEN_DELAY_MS": "10"}) as live:
+        yield live
+
+
+def focused(page: Any) -> dict[str, Any]:
+    return page.evaluate("({id: document.activeElement.id, tag: document.activeElement.tagName,"
+                         " text: document.activeElement.textContent, type: document.activeElement.type})")
+
+
+def test_a_graphs_progress_shows_and_its_question_is_answered_by_keyboard(questions, page):
+    page.goto(questions.url + "/")
+    title = page.title()
+    send(page, "Plan a trip")
+    page.wait_for_selector('.turn:last-child .msg.agent[data-state="interrupted"]')
+    progress = page.locator(".turn:last-child .progress").all_inner_texts()
+    assert len(progress) == 2 and all(line.startswith("research › search") for line in progress), progress
+    assert '{"phase":"start"}' in progress[0] and '{"phase":"done"}' in progress[1]
+    assert "research › search" in page.locator(".turn:last-child .parts > p.node").all_inner_texts()
+    assert "I looked at a few places." in answer_text(page)
+    card = page.locator("form.question")
+    assert "Which city?" in card.inner_text() and "Question from ask" in card.inner_text()
+    assert focused(page)["tag"] == "TEXTAREA"  # the keyboard lands in the answer box
+    # A reload asks the same question (it is the session's, on the server), and the keyboard lands there again.
+    page.reload()
+    page.wait_for_selector("form.question")
+    assert page.locator("form.question").count() == 1 and focused(page)["tag"] == "TEXTAREA"
+    page.keyboard.type("Paris")
+    page.keyboard.press("Enter")
+    last_turn_done(page)
+    assert "City is Paris" in answer_text(page) and page.locator("form.question").count() == 0
+    assert "You answered: Paris" in page.inner_text(".turn:last-child .msg.agent")
+    update = page.locator(".turn:last-child details.update")
+    assert update.count() == 1 and update.locator("summary").inner_text().startswith("ask")
+    assert '{"city":"Paris"}' in update.locator("summary").inner_text()
+    # A hostile answer is text wherever it shows (the note, the graph's message, its values).
+    send(page, "Plan another trip")
+    page.wait_for_selector("form.question")
+    page.keyboard.type(XSS)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f".turn:nth-child(2) {DONE}")
+    assert f"City is {XSS}" in answer_text(page) and f"You answered: {XSS}" in page.inner_text(".turn:last-child")
+    assert page.locator("#log img, #log script").count() == 0 and page.title() == title
+    assert page.problems == []
+
+
+def test_an_answer_whose_run_is_stopped_is_asked_for_again(questions, page):
+    """Stopping the run that answered rolls it back: the graph waits for that answer again, and the page asks."""
+    page.goto(questions.url + "/")
+    send(page, "Plan a trip")
+    page.wait_for_selector("form.question")
+    page.keyboard.type("Paris")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('.turn:last-child .answer[data-node=answer]')"
+                           "?.textContent.length > 3")
+    page.click("#stop")
+    page.wait_for_selector('.turn:last-child .msg.agent[data-state="stopped"]')
+    page.wait_for_selector("form.question")
+    page.fill("form.question textarea", '"Rome"')  # JSON: the string Rome
+    page.press("form.question textarea", "Enter")
+    last_turn_done(page)
+    assert "City is Rome" in answer_text(page) and "City is Paris" not in answer_text(page)
+    assert page.problems == []
+
+
+def test_a_human_in_the_loop_review_is_approved_edited_and_rejected_by_keyboard(reviews, page):
+    page.goto(reviews.url + "/")
+    send(page, 'refund({"order_id": "A1", "amount": 5})')
+    page.wait_for_selector("form.review")
+    tool = page.locator(".turn:last-child details.tool")
+    assert tool.get_attribute("data-status") == "pending" and "refund" in tool.locator(".call").inner_text()
+    assert "refund" in page.inner_text("form.review legend")
+    assert focused(page)["text"] == "Send decision"  # the keyboard lands on the decision; Approve is chosen
+    page.keyboard.press("Enter")
+    last_turn_done(page)
+    assert tool.get_attribute("data-status") == "success" and tool.locator(".result").inner_text() == (
+        "Refunded 5 on order A1.")
+    assert "refund returned: Refunded 5 on order A1." in answer_text(page)
+    assert "refund: approved" in page.inner_text(".turn:last-child .msg.agent")
+
+    # Edited arguments: an `edit` decision (the middleware runs the reviewer's call)
+    send(page, 'refund({"order_id": "A1", "amount": 5})')
+    page.wait_for_selector("form.review")
+    page.keyboard.press("Shift+Tab")  # the decision (Approve)
+    page.keyboard.press("Shift+Tab")  # the arguments
+    page.keyboard.press("Control+A")
+    page.keyboard.type('{"order_id": "A1", "amount": 2}')
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f".turn:nth-child(2) {DONE}")
+    assert "Refunded 2 on order A1." in page.locator(".turn:last-child details.tool .result").inner_text()
+    assert "approved with edited arguments" in page.inner_text(".turn:last-child .msg.agent")
+
+    # Rejected, with a reason
+    send(page, 'refund({"order_id": "A1", "amount": 5})')
+    page.wait_for_selector("form.review")
+    assert page.locator("form.review .message").is_hidden()
+    page.keyboard.press("Shift+Tab")  # the decision
+    page.keyboard.press("ArrowRight")  # Reject
+    assert focused(page)["type"] == "radio" and page.locator("form.review .message").is_visible()
+    page.keyboard.press("Tab")  # the reason
+    page.keyboard.type("too much")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f".turn:nth-child(3) {DONE}")
+    rejected = page.locator(".turn:last-child details.tool")
+    assert rejected.get_attribute("data-status") == "error" and "too much" in rejected.locator(".result").inner_text()
+    assert "refund: rejected" in page.inner_text(".turn:last-child .msg.agent")
+    assert page.locator("form.review").count() == 0 and page.problems == []

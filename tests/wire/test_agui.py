@@ -278,6 +278,144 @@ def test_interrupt_events_alone_still_give_the_interrupt_outcome():
     assert [i.id for i in events[-1].outcome.interrupts] == [PENDING["interrupt_id"]]
 
 
+# --- any graph's runs (tests/graphs/questions.py, tests/graphs/hitl.py, as the server recorded them) ------------
+
+QUESTION = {"interrupt_id": "f049488e06bd5a20067d25d47a3bc23f", "value": "Which city?", "node": "ask",
+            "namespace": [], "run_id": RUN_ID}
+REFUND = {"id": "tooluse_KV9Z4CXmBu5LmqM3hfOrvh", "name": "refund", "args": {"order_id": "A1", "amount": 5}}
+HITL = {"interrupt_id": "b0fd763633a9c7e88363464749e1bad7", "value": {
+    "action_requests": [{"name": "refund", "args": {"order_id": "A1", "amount": 5},
+                         "description": "Tool execution requires approval\n\nTool: refund"}],
+    "review_configs": [{"action_name": "refund", "allowed_decisions": ["approve", "edit", "reject", "respond"]}]},
+    "node": "HumanInTheLoopMiddleware.after_model", "namespace": [], "run_id": RUN_ID}
+
+
+def custom_of(events: list[BaseEvent]) -> list[tuple[str, Any]]:
+    return [(e.name, e.value) for e in events if e.type == T.CUSTOM]
+
+
+def test_progress_and_updates_are_custom_events_and_a_question_is_input_required():
+    frames = record(
+        HUMAN,
+        ("custom", {"node": "search", "namespace": ["research"], "value": {"phase": "start"}}),
+        ("custom", {"node": "search", "namespace": ["research"], "value": {"phase": "done"}}),
+        ("agent_step", {"node": "search", "namespace": ["research"], "step": 2, "content": "I looked.", "type": "ai"}),
+        ("agent_step", {"node": "ask", "step": 3, "type": "update", "content": "", "values": {"city": None}}),
+        ("interrupt", QUESTION), end("I looked.", "interrupted", interrupts=[QUESTION]))
+    events = translate(frames, INPUT)
+    assert custom_of(events) == [
+        ("custom", {"node": "search", "namespace": ["research"], "value": {"phase": "start"}}),
+        ("custom", {"node": "search", "namespace": ["research"], "value": {"phase": "done"}}),
+        ("update", {"node": "ask", "namespace": [], "values": {"city": None}})]
+    assert texts(events) == {f"{RUN_ID}-msg-2": "I looked."}  # a subgraph's message is a message like any other
+    (question,) = events[-1].outcome.interrupts
+    assert (question.id, question.reason, question.message, question.tool_call_id, question.response_schema) == (
+        QUESTION["interrupt_id"], "input_required", "Which city?", None, None)
+    assert question.metadata == {"node": "ask", "namespace": [], "value": "Which city?"}
+    # answered with any JSON: what the graph's interrupt() returns
+    payload, _ = payload_from_agui(agui_input(run_id="r2", resume=[
+        {"interruptId": question.id, "status": "resolved", "payload": "Paris"}]))
+    assert payload["resume"] == {"interrupt_id": question.id, "value": "Paris"} and "prompt" not in payload
+    assert parse_request(payload).resume.answers() == {question.id: "Paris"}
+
+
+def test_a_question_whose_value_is_not_text_reads_as_json_and_keeps_its_own_schema():
+    asked = {**QUESTION, "value": {"question": "Pick one", "options": ["a", "b"]},
+             "response_schema": {"type": "string", "enum": ["a", "b"]}}
+    (interrupt,) = translate(record(("interrupt", asked), end("", "interrupted")), INPUT)[-1].outcome.interrupts
+    assert json.loads(interrupt.message) == asked["value"]
+    assert interrupt.response_schema == {"type": "string", "enum": ["a", "b"]}
+
+
+def test_a_human_in_the_loop_review_names_its_call_and_the_decisions_it_takes():
+    jsonschema = pytest.importorskip("jsonschema")
+    first = translate(record(HUMAN, ai_step(2, "I'll call refund.", REFUND, node="model"), ("interrupt", HITL),
+                             end("I'll call refund.", "interrupted", interrupts=[HITL])), INPUT)
+    (review,) = first[-1].outcome.interrupts
+    assert (review.id, review.reason, review.tool_call_id) == (HITL["interrupt_id"], agui.HITL_REASON, REFUND["id"])
+    assert review.message.startswith("Tool execution requires approval")
+    assert review.metadata == {"node": "HumanInTheLoopMiddleware.after_model", "namespace": [], "value": HITL["value"]}
+    schema = review.response_schema
+    for good in ({"type": "approve"}, {"type": "reject"}, {"type": "reject", "message": "no"},
+                 {"type": "respond", "message": "done by hand"},
+                 {"type": "edit", "edited_action": {"name": "refund", "args": {"order_id": "A1", "amount": 2}}}):
+        jsonschema.validate({"decisions": [good]}, schema)
+    for bad in ({"decisions": []}, {"decisions": [{"type": "approve"}, {"type": "approve"}]},
+                {"decisions": [{"type": "edit"}]}, {"decisions": [{"type": "respond"}]},
+                {"decisions": [{"type": "edit", "edited_action": {"name": "lookup_order", "args": {}}}]}, {}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+    # only what the review allows
+    narrow = {**HITL, "value": {**HITL["value"], "review_configs": [
+        {"action_name": "refund", "allowed_decisions": ["approve", "reject"]}]}}
+    (narrowed,) = translate(record(("interrupt", narrow), end("", "interrupted")), INPUT)[-1].outcome.interrupts
+    jsonschema.validate({"decisions": [{"type": "reject"}]}, narrowed.response_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"decisions": [{"type": "respond", "message": "x"}]}, narrowed.response_schema)
+    # the answer is the middleware's own, whole; the resumed run answers the call of the interrupted one
+    answer = {"decisions": [{"type": "approve"}]}
+    payload, run_input = payload_from_agui(agui_input(run_id="r2", resume=[
+        {"interruptId": review.id, "status": "resolved", "payload": answer}]))
+    assert payload["resume"] == {"interrupt_id": review.id, "value": answer}
+    second = translate(record(
+        ("agent_step", {"step": 1, "node": "resume", "type": "resume", "content": "answered",
+                        "interrupt_id": review.id}),
+        ("agent_step", {"node": "HumanInTheLoopMiddleware.after_model", "step": 2, "type": "update", "content": "",
+                        "values": {"hitl_edited_tool_calls": {}}}),
+        ("agent_step", {"node": "tools", "step": 3, "content": "Refunded 5 on order A1.", "type": "tool",
+                        "tool_name": "refund", "tool_call_id": REFUND["id"], "status": "success"}),
+        ai_step(4, "refund returned: Refunded 5 on order A1.", node="model"),
+        end("refund returned: Refunded 5 on order A1.")), run_input, known_calls=frozenset({REFUND["id"]}))
+    assert [e.type for e in second] == [T.RUN_STARTED, T.CUSTOM, T.TOOL_CALL_RESULT, T.TEXT_MESSAGE_START,
+                                        T.TEXT_MESSAGE_CONTENT, T.TEXT_MESSAGE_END, T.RUN_FINISHED]
+
+
+def test_a_review_of_several_calls_or_of_one_per_call():
+    other = {"id": "tooluse_2", "name": "refund", "args": {"order_id": "B2", "amount": 1}}
+    both = {**HITL, "value": {"action_requests": [
+        {"name": "refund", "args": REFUND["args"], "description": "first"},
+        {"name": "refund", "args": other["args"], "description": "second"}], "review_configs": []}}
+    (review,) = translate(record(ai_step(2, "", REFUND, other, node="model"), ("interrupt", both),
+                                 end("", "interrupted")), INPUT)[-1].outcome.interrupts
+    assert review.tool_call_id is None and review.message == "first\n\nsecond"  # one interrupt, two calls
+    assert review.response_schema["properties"]["decisions"]["minItems"] == 2
+    per_call = {**HITL, "value": {"type": "tool_approval", "tool_call_id": REFUND["id"], "name": "refund",
+                                  "args": REFUND["args"], "description": "Refund A1?"}}
+    (one,) = translate(record(("interrupt", per_call), end("", "interrupted")), INPUT)[-1].outcome.interrupts
+    assert (one.reason, one.tool_call_id, one.message) == ("tool_call", REFUND["id"], "Refund A1?")
+    assert one.response_schema["oneOf"][0] == {"type": "object", "properties": {"type": {"const": "approve"}},
+                                               "required": ["type"]}
+
+
+def test_several_entries_answer_several_interrupts_at_once():
+    payload, _ = payload_from_agui(agui_input(resume=[
+        {"interruptId": "3f0a", "status": "resolved", "payload": {"type": "approve"}},
+        {"interruptId": "approval-9c", "status": "resolved", "payload": {"approved": True, "editedArgs": {"x": 1}}},
+        {"interruptId": "approval-9d", "status": "cancelled"}]))
+    assert payload["resume"] == {"values": {"3f0a": {"type": "approve"},
+                                            "approval-9c": {"approved": True, "args": {"x": 1}},
+                                            "approval-9d": {"approved": False, "args": None}}}
+    assert parse_request(payload).resume.answers() == payload["resume"]["values"]
+
+
+def test_the_final_state_asked_for_is_a_state_snapshot_before_the_end():
+    state = {"messages": [{"type": "ai", "content": "City is Paris"}], "city": "Paris"}
+    events = translate(record(HUMAN, ("token", "City", 2), end("City is Paris", state=state)), INPUT)
+    assert [e.type for e in events][-3:] == [T.TEXT_MESSAGE_END, T.STATE_SNAPSHOT, T.RUN_FINISHED]
+    assert events[-2].snapshot == state and "state" in events[-1].raw_event
+
+
+def test_an_event_type_added_later_and_odd_data_are_no_crash():
+    seq = EventSequence()
+    frames = [seq.emit("agent_start", {"run_id": RUN_ID}), seq.emit("something_new", {"x": 1}),
+              seq.emit("custom", {"value": None}), seq.emit("agent_step", {"step": 2, "type": "update"}),
+              seq.emit("agent_step", {"step": 3, "type": "input", "node": "input", "values": {"a": 1}}),
+              seq.emit("agent_end", {"output": "", "status": "completed"})]
+    events = translate([revive(str(f)) for f in frames], INPUT)
+    assert custom_of(events) == [("custom", {"node": "", "namespace": [], "value": None}),
+                                 ("update", {"node": "", "namespace": [], "values": None})]
+
+
 def test_usage_is_left_out_without_a_model_call():
     frames = record(HUMAN, ("agent_end", {"output": "", "steps": 1, "status": "completed",
                                           "metrics": {**METRICS, "llm_calls": 0, "input_tokens": 0}}))
@@ -316,10 +454,25 @@ def test_looks_like_run_agent_input():
 
 def test_our_payload_keys_and_id_rule_agree_with_the_request_model():
     every = {"action", "prompt", "session_id", "actor_id", "stream", "stream_tokens", "stream_format", "preferences",
-             "custom_data", "run_id", "last_event_id", "on_disconnect", "multitask_strategy", "resume"}
+             "custom_data", "run_id", "last_event_id", "on_disconnect", "multitask_strategy", "resume", "input",
+             "context", "include_state"}
     assert agui.OUR_PAYLOAD_KEYS == every  # every request type's fields (bedrock/wire/request.py), no copy of them
+    assert agui.OUR_PAYLOAD_KEYS - agui.OURS_ONLY == {"resume", "context"}  # RunAgentInput's keys too
     assert (agui.ID_PATTERN, agui.MAX_SESSION_ID) == (ID_PATTERN, MAX_SESSION_ID)
     assert set(agui.FORWARDED) < agui.OUR_PAYLOAD_KEYS
+
+
+def test_an_ag_ui_client_body_with_context_tools_and_state_is_ag_uis():
+    """AG-UI's clients send `context: []`, `tools: []` and `state` with every run: `context` is also one of our keys
+    (LangGraph's runtime context), which must not make such a body ours."""
+    body = agui_input(context=[], tools=[], state={}, forwardedProps={})
+    assert looks_like_run_agent_input(body)
+    payload, _ = payload_from_agui(body)
+    assert "context" not in payload and payload["prompt"] == "What is 25 * 4?"
+    ours = payload_from_agui(agui_input(context=[{"description": "d", "value": "v"}], forwardedProps={
+        "context": {"user_tier": "gold"}, "include_state": True}))[0]
+    assert ours["context"] == {"user_tier": "gold"} and ours["include_state"] is True  # ours, from forwardedProps
+    assert parse_request(ours).include_state is True
 
 
 def test_a_prompt_is_the_last_user_message():
@@ -363,6 +516,8 @@ def test_forwarded_props_give_only_our_own_turn_options():
 
 @pytest.mark.parametrize("entry, decision", [
     ({"status": "resolved", "payload": {"approved": True}}, {"approved": True}),
+    ({"status": "resolved", "payload": {"approved": True, "editedArgs": {"expression": "1"}}},
+     {"approved": True, "args": {"expression": "1"}}),
     ({"status": "resolved", "payload": {"approved": False, "editedArgs": {"expression": "1"}}}, {"approved": False}),
     ({"status": "cancelled"}, {"approved": False}),
 ])
@@ -381,13 +536,18 @@ def test_resume_entries_become_our_decision(entry, decision):
     ({"messages": [{"id": "1", "role": "user", "content": [
         {"type": "text", "text": "what is this?"},
         {"type": "image", "source": {"type": "url", "value": "https://example.com/a.png"}}]}]}, "messages.0.content.1"),
-    ({"resume": [{"interruptId": "a", "status": "resolved"}]}, "resume.0.payload.approved"),
-    ({"resume": [{"interruptId": "a", "status": "resolved", "payload": {"approved": "yes"}}]},
+    ({"resume": [{"interruptId": "approval-a", "status": "resolved"}]}, "resume.0.payload.approved"),
+    ({"resume": [{"interruptId": "approval-a", "status": "resolved", "payload": {"approved": "yes"}}]},
      "resume.0.payload.approved"),
-    ({"resume": [{"interruptId": "a", "status": "resolved", "payload": {"approved": True, "editedArgs": [1]}}]},
-     "resume.0.payload.editedArgs"),
-    ({"resume": [{"interruptId": "a", "status": "cancelled"}, {"interruptId": "b", "status": "cancelled"}]}, "resume"),
+    ({"resume": [{"interruptId": "approval-a", "status": "resolved",
+                  "payload": {"approved": True, "editedArgs": [1]}}]}, "resume.0.payload.editedArgs"),
     ({"resume": [{"interruptId": "a", "status": "done"}]}, "resume.0.status"),
+    # any other interrupt: an answer is required, and there is none that means "abandoned"
+    ({"resume": [{"interruptId": "a", "status": "resolved"}]}, "resume.0.payload"),
+    ({"resume": [{"interruptId": "approval-a", "status": "cancelled"}, {"interruptId": "b", "status": "cancelled"}]},
+     "resume.1.status"),
+    ({"resume": [{"interruptId": "a", "status": "resolved", "payload": 1},
+                 {"interruptId": "a", "status": "resolved", "payload": 2}]}, "resume.1.interruptId"),
     ({"messages": [{"id": "1", "role": "user"}]}, "messages.0.user.content"),
     ({"messages": None}, "messages"),
 ])

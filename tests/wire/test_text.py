@@ -1,8 +1,13 @@
-"""A run's events as text (bedrock/wire/text.py): what each event adds, as JSON strings, ids kept."""
+"""A run's events as text (bedrock/wire/text.py): what each event adds, as JSON strings, ids kept; and a user's graph
+(tests/graphs/hitl.py) read as text from a real server, its review answered."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
+
+import httpx
 
 from bedrock.wire.events import EventSequence
 from bedrock.wire.text import TextRendering
@@ -55,3 +60,71 @@ def test_an_approval_and_an_error_read_as_text_without_markup_brackets():
     assert texts == ['\n(approval needed: calculator {"expression": "25 * 4"}, interrupt_id approval-1)\n',
                      "\nerror (model_throttled): The model is throttling requests; retry shortly.\n"]
     assert not any("[" in text for text in texts)
+
+
+def test_a_graphs_own_data_is_left_out_and_its_questions_read_as_lines():
+    """Progress (`custom`) and a node's `update` are the graph's data, not what a person reads; a question is."""
+    seq = EventSequence()
+    events = [seq.emit("agent_start", {"session_id": "s", "actor_id": "a", "run_id": "r"}),
+              seq.emit("custom", {"node": "search", "namespace": ["research"], "value": {"phase": "start"}}),
+              seq.emit("agent_step", {"node": "search", "namespace": ["research"], "step": 2, "type": "ai",
+                                      "content": "I looked at a few places."}),
+              seq.emit("agent_step", {"node": "ask", "step": 3, "type": "update", "content": "",
+                                      "values": {"city": "Paris"}}),
+              seq.emit("interrupt", {"interrupt_id": "f0494", "value": "Which city?", "node": "ask",
+                                     "namespace": [], "run_id": "r"}),
+              seq.emit("interrupt", {"interrupt_id": "f0495", "value": {"pick": ["a", "b"]}, "node": "ask",
+                                     "namespace": [], "run_id": "r"}),
+              seq.emit("agent_end", {"output": "", "steps": 3, "metrics": {}, "status": "interrupted"})]
+    frames = rendered(events)
+    assert "".join(text for _, text, _ in frames) == (
+        "I looked at a few places.\n(question: Which city?, interrupt_id f0494)\n"
+        '\n(question: {"pick": ["a", "b"]}, interrupt_id f0495)\n\n')
+    assert [head for head, _, _ in frames] == ["agent_step", "interrupt", "interrupt", "agent_end"]
+
+
+def test_a_human_in_the_loop_review_reads_as_an_approval_per_call():
+    seq = EventSequence()
+    value = {"action_requests": [{"name": "refund", "args": {"order_id": "A1", "amount": 5}, "description": "d"},
+                                 {"name": "lookup_order", "args": {"order_id": "A1"}, "description": "d"}],
+             "review_configs": []}
+    events = [seq.emit("interrupt", {"interrupt_id": "b0fd", "value": value, "node": "HumanInTheLoopMiddleware",
+                                     "namespace": []}),
+              seq.emit("interrupt", {"interrupt_id": "c1", "value": {"type": "tool_approval", "name": "refund",
+                                                                     "tool_call_id": "t", "args": {}}})]
+    assert [text for _, text, _ in rendered(events)] == [
+        '\n(approval needed: refund {"order_id": "A1", "amount": 5}, interrupt_id b0fd)'
+        '\n(approval needed: lookup_order {"order_id": "A1"}, interrupt_id b0fd)\n',
+        "\n(approval needed: refund {}, interrupt_id c1)\n"]
+
+
+def test_two_messages_in_a_row_do_not_run_together():
+    """A graph whose nodes each say something: the second message starts a paragraph, streamed or not."""
+    seq = EventSequence()
+    events = [seq.token("I'm the offline", 3), seq.token(" model.", 3),
+              seq.emit("agent_step", {"step": 3, "node": "answer", "type": "ai", "content": "I'm the offline model."}),
+              seq.emit("agent_step", {"step": 4, "node": "answer", "type": "ai", "content": "City is Paris"}),
+              seq.token("Bye", 5),
+              seq.emit("agent_end", {"output": "Bye", "steps": 5, "metrics": {}})]
+    assert "".join(text for _, text, _ in rendered(events)) == "I'm the offline model.\n\nCity is Paris\n\nBye\n"
+
+
+def text_of(url: str, payload: dict) -> str:
+    """A run's text, from a real server (`stream_format: text`): every frame's data a JSON string."""
+    reply = httpx.post(url + "/invocations", json={**payload, "stream_format": "text"}, timeout=30)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream"), reply.text
+    datas = [line.removeprefix("data: ") for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert all(isinstance(json.loads(data), str) for data in datas)
+    return "".join(json.loads(data) for data in datas)
+
+
+def test_a_human_in_the_loop_graph_as_text(make_server, session_id):
+    live = make_server({"AGENT_GRAPH": f"{Path(__file__).resolve().parents[1] / 'graphs' / 'hitl.py'}:graph"})
+    asked = text_of(live.url, {"prompt": 'refund({"order_id": "A1", "amount": 5})', "session_id": session_id})
+    found = re.fullmatch(r'I\'ll call refund\.\n\(approval needed: refund \{"order_id": "A1", "amount": 5\}, '
+                         r"interrupt_id (\w+)\)\n\n", asked)
+    assert found, asked
+    answered = text_of(live.url, {"session_id": session_id, "resume": {"interrupt_id": found.group(1), "value": {
+        "decisions": [{"type": "reject", "message": "too much"}]}}})
+    assert answered == ("\n(refund → User rejected the tool call for `refund` with reason: too much)\n"
+                        "refund failed: User rejected the tool call for `refund` with reason: too much\n")

@@ -65,6 +65,73 @@ function showNotice(text) {
   ui.notice.hidden = !text;
 }
 
+// Where a step happened: its node, inside its subgraphs' (`research › search`).
+function nodeLabel(data) {
+  return [...(Array.isArray(data?.namespace) ? data.namespace : []), data?.node].filter(Boolean).join(' › ');
+}
+
+// A graph's value as one line: a string as it is, anything else as compact JSON.
+function compact(value) {
+  return typeof value === 'string' ? value : JSON.stringify(value ?? null);
+}
+
+function pretty(value) {
+  return JSON.stringify(value ?? null, null, 2);
+}
+
+function shorten(text, max = 160) {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+// Keyboard users land on a new decision unless they are busy elsewhere on the page.
+function focusIsFree() {
+  const focused = document.activeElement;
+  return !focused || focused === document.body || focused === ui.prompt;
+}
+
+// Enter sends a form from its text box (as the message box does); Shift+Enter adds a line.
+function enterSubmits(textarea, form) {
+  textarea.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
+// An answer typed by a person: JSON if it reads as JSON (`42`, `{"a": 1}`, `"quoted"`), else the text itself.
+function typedValue(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function parseArgs(text) {
+  let args;
+  try {
+    args = JSON.parse(text);
+  } catch (e) {
+    return { problem: `Not valid JSON: ${e.message}` };
+  }
+  if (!args || typeof args !== 'object' || Array.isArray(args)) {
+    return { problem: 'The arguments must be a JSON object.' };
+  }
+  return { args };
+}
+
+// The decisions LangChain's HumanInTheLoopMiddleware allows for a tool (its review_configs; all when unsaid).
+const HITL_DECISIONS = ['approve', 'edit', 'reject', 'respond'];
+
+function allowedFor(name, configs) {
+  const config = (Array.isArray(configs) ? configs : []).find((c) => c && c.action_name === name);
+  const allowed = Array.isArray(config?.allowed_decisions) ? config.allowed_decisions : HITL_DECISIONS;
+  return HITL_DECISIONS.filter((d) => allowed.includes(d));
+}
+
+let cards = 0; // numbers the ids of the decision forms' fields
+
 function argsSummary(args) {
   const values = Object.values(args || {});
   if (values.length === 1 && typeof values[0] === 'string') return values[0];
@@ -102,6 +169,7 @@ class TurnView {
   startRun() {
     this.blocks = new Map(); // step → text block, of this run (each run numbers its steps from 1)
     this.runParts = [];
+    this.lastLabel = ''; // the node named above the last message shown
     this.footer.replaceChildren();
   }
 
@@ -116,10 +184,19 @@ class TurnView {
     return node;
   }
 
-  textBlock(step) {
+  // The node a message comes from, named above it when it is not the one named last.
+  mark(data) {
+    const label = nodeLabel(data);
+    if (!label || label === this.lastLabel) return;
+    this.lastLabel = label;
+    this.add(el('p', { class: 'node', text: label }));
+  }
+
+  textBlock(step, data) {
     let block = this.blocks.get(step);
     if (!block) {
-      block = this.add(el('p', { class: 'text answer' }));
+      this.mark(data);
+      block = this.add(el('p', { class: 'text answer', 'data-node': data?.node ?? '' }));
       this.blocks.set(step, block);
     }
     return block;
@@ -129,16 +206,38 @@ class TurnView {
     if (!this.userText.textContent) this.userText.textContent = data.content ?? '';
   }
 
+  input(data) { // the run sent the graph's whole input, not a prompt
+    if (!this.userText.textContent) this.userText.textContent = data.content || compact(data.values ?? {});
+  }
+
   token(data) {
-    this.textBlock(data.step ?? 0).append(data.token ?? '');
+    this.textBlock(data.step ?? 0, data).append(data.token ?? '');
     scrollToEnd();
   }
 
   ai(data) {
     const text = data.content ?? '';
-    if (text) this.textBlock(data.step).textContent = text; // the whole message: what the tokens added up to
+    if (text) this.textBlock(data.step, data).textContent = text; // the whole message: what the tokens added up to
     else this.blocks.get(data.step)?.remove();
-    for (const call of data.tool_calls ?? []) this.toolCall(call);
+    const calls = data.tool_calls ?? [];
+    if (calls.length && !text) this.mark(data);
+    for (const call of calls) this.toolCall(call);
+  }
+
+  // What a node wrote with get_stream_writer(): one line of progress.
+  progress(data) {
+    this.add(el('p', { class: 'progress', 'data-node': data.node ?? '' },
+      el('span', { class: 'node', text: nodeLabel(data) || 'graph' }), ' ', compact(data.value)));
+    scrollToEnd();
+  }
+
+  // A node's update besides messages: its name and values on one muted line, expandable.
+  update(data) {
+    const values = data.values ?? {};
+    this.add(el('details', { class: 'update', 'data-node': data.node ?? '' },
+      el('summary', {}, el('span', { class: 'node', text: nodeLabel(data) || 'graph' }), ' ',
+        el('code', { text: shorten(compact(values)) })),
+      el('pre', { text: pretty(values) })));
   }
 
   toolCall(call) {
@@ -169,8 +268,24 @@ class TurnView {
     tool.result.textContent = data.content ?? '';
   }
 
-  resumed(data) {
-    this.add(el('p', { class: 'note', text: `Tool call ${data.content}.` }));
+  resumed(data) { // an answer's own card left a note of what was answered
+    if (data.content === 'approved' || data.content === 'declined') {
+      this.add(el('p', { class: 'note', text: `Tool call ${data.content}.` }));
+    }
+  }
+
+  // What the graph waits for: the built-in agent's tool approval, a HumanInTheLoopMiddleware review, or any
+  // other interrupt() as a question. `decide(resume)` sends the answer.
+  interrupt(data, decide) {
+    const value = data.value;
+    const id = data.interrupt_id;
+    if (data.tool_name) this.approval(data, decide);
+    else if (value && typeof value === 'object' && Array.isArray(value.action_requests)) {
+      this.review(value.action_requests, value.review_configs,
+        (decisions) => decide({ interrupt_id: id, value: { decisions } }));
+    } else if (value && typeof value === 'object' && value.type === 'tool_approval' && typeof value.name === 'string') {
+      this.review([value], null, ([decision]) => decide({ interrupt_id: id, value: decision }));
+    } else this.question(data, decide);
   }
 
   approval(data, decide) {
@@ -204,9 +319,126 @@ class TurnView {
     card.addEventListener('submit', (event) => { event.preventDefault(); finish(true); });
     decline.addEventListener('click', () => finish(false));
     this.footer.append(card);
-    const focusIsFree = !document.activeElement || document.activeElement === document.body
-      || document.activeElement === ui.prompt;
-    if (focusIsFree) approve.focus(); // keyboard users land on the decision
+    if (focusIsFree()) approve.focus(); // keyboard users land on the decision
+    scrollToEnd();
+  }
+
+  // HumanInTheLoopMiddleware: per tool call approve (its arguments editable when edits are allowed: an edit),
+  // reject (a reason, optional) or answer in the tool's place; one decision per call, in their order.
+  review(requests, configs, send) {
+    const n = (cards += 1);
+    const problem = el('p', { class: 'problem', role: 'alert' });
+    const submit = el('button', { type: 'submit', class: 'approve',
+      text: requests.length === 1 ? 'Send decision' : 'Send decisions' });
+    const card = el('form', { class: 'review', 'aria-label': `Review ${requests.length === 1 ? 'a tool call'
+      : `${requests.length} tool calls`}` });
+    const actions = requests.map((request, i) => this.reviewAction(request, configs, `review-${n}-${i}`));
+    card.append(...actions.map((a) => a.node), problem, el('div', { class: 'actions' }, submit));
+    card.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const decisions = [];
+      for (const action of actions) {
+        const decision = action.decision();
+        if (decision.problem) {
+          problem.textContent = `${action.name}: ${decision.problem}`;
+          action.focus();
+          return;
+        }
+        decisions.push(decision);
+      }
+      card.remove(); // what was decided stays in the answer (the footer is the next run's)
+      this.add(el('p', { class: 'note', text: actions.map((a, i) => a.said(decisions[i])).join(' · ') }));
+      send(decisions);
+    });
+    this.footer.append(card);
+    if (focusIsFree()) submit.focus();
+    scrollToEnd();
+  }
+
+  reviewAction(request, configs, prefix) {
+    const name = String(request.name ?? 'tool');
+    const allowed = allowedFor(name, configs);
+    const canRun = allowed.includes('approve') || allowed.includes('edit');
+    const editable = allowed.includes('edit');
+    const original = pretty(request.args ?? {});
+    const rows = Math.min(Math.max(original.split('\n').length, 2), 10);
+    const editor = el('textarea', { id: `${prefix}-args`, rows, spellcheck: false, value: original,
+      readOnly: !editable });
+    const message = el('input', { id: `${prefix}-message`, type: 'text', autocomplete: 'off' });
+    const messageLabel = el('label', { for: `${prefix}-message` });
+    const messageRow = el('div', { class: 'message' }, messageLabel, message);
+    const choices = [];
+    const names = { approve: allowed.includes('approve') ? 'Approve' : 'Run with these arguments',
+      reject: 'Reject', respond: 'Answer instead of the tool' };
+    const offered = [...(canRun ? ['approve'] : []), ...allowed.filter((d) => d === 'reject' || d === 'respond')];
+    for (const [i, kind] of offered.entries()) {
+      const radio = el('input', { type: 'radio', name: `${prefix}-decision`, value: kind, checked: i === 0 });
+      choices.push(radio);
+      radio.addEventListener('change', () => show());
+    }
+    const chosen = () => choices.find((c) => c.checked)?.value ?? offered[0];
+    const show = () => {
+      const kind = chosen();
+      messageRow.hidden = kind !== 'reject' && kind !== 'respond';
+      messageLabel.textContent = kind === 'respond' ? 'The tool’s answer' : 'Reason (optional)';
+    };
+    const node = el('fieldset', { class: 'action', 'data-tool': name },
+      el('legend', {}, 'Run ', el('strong', { text: name }), '?'),
+      ...(request.description ? [el('p', { class: 'description', text: String(request.description) })] : []),
+      el('label', { for: editor.id, text: editable ? 'Arguments (JSON, editable)' : 'Arguments' }), editor,
+      el('div', { class: 'choices', role: 'radiogroup', 'aria-label': `Decision on ${name}` },
+        ...choices.map((radio) => el('label', { class: 'choice' }, radio, ` ${names[radio.value]}`))),
+      messageRow);
+    show();
+    return {
+      name,
+      node,
+      focus: () => (chosen() === 'approve' ? editor : message).focus(),
+      decision: () => {
+        const kind = chosen();
+        if (kind === 'reject') return message.value.trim() ? { type: 'reject', message: message.value.trim() }
+          : { type: 'reject' };
+        if (kind === 'respond') return message.value.trim() ? { type: 'respond', message: message.value.trim() }
+          : { problem: 'write the answer the tool would have given.' };
+        if (!kind) return { problem: 'no decision is allowed here.' };
+        const changed = editor.value.trim() !== original.trim();
+        if (!changed && allowed.includes('approve')) return { type: 'approve' };
+        const { args, problem } = parseArgs(editor.value);
+        if (problem) return { problem };
+        return { type: 'edit', edited_action: { name, args } };
+      },
+      said: (decision) => ({ approve: `${name}: approved`, edit: `${name}: approved with edited arguments`,
+        reject: `${name}: rejected`, respond: `${name}: answered` })[decision.type],
+    };
+  }
+
+  // Any other interrupt(): its value (text, or JSON) and a box for the answer.
+  question(data, decide) {
+    const n = (cards += 1);
+    const value = data.value;
+    const answer = el('textarea', { id: `answer-${n}`, rows: 2, spellcheck: true });
+    const problem = el('p', { class: 'problem', role: 'alert' });
+    const send = el('button', { type: 'submit', class: 'approve', text: 'Answer' });
+    const asked = typeof value === 'string' ? el('p', { class: 'text asked', text: value })
+      : el('pre', { class: 'asked', text: pretty(value) });
+    const card = el('form', { class: 'question', 'aria-label': 'The agent asks' },
+      el('p', { class: 'asker', text: `Question${nodeLabel(data) ? ` from ${nodeLabel(data)}` : ''}` }), asked,
+      el('label', { for: answer.id, text: 'Your answer (text, or JSON)' }), answer, problem,
+      el('div', { class: 'actions' }, send));
+    card.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = answer.value.trim();
+      if (!text) {
+        problem.textContent = 'Type an answer first.';
+        return;
+      }
+      card.remove();
+      this.add(el('p', { class: 'note', text: `You answered: ${text}` }));
+      decide({ interrupt_id: data.interrupt_id, value: typedValue(text) });
+    });
+    enterSubmits(answer, card);
+    this.footer.append(card);
+    if (focusIsFree()) answer.focus(); // keyboard users type the answer at once
     scrollToEnd();
   }
 
@@ -296,7 +528,10 @@ class Follow {
         } catch (error) {
           if (error?.name === 'AbortError') return; // Stop could not cancel: the view says why
           if (this.stopping) { // the stream broke while stopping: the run was asked to end
-            if (this.view.answer.dataset.state === 'streaming') this.view.stopped();
+            if (this.view.answer.dataset.state === 'streaming') {
+              this.view.stopped();
+              if (this.body.resume) showPending(this.view);
+            }
             return;
           }
           ended = false; // the connection broke (TypeError: network error)
@@ -357,15 +592,20 @@ class Follow {
         return false;
       case 'agent_step':
         if (data.type === 'human') view.human(data);
+        else if (data.type === 'input') view.input(data);
         else if (data.type === 'ai') view.ai(data);
         else if (data.type === 'tool') view.toolResult(data);
         else if (data.type === 'resume') view.resumed(data);
+        else if (data.type === 'update') view.update(data);
         return false;
       case 'llm_token':
         view.token(data);
         return false;
+      case 'custom':
+        view.progress(data);
+        return false;
       case 'interrupt':
-        view.approval(data, (decision) => start(view, { resume: decision, stream_tokens: true }));
+        view.interrupt(data, (decision) => start(view, { resume: decision, stream_tokens: true }));
         return false;
       case 'agent_end':
         view.end(data);
@@ -373,6 +613,8 @@ class Follow {
       case 'error':
         if (data.code === 'cancelled') view.stopped();
         else view.error(data, () => start(view, this.body));
+        // A run that answered an interrupt was rolled back: the graph waits for that answer again.
+        if (this.body.resume) showPending(view);
         return true;
       default:
         return false; // an event type added later: ignored, as the wire contract allows
@@ -417,6 +659,19 @@ function setBusy(busy) {
 
 // --- the conversation so far ---------------------------------------------------------------------------------
 
+// What the session waits for, shown again in `view` (after a run that answered it was stopped or failed).
+async function showPending(view) {
+  let history;
+  try {
+    history = await action({ action: 'history' });
+  } catch {
+    return; // the error shown says enough; a reload asks again
+  }
+  for (const pending of history.pending) {
+    view.interrupt(pending, (decision) => start(view, { resume: decision, stream_tokens: true }));
+  }
+}
+
 async function loadConversation() {
   ui.log.replaceChildren();
   ui.session.textContent = sessionId;
@@ -438,7 +693,7 @@ async function loadConversation() {
   for (const pending of history.pending) {
     view ??= new TurnView('');
     view.state = 'interrupted';
-    view.approval(pending, (decision) => start(view, { resume: decision, stream_tokens: true }));
+    view.interrupt(pending, (decision) => start(view, { resume: decision, stream_tokens: true }));
   }
   // A run still going (this page was reloaded, or closed, mid-answer): follow it from its first event.
   if (history.run?.state === 'running' && !active) {
@@ -453,7 +708,8 @@ ui.form.addEventListener('submit', (event) => {
   const prompt = ui.prompt.value;
   if (!prompt.trim() || active) return;
   ui.prompt.value = '';
-  // A prompt sent while an approval waits declines it (the server does so): its card goes.
+  // A prompt sent while a tool approval waits declines it (the server does so): its card goes. Any other graph's
+  // question stays: that graph refuses a prompt until it is answered (interrupt_pending).
   for (const card of ui.log.querySelectorAll('.approval')) card.remove();
   start(new TurnView(prompt), { prompt, stream_tokens: true });
 });

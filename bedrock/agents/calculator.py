@@ -1,0 +1,17 @@
+"""The built-in agent: a chatbot with a calculator tool — what serves when no AGENT_GRAPH or langgraph.json names
+another. A graph module like any user's: `graph` is a factory of the model and settings the runtime configured."""
+
+from __future__ import annotations
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph import StateGraph
+
+from bedrock.config import Settings
+from bedrock.core.graph import agent_graph
+from bedrock.core.tools import default_tools
+
+
+def graph(model: BaseChatModel, settings: Settings) -> StateGraph:
+    """chatbot ⇄ tools (calculator), with HISTORY_MAX_MESSAGES, `preferences` and APPROVAL_REQUIRED_TOOLS."""
+    return agent_graph(model, default_tools(), settings.history_max_messages,
+                       frozenset(settings.approval_required_tools))
