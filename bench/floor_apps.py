@@ -111,10 +111,10 @@ def langgraph_tap() -> Starlette:
     graph = build_graph(make_model(settings), default_tools(), None, settings.history_max_messages)
 
     async def turn(prompt: str) -> AsyncIterator[str]:
-        tap = TokenTap("chatbot")
+        tap = TokenTap()
         stream = TappedStream(graph.astream({"messages": [HumanMessage(prompt)]}, {"callbacks": [tap]},
-                                            stream_mode=["updates"]), tap)
-        async for mode, chunk in stream:
+                                            stream_mode=["updates"], subgraphs=True), tap)
+        async for _, mode, chunk in stream:
             if mode == "messages" and chunk[0].content:
                 yield chunk[0].text
 

@@ -101,7 +101,8 @@ class Translator:
         messages, rest = _split(update)
         for message in messages:
             key = message_key(message)
-            if message.id is not None and self._seen.get(message.id) == key:
+            shown = self._seen.get(message.id) if message.id is not None else None
+            if shown == key:
                 continue  # shown already (a subgraph's messages again in its parent's update), or from before
             if message.id is not None:
                 self._seen[message.id] = key
@@ -109,7 +110,10 @@ class Translator:
             yield from self.flush()
             self.step += 1
             self._awaiting_first_token = True
-            yield self.seq.emit(AGENT_STEP, self._where(node, ns) | step_data(self.step, node, message))
+            data = self._where(node, ns) | step_data(self.step, node, message)
+            if shown is not None:  # a message shown before, re-written (same id): e.g. a call's edited arguments
+                data["replaces"] = True
+            yield self.seq.emit(AGENT_STEP, data)
             if isinstance(message, AIMessage):
                 self.output = message_text(message)
         if rest is not None:

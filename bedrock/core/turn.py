@@ -295,7 +295,8 @@ class Agent(SessionReads):
         if self.built_in:
             declined_calls = [declined(call) for call in dangling_calls(state.values.get("messages", []))]
             metrics.approvals_declined += len(declined_calls)
-            return {"messages": [*declined_calls, HumanMessage(request.prompt, id=turn_id)]}, None
+            return {"messages": [*declined_calls, HumanMessage(request.prompt, id=turn_id)]}, _message_keys(
+                state.values)
         if state.interrupts:
             raise AgentError("interrupt_pending")
         seen = _message_keys(state.values)
@@ -306,9 +307,8 @@ class Agent(SessionReads):
         seen.update(_message_keys(graph_input))  # the turn's own input is shown once, as its first step
         return graph_input, seen
 
-    async def _seen(self, request: RunRequest) -> dict[str, tuple[str, str]] | None:
-        if self.built_in:
-            return None
+    async def _seen(self, request: RunRequest) -> dict[str, tuple[str, str]]:
+        """The messages the session holds (an answer's turn may re-write one: its step says `replaces`)."""
         return _message_keys((await self._state(request.session, request.actor)).values)
 
     async def _settle(self, graph_stream: Any, request: RunRequest, turn_id: str, completed: bool) -> None:

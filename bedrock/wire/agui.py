@@ -118,9 +118,6 @@ OURS_ONLY = OUR_PAYLOAD_KEYS - AGUI_INPUT_KEYS
 # context_schema), not AG-UI's own `context` list, which is ignored.
 FORWARDED = ("actor_id", "preferences", "custom_data", "on_disconnect", "multitask_strategy", "context",
              "include_state")
-# The node whose ai steps re-write the model's message after an approval with edited args (core/graph.py, the
-# built-in agent's).
-REWRITE_NODE = "tools"
 CANCELLED = "cancelled"
 # The built-in agent's tool approvals' ids (core/graph.py `interrupt_id`, core/session_state.py APPROVAL_PREFIX):
 # the one kind of interrupt answered by {approved, editedArgs} and declined by a cancelled entry.
@@ -454,7 +451,7 @@ class AGUIStream:
                 "node": data.get("node") or "", "namespace": data.get("namespace") or [],
                 "values": data.get("values")}))
             return
-        if kind != "ai" or data.get("node") == REWRITE_NODE:
+        if kind != "ai" or data.get("replaces"):  # a message re-written (an approval's edited args): AG-UI has it
             return
         self._close_text(out)
         text = data.get("content") or ""

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any, Iterator
 
 import boto3
@@ -390,3 +391,88 @@ async def test_reads_show_whole_turns_when_a_process_died_mid_turn(endpoint, tmp
     assert events[-1].type == "agent_end"
     kinds = [m["type"] for m in (await agent.history(session_id, ACTOR))["messages"]]
     assert kinds == ([] if first else ["human", "ai"]) + ["human", "ai"]
+
+
+# A user's StateGraph (a subgraph writing progress, a question by interrupt(), a model call, a non-message field):
+# its two turns — the one that asks, the one that answers — cut at every event, on the backends a server shares.
+USER_GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "progress.py"
+
+
+def user_agent(backend: dict[str, str], tmp_path: Any) -> Agent:
+    from bedrock.core.loader import GraphSource
+
+    config = Settings(memory_path=str(tmp_path / "m.sqlite"), token_buffer_size=1, **backend)
+    agent = build_agent(config, source=GraphSource(f"{USER_GRAPH}:graph", USER_GRAPH.parent))
+    _AGENTS.append(agent)
+    return agent
+
+
+async def user_state(agent: Agent, session_id: str) -> tuple[Any, ...]:
+    """What a session keeps: its messages (as the rollback suite compares them), its other values, and what it
+    waits on (an interrupt's value and node; its id is LangGraph's, new when asked again)."""
+    state = await agent.graph.aget_state({"configurable": {"thread_id": session_id, "actor_id": ACTOR}})
+    values = dict(state.values)
+    messages = [(m.type, m.content, m.id) for m in values.pop("messages", [])]
+    pending = sorted((str(p["value"]), p["node"]) for p in await agent.pending_approvals(session_id, ACTOR))
+    return messages, values, pending
+
+
+def user_turn(session_id: str, question: dict[str, Any] | None) -> Any:
+    answer = {"resume": {"interrupt_id": question["interrupt_id"], "value": "Paris"}} if question else {
+        "prompt": "Plan my trip"}
+    return parse_request({"session_id": session_id, "actor_id": ACTOR, "stream_tokens": True, **answer})
+
+
+async def asked(agent: Agent, session_id: str) -> dict[str, Any]:
+    events = [e async for e in agent.stream(user_turn(session_id, None))]
+    return next(e.data for e in events if e.type == "interrupt")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("answering", [False, True], ids=["asking-turn", "answering-turn"])
+async def test_a_user_graph_cut_at_every_event_leaves_the_pre_turn_state(tmp_path, caplog, backend, answering):
+    agent = user_agent(backend, tmp_path)
+    probe_question = await asked(agent, "probe") if answering else None
+    whole = [e async for e in agent.stream(user_turn("probe" if answering else "probe-2", probe_question))]
+    assert whole[-1].type == "agent_end" and len(whole) >= 8
+    for index in range(len(whole) - 1):  # the last event is agent_end: past it, the turn is kept
+        session_id = f"u-{index}"
+        question = await asked(agent, session_id) if answering else None
+        before = await user_state(agent, session_id)
+        async with aclosing(agent.stream(user_turn(session_id, question))) as events:
+            seen = 0
+            async for _ in events:
+                if seen == index:
+                    break  # the client leaves here: the stream is closed, the turn cut
+                seen += 1
+        await agent.drain()
+        assert await user_state(agent, session_id) == before, f"cut after event {index}"
+        # And the session goes on: the question (asked again if it was being answered) takes its answer.
+        pending = (await agent.history(session_id, ACTOR))["pending"]
+        follow = pending[0] if pending else await asked(agent, session_id)
+        done = [e async for e in agent.stream(user_turn(session_id, follow))]
+        assert done[-1].data["output"] == "City is Paris", done[-1].data
+    no_rollback_failures(caplog)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_user_graph_s_answer_cut_by_the_caller_s_timeout_leaves_the_pre_turn_state(tmp_path, caplog,
+                                                                                          backend):
+    agent = user_agent(backend, tmp_path)
+    cut = 0
+    for i, timeout in enumerate([1e-4, 1e-3, 3e-3, 6e-3, 1e-2, 2e-2, 4e-2, 8e-2, 0.2]):
+        session_id = f"t-{i}"
+        question = await asked(agent, session_id)
+        before = await user_state(agent, session_id)
+        seen: list[str] = []
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in agent.stream(user_turn(session_id, question)):
+                    seen.append(event.type)
+        except TimeoutError:
+            cut += 1
+        await agent.drain()
+        if "agent_end" not in seen:
+            assert await user_state(agent, session_id) == before, f"timeout {timeout}"
+    assert cut >= 3  # the sweep lands inside turns
+    no_rollback_failures(caplog)

@@ -250,3 +250,29 @@ async def test_a_cancelled_answer_leaves_the_pre_turn_history_and_asks_again(tmp
     assert (again["value"], again["node"]) == ("Which city?", "ask")
     done = await turn(agent, session_id, resume={"interrupt_id": again["interrupt_id"], "value": "Paris"})
     assert done[-1].data["output"] == "City is Paris"
+
+
+async def test_a_user_graph_s_run_re_attached_after_any_cut_sees_every_event_once(tmp_path, session_id):
+    """A run goes on without its reader (on_disconnect: continue); a reader that re-attaches from the last event id
+    it has gets the rest, so every event arrives exactly once, in order."""
+    from bedrock.server.app import build_app
+
+    agent = agent_for("progress.py:graph", tmp_path)
+    runtime = build_app(agent.settings, agent=agent).state.runtime
+    for cut in (1, 3, 6):
+        session = f"{session_id}-{cut}"
+        request = runtime.validate({"prompt": "Plan", "session_id": session, "stream": True, "stream_tokens": True})
+        run = await runtime.start_run(agent, request, on_disconnect="continue", slots=runtime.slots,
+                                      shutdown=runtime.shutdown_event())
+        first, follower = [], run.follow(0, owner=True)
+        async for frame in follower:
+            first.append(frame)
+            if len(first) == cut:
+                break
+        await follower.aclose()  # the reader went away; the run did not
+        resumed = runtime.validate({"action": "resume", "session_id": session, "last_event_id": first[-1].id})
+        rest = [frame async for frame in runtime.resume(resumed)[1]]
+        ids = [frame.id for frame in first + rest]
+        assert ids == list(range(1, len(ids) + 1)) and rest[-1].type == "agent_end"
+        assert [f.data["value"] for f in first + rest if f.type == "custom"] == [
+            {"progress": 10}, {"progress": 60}, {"progress": 100}]

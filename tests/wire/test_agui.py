@@ -263,7 +263,8 @@ def test_an_interrupted_turn_and_its_resume_run():
     second = translate(record(
         ("agent_step", {"step": 1, "node": "resume", "type": "resume", "content": "approved",
                         "interrupt_id": interrupt.id}),
-        ai_step(2, "I'll calculate that for you.", edited, node="tools"), tool_step(3, "42"),
+        ("agent_step", {**ai_step(2, "I'll calculate that for you.", edited, node="tools")[1], "replaces": True}),
+        tool_step(3, "42"),
         ("token", "The result of 6 * 7 is 42.", 4), ai_step(4, "The result of 6 * 7 is 42."),
         end("The result of 6 * 7 is 42."), run_id=resumed_run), run_input, known_calls=frozenset({CALL["id"]}))
     # No call is re-emitted in the resumed run: its result answers the call of the interrupted one.
