@@ -432,7 +432,7 @@ async def test_langchain_core_streams_a_model_call_for_a_streaming_handler():
 
     from bedrock.core.tokens import TokenTap
 
-    tap = TokenTap("chatbot")
+    tap = TokenTap()
     got: list[Any] = []
     tap.sink = got.append
     model = GenericFakeChatModel(messages=iter([AIMessage("one two three"), AIMessage("one two three")]))

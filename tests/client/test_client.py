@@ -350,7 +350,9 @@ async def test_cancel_and_status_from_the_client(paced_standin, over, session_id
 
 
 def test_cli_ctrl_c_cancels_the_run(make_server, session_id):
-    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "40"})
+    # 300 ms a token: the ~30-token answer takes ~9 s, so a busy machine that runs this test late still signals the
+    # client mid-stream (at 40 ms, 1.2 s in all, a loaded CI run once saw the answer end first).
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "300"})
     process = subprocess.Popen([sys.executable, "-m", "bedrock.client", "--url", live.url, "--session", session_id,
                                 "Tell me about the sea"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
