@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -16,31 +19,104 @@ from testkit.env import OFFLINE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# What a fresh server process imports before it serves: ~2.9 s of CPU here (quiet), and the tests start ~130
+# servers, a third of the suite's CPU. A forked server (`fork=True`) comes from multiprocessing's forkserver, one
+# per test process, that has imported these once; it then runs testkit.serve from the same files, building the app
+# from its own environment as a fresh process does. Not bedrock.agent_runtime: importing it builds the app.
+PRELOAD = ["bedrock.server.main", "bedrock.server.app", "bedrock.core.build", "bedrock.offline.endpoint",
+           "bedrock.core.turn", "aiobotocore.session", "aiohttp"]
+
+
+class ForkedProcess:
+    """The subprocess.Popen calls tests make on a server, for one forked by multiprocessing."""
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self.pid: int = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("forked server", timeout or 0)
+        return self._process.exitcode
+
+    def communicate(self, timeout: float | None = None) -> tuple[None, None]:
+        self.wait(timeout)
+        return None, None
+
+    def send_signal(self, sig: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _forkserver() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
 
 class LiveServer:
     """Starts `command` (which prints `PORT=N` first) with the offline environment plus `env`, in its own
-    temporary folder (its session memory and its log), and waits until it answers HTTP."""
+    temporary folder (its session memory and its log), and waits until it answers HTTP. Without a command, the app
+    is forked from a preloaded parent when `fork` (default: `fork_by_default`, which the tests' conftest sets)."""
+
+    fork_by_default = False  # benchmarks measure real processes
 
     def __init__(self, env: dict[str, str] | None = None, command: Sequence[str] | None = None,
-                 ready_timeout_s: float = 30.0) -> None:
+                 ready_timeout_s: float = 30.0, fork: bool | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="agent-server-"))
         full_env = {**os.environ, **OFFLINE_ENV, "AGENT_MEMORY_PATH": str(self.folder / "checkpoints.sqlite"),
                     **(env or {})}
         self.memory_path = full_env["AGENT_MEMORY_PATH"]
         # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty server once it fills.
         self.log_path = self.folder / "server.log"
+        self.log_path.touch()
+        forked = self.fork_by_default if fork is None else fork
+        if forked and command is None:
+            self.port = self._fork(full_env, ready_timeout_s)
+        else:
+            self.port = self._spawn(full_env, command)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._wait_ready(ready_timeout_s)
+
+    def _spawn(self, env: dict[str, str], command: Sequence[str] | None) -> int:
         with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                list(command or [sys.executable, "-m", "testkit.serve"]), cwd=ROOT, env=full_env,
+            self.process: subprocess.Popen[str] | ForkedProcess = subprocess.Popen(
+                list(command or [sys.executable, "-m", "testkit.serve"]), cwd=ROOT, env=env,
                 stdout=subprocess.PIPE, stderr=log, text=True,
             )
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line.startswith("PORT="):
             self.process.kill()
             raise RuntimeError(f"server did not start: {line!r} {self.log_path.read_text()}")
-        self.port = int(line.strip().split("=", 1)[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_ready(ready_timeout_s)
+        return int(line.strip().split("=", 1)[1])
+
+    def _fork(self, env: dict[str, str], timeout_s: float) -> int:
+        from testkit.serve import run_forked
+
+        context = _forkserver()
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=run_forked, args=(env, str(ROOT), str(self.log_path), writer), daemon=False)
+        process.start()
+        writer.close()
+        self.process = ForkedProcess(process)
+        if not reader.poll(timeout_s):
+            self.process.kill()
+            raise RuntimeError(f"forked server did not start: {self.log_path.read_text()}")
+        return int(reader.recv())
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

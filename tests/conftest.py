@@ -19,6 +19,10 @@ from testkit.live_server import LiveServer
 os.environ.update(TEST_ENV)
 # Each test process (and each xdist worker) keeps its session memory in its own temporary folder.
 os.environ["AGENT_MEMORY_PATH"] = str(Path(tempfile.mkdtemp(prefix="agent-memory-")) / "checkpoints.sqlite")
+# Servers are forked from a parent that imported the runtime once (testkit/live_server.py: ~0.2 s of CPU a server
+# instead of ~3 s). The tests that are about a process's start (cold start, `python -m bedrock.agent_runtime`, the
+# CLIs) start their own.
+LiveServer.fork_by_default = True
 
 
 @pytest.fixture

@@ -350,12 +350,14 @@ async def test_cancel_and_status_from_the_client(paced_standin, over, session_id
 
 
 def test_cli_ctrl_c_cancels_the_run(make_server, session_id):
-    # 300 ms a token: the ~30-token answer takes ~9 s, so a busy machine that runs this test late still signals the
-    # client mid-stream (at 40 ms, 1.2 s in all, a loaded CI run once saw the answer end first).
-    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "300"})
+    # 100 ms a token: the ~30-token answer takes ~3 s, so a busy machine still signals the client mid-stream.
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "100"})
+    # A shell without job control starts background commands with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: a test run so (`make test &` in a script) once saw the CLI finish its answer and
+    # exit 0, as a terminal's Ctrl-C never would. The client starts as from a terminal: SIGINT at its default.
     process = subprocess.Popen([sys.executable, "-m", "bedrock.client", "--url", live.url, "--session", session_id,
                                 "Tell me about the sea"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None and process.stdout.read(1)  # streaming has begun
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)

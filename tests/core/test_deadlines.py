@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import httpx
@@ -167,16 +168,19 @@ def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(mak
 def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
     """Four first turns (plain) and four later turns (with a tool call) streaming when SIGTERM comes: after the
     grace every one ends with `server_shutting_down`, and after a restart none of them is in memory."""
-    env = {"SHUTDOWN_GRACE_S": "0.3", "OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1",
+    # 250 ms a chunk: a later turn streams ~3.5 s from its first token to its end (a first turn ~10 s), so every
+    # turn is still streaming when the last of the eight shows its first token, even on a loaded machine (at
+    # 100 ms, and first turns of a 12-chunk reply, a loaded run once saw one end before SIGTERM).
+    env = {"SHUTDOWN_GRACE_S": "0.3", "OFFLINE_TOKEN_DELAY_MS": "250", "TOKEN_BUFFER_SIZE": "1",
            "AGENT_MEMORY_PATH": str(tmp_path / "memory.sqlite")}
     live = make_server(env)
     first = [f"sigterm-first-{i}" for i in range(4)]
     later = [f"sigterm-later-{i}" for i in range(4)]
-    for session in later:
-        reply = httpx.post(live.url + "/invocations", json={"prompt": "My name is Alice", "session_id": session},
-                           timeout=30)
-        assert reply.status_code == 200
-    started = threading.Barrier(len(first) + len(later) + 1, timeout=20)
+    with ThreadPoolExecutor(len(later)) as pool:
+        told = pool.map(lambda s: httpx.post(live.url + "/invocations", timeout=30,
+                                             json={"prompt": "My name is Alice", "session_id": s}), later)
+        assert [reply.status_code for reply in told] == [200] * len(later)
+    started = threading.Barrier(len(first) + len(later) + 1, timeout=30)
     ends: dict[str, str] = {}
 
     def converse(session: str, prompt: str) -> None:
@@ -191,8 +195,8 @@ def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
                     started.wait()
         ends[session] = frames_of(bytes(body))[-1][1].get("code", "")
 
-    threads = [threading.Thread(target=converse, args=(s, f"My name is Zed. {LONG_PROMPT}")) for s in first]
-    threads += [threading.Thread(target=converse, args=(s, "What is 25 * 4?")) for s in later]  # ~1.3 s with the tool
+    threads = [threading.Thread(target=converse, args=(s, LONG_PROMPT)) for s in first]
+    threads += [threading.Thread(target=converse, args=(s, "What is 25 * 4?")) for s in later]
     for thread in threads:
         thread.start()
     started.wait()  # every turn is streaming its answer
@@ -201,8 +205,12 @@ def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
         thread.join(30)
     assert live.process.wait(timeout=15) is not None
     assert ends == {s: "server_shutting_down" for s in first + later}
-    again = make_server(env)
+    again = make_server({**env, "OFFLINE_TOKEN_DELAY_MS": "0"})
     for session in first + later:
+        kept = httpx.post(again.url + "/invocations", json={"action": "history", "session_id": session}, timeout=30)
+        said = [step["content"] for step in kept.json()["messages"]]
+        assert said == (["My name is Alice", "Nice to meet you, Alice! I'll remember your name."]
+                        if session in later else []), session
         reply = httpx.post(again.url + "/invocations", json={"prompt": "What's my name?", "session_id": session}, timeout=30)
         # A later turn's half (a toolUse without its result) would make this a model_validation_error.
         assert reply.status_code == 200, (session, reply.text)

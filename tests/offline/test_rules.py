@@ -89,6 +89,8 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
     import httpx
 
     live, control = make_server(), make_server()
+    for server in (live, control):  # built and warm (a first turn builds the model's client): the attack alone shows
+        assert httpx.post(server.url + "/invocations", json={"prompt": "What is 1 + 1?"}, timeout=60).status_code == 200
     statuses: list[int] = []
 
     def hostile() -> None:

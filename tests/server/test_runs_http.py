@@ -58,14 +58,17 @@ def paced(make_server):
     return make_server({"OFFLINE_TOKEN_DELAY_MS": "40", "TOKEN_BUFFER_SIZE": "1", "SESSION_WAIT_S": "5"})
 
 
-async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_within_two_round_trips(paced, serve, session_id):
+async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_within_two_round_trips(make_server, serve,
+                                                                                                  session_id):
     """AgentCore keeps reading the container's stream after its client has gone, so only `cancel` stops a run.
 
     Timed against a control taken at the same moment through the same path: a `status` request's round trip
     (client → data plane → server → back; on an idle 2-core machine here 130–180 ms, most of it the clients'
     set-up, which is why a fixed 100 ms bound failed on slower machines). A cancel answers after the turn is
     rolled back, and the run's stream ends with it: best of three within twice the control, each within five
-    times; a run that went on to its end would take seconds (the reply streams at 40 ms a token)."""
+    times; a run that went on to its end would take seconds (the reply streams at 100 ms a token: ~4 s, so a loaded
+    machine's client still finds it running; at 40 ms one found it ended before its cancel)."""
+    paced = make_server({"OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1", "SESSION_WAIT_S": "5"})
     standin = RuntimeStandIn(paced.url)
     url = serve(standin.app)
     ratios = []
@@ -81,7 +84,7 @@ async def test_cancel_through_a_data_plane_that_keeps_reading_ends_the_run_withi
         control = time.perf_counter() - asked
         asked = time.perf_counter()
         cancelled = post(url, {"action": "cancel", "session_id": session})
-        assert cancelled.status_code == 200
+        assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json() == {"session_id": session, "run_id": run_id, "status": "cancelled"}
         for _ in range(2000):
             if upstream.ended_at is not None:
