@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -13,7 +12,6 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from bedrock.config import Settings
@@ -23,9 +21,10 @@ from bedrock.core.hooks import observed, stream_observers
 from bedrock.core.inputs import GraphInputs
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners
-from bedrock.core.rollback import cut_turn, roll_back, saver_of, turn_metadata
+from bedrock.core.rollback import turn_metadata
 from bedrock.core.runs import new_run_id
 from bedrock.core.session_state import Pending, SessionReads, pending_in
+from bedrock.core.settlement import Settlement
 from bedrock.core.sessions import SessionLocks
 from bedrock.core.tokens import TappedStream, TokenTap
 from bedrock.core.translate import Translator, message_key
@@ -76,14 +75,7 @@ class Agent(SessionReads):
         self.closers: list[Callable[[], Any]] = [store.close] if store is not None else []  # `close`: last first
         self.approval_required = frozenset(settings.approval_required_tools) if built_in else frozenset()
         self.locks = SessionLocks(settings.session_wait_s, store.shared_locks if store is not None else None)
-        self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
-        # Only savers that implement pruning (our SQLite and PostgreSQL ones) are pruned; the base class's raises.
-        checkpointer = graph.checkpointer
-        self._can_prune = (
-            settings.checkpoint_history == "latest"
-            and isinstance(checkpointer, BaseCheckpointSaver)
-            and type(checkpointer).aprune is not BaseCheckpointSaver.aprune
-        )
+        self.settlement = Settlement(graph, settings, self.locks)
 
     def run_config(self, request: RunRequest, callbacks: Sequence[Any], turn_id: str = "") -> RunnableConfig:
         """LangGraph config: the session is the thread; preferences and custom_data ride along.
@@ -193,7 +185,8 @@ class Agent(SessionReads):
             return
         out = Translator(seq, buffer, self.max_event_bytes, seen)
         end: dict[str, Any] = {}
-        # From here the session is ours until `_settle` gives it back: nothing between here and `try` can fail.
+        # From here the session is ours until `settlement.settle` gives it back: nothing between here and `try`
+        # can fail.
         try:
             graph_stream = self.graph.astream(
                 graph_input, config, stream_mode=STREAM_MODES, subgraphs=True,
@@ -223,7 +216,7 @@ class Agent(SessionReads):
             failure = exc
         finally:
             # Every way out (done, failed, cancelled, closed at a yield) passes here exactly once.
-            await self._settle(graph_stream, request, turn_id, completed)
+            await self.settlement.settle(graph_stream, request, turn_id, completed)
         if failure is not None:
             error = classify(failure)
             metrics.record_error()
@@ -256,23 +249,6 @@ class Agent(SessionReads):
         """`include_state`: the session's state values after the turn, as JSON within MAX_EVENT_BYTES."""
         state = await self._state(request.session, request.actor)
         return bounded_json(state.values, self.max_event_bytes)
-
-    async def _recover(self, request: RunRequest) -> None:
-        """Roll back the steps of a turn whose process died mid-turn (a replica killed, a host lost).
-
-        Only with CHECKPOINT_DURABILITY `sync`/`async`, which write a turn step by step: its last checkpoint then
-        still waits for a node (`next`) with no approval pending, and carries that turn's id. A live turn of the
-        session cannot be running (we hold its lock), so such a state is an orphan. With `exit` (the default) a
-        turn is written once, at its end: a dead process leaves nothing to undo.
-        """
-        state = await self._state(request.session, request.actor)
-        orphan = cut_turn(state)
-        if orphan is not None:
-            logger.warning("session %s: rolling back turn %s, cut short by a process that died", request.session_id,
-                           orphan)
-            config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
-            await roll_back(self.graph, config, orphan)
-            await self._ask_again(config)  # it may have been answering an interrupt: ask for it again
 
     async def _input(self, request: RunRequest, turn_id: str,
                      metrics: MetricsCallback) -> tuple[Any, dict[str, tuple[str, str]] | None]:
@@ -311,75 +287,13 @@ class Agent(SessionReads):
         """The messages the session holds (an answer's turn may re-write one: its step says `replaces`)."""
         return _message_keys((await self._state(request.session, request.actor)).values)
 
-    async def _settle(self, graph_stream: Any, request: RunRequest, turn_id: str, completed: bool) -> None:
-        """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.
-
-        The work runs as its own task, so nothing cancels it: the session stays locked until it is done,
-        and the release is the task's done-callback, exactly once, whether or not anyone still waits.
-        A cut turn's rollback is awaited (shielded: a second cancellation, a deadline landing on a
-        disconnect, stops only our wait), so whoever gets the error or the cancellation finds memory
-        already restored. A completed turn's prune is not: between the graph's end and `agent_end` there
-        must be no await, or a cancellation landing there would leave a kept turn the caller never saw end.
-        """
-        if completed and not self._can_prune:
-            self.locks.release(request.session)
-            return
-        work = self._prune(request) if completed else self._abandon(graph_stream, request, turn_id)
-        task = asyncio.ensure_future(work)
-        self._settling.add(task)
-        task.add_done_callback(lambda done: self._settled(request.session, done))
-        if not completed:
-            await asyncio.shield(task)
-
-    def _settled(self, session_id: str, task: asyncio.Future[None]) -> None:
-        self._settling.discard(task)
-        self.locks.release(session_id)
+    async def _recover(self, request: RunRequest) -> None:
+        """Roll back the steps of a turn whose process died mid-turn (`Settlement.recover`)."""
+        await self.settlement.recover(request, await self._state(request.session, request.actor))
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Wait for turns being committed or rolled back (before the server closes the checkpointer)."""
-        pending = {task for task in self._settling if task.get_loop() is asyncio.get_running_loop()}
-        if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
-
-    async def _prune(self, request: RunRequest) -> None:
-        """Drop the session's superseded checkpoints, where the saver supports it (CHECKPOINT_HISTORY)."""
-        if not self._can_prune:
-            return
-        try:
-            await saver_of(self.graph).aprune([request.session], strategy="keep_latest")
-        except Exception:
-            logger.exception("could not prune old checkpoints of session %s", request.session_id)
-
-    async def _abandon(self, graph_stream: Any, request: RunRequest, turn_id: str) -> None:
-        """Stop the graph run (its tasks and its exit checkpoint end with it), then roll the session back."""
-        if graph_stream is not None:
-            try:
-                await graph_stream.aclose()
-            except Exception:
-                logger.exception("the cut turn of session %s failed while stopping", request.session_id)
-        if self.graph.checkpointer is None:
-            return  # nothing was stored, nothing to undo
-        config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
-        try:
-            await roll_back(self.graph, config, turn_id)
-            await self._ask_again(config)
-        except Exception:
-            logger.exception("could not roll back the cut turn of session %s", request.session_id)
-            return
-        await self._prune(request)
-
-    async def _ask_again(self, config: RunnableConfig) -> None:
-        """After a rollback to a state that waited on interrupts (an approval, any `interrupt()`): wait again.
-
-        The rollback's copy of a checkpoint keeps its values and next nodes but not its pending interrupts; running
-        the graph from there reaches the same `interrupt()` calls before anything else runs. An approval keeps its id
-        (named after the tool call); any other interrupt is asked under a new one (LangGraph's ids name the
-        checkpoint's task), which `history` shows.
-        """
-        state = await self.graph.aget_state(config)
-        if state.next and not state.interrupts:
-            async for _ in self.graph.astream(None, config, durability=self.settings.checkpoint_durability):
-                pass
+        await self.settlement.drain(timeout_s)
 
     async def invoke(self, request: RunRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bedrock.wire.request import refuse_non_finite
+from bedrock.wire.json_values import refuse_non_finite
 from bedrock.errors import AgentError, PayloadError
 from bedrock.server.responses import error_response
 

@@ -16,8 +16,6 @@ session header, `Last-Event-ID`, whether the client's `Accept` prefers an event 
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator,
@@ -27,9 +25,8 @@ from pydantic_core import InitErrorDetails
 from bedrock.errors import PayloadError
 from bedrock.wire.headers import last_event_id_from_header, session_from_header
 from bedrock.wire.ids import ID_PATTERN, MAX_ACTOR_ID, MAX_RUN_ID, MAX_SESSION_ID, new_session_id, valid_id
+from bedrock.wire.json_values import bounded_object, field_error, refuse_non_finite, unencodable_field
 
-MAX_OBJECT_BYTES = 16_384
-MAX_OBJECT_DEPTH = 8
 DEFAULT_MAX_PROMPT_CHARS = 32_000
 ACTIONS = ("run", "cancel", "resume", "status", "history")
 # Fields the AgentCore CLI's chat (`agentcore dev`) sends beside the prompt, by name: those that mean something
@@ -40,26 +37,6 @@ CLIENT_IGNORED = frozenset({"agentName"})  # the agent the chat targets: this se
 SessionId = Annotated[str, Field(max_length=MAX_SESSION_ID, pattern=ID_PATTERN)]
 ActorId = Annotated[str, Field(max_length=MAX_ACTOR_ID, pattern=ID_PATTERN)]
 RunId = Annotated[str, Field(max_length=MAX_RUN_ID, pattern=ID_PATTERN)]
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_OBJECT_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
-
-
-def _bounded_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return value
-    if _depth(value) > MAX_OBJECT_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_OBJECT_DEPTH} levels")
-    if len(json.dumps(value, default=str)) > MAX_OBJECT_BYTES:
-        raise ValueError(f"larger than {MAX_OBJECT_BYTES} bytes as JSON")
-    return value
 
 
 class _Request(BaseModel):
@@ -104,7 +81,7 @@ class Decision(BaseModel):
     value: Any = None
     values: dict[str, Any] | None = None
 
-    _bounded = field_validator("args")(_bounded_object)
+    _bounded = field_validator("args")(bounded_object)
 
     @field_validator("values")
     @classmethod
@@ -136,14 +113,14 @@ class Decision(BaseModel):
         given = self.model_fields_set
         if "values" in given:
             if given - {"values"}:
-                raise _refuse("resume", "`values` answers every interrupt by id: no other field beside it")
+                raise field_error("resume", "`values` answers every interrupt by id: no other field beside it")
         elif self.interrupt_id is None:
-            raise _refuse("resume.interrupt_id", "Field required")
+            raise field_error("resume.interrupt_id", "Field required")
         elif "value" in given:
             if given & {"approved", "args"}:
-                raise _refuse("resume", "a `value`, or `approved` (with `args`), not both")
+                raise field_error("resume", "a `value`, or `approved` (with `args`), not both")
         elif self.approved is None:
-            raise _refuse("resume", "needs a `value` (or, for a tool approval, `approved`)")
+            raise field_error("resume", "needs a `value` (or, for a tool approval, `approved`)")
         return self
 
     def answers(self) -> dict[str, Any]:
@@ -182,12 +159,12 @@ class RunRequest(_Request):
     @model_validator(mode="after")
     def _has_a_prompt(self) -> RunRequest:
         if self.prompt is None and self.input is None and self.resume is None:
-            raise _refuse("prompt", "Field required (or `input`, the graph's whole input)")
+            raise field_error("prompt", "Field required (or `input`, the graph's whole input)")
         if self.prompt is not None and self.input is not None:
-            raise _refuse("input", "a `prompt` or an `input`, not both")
+            raise field_error("input", "a `prompt` or an `input`, not both")
         return self
 
-    _bounded = field_validator("preferences", "custom_data", "context")(_bounded_object)
+    _bounded = field_validator("preferences", "custom_data", "context")(bounded_object)
 
 
 class ApprovalRequest(RunRequest):
@@ -198,7 +175,7 @@ class ApprovalRequest(RunRequest):
     @model_validator(mode="after")
     def _not_both(self) -> ApprovalRequest:
         if self.prompt is not None or self.input is not None:
-            raise _refuse("resume", "a run answers an interrupt or sends a prompt, not both")
+            raise field_error("resume", "a run answers an interrupt or sends a prompt, not both")
         return self
 
 
@@ -283,7 +260,7 @@ def parse_request(
         raise
     _refuse_unencodable(request)
     if isinstance(request, RunRequest) and request.prompt is not None and len(request.prompt) > max_prompt_chars:
-        raise _refuse("prompt", f"longer than {max_prompt_chars} characters")
+        raise field_error("prompt", f"longer than {max_prompt_chars} characters")
     return _settled(request, payload, header_session_id, default_actor_id, header_last_event_id, prefers_events)
 
 
@@ -296,7 +273,7 @@ def _settled(request: Any, payload: dict[str, Any], header_session_id: str | Non
         if not header_session_id and type(request) is not RunRequest:
             what = "with resume (the session whose approval is pending)" if isinstance(request, ApprovalRequest) \
                 else f"with action {request.action!r}"
-            raise _refuse("session_id", f"required {what}")
+            raise field_error("session_id", f"required {what}")
         updates["session_id"] = session_from_header(header_session_id) if header_session_id else new_session_id()
     if isinstance(request, ResumeRequest) and request.last_event_id is None and header_last_event_id:
         updates["last_event_id"] = last_event_id_from_header(header_last_event_id)
@@ -343,10 +320,6 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc).encode("utf-8", "backslashreplace").decode() or "payload"
 
 
-def _refuse(field: str, message: str) -> PayloadError:
-    return PayloadError(f"invalid payload: {field}: {message}", [{"field": field, "message": message}])
-
-
 def client_fields(payload: Any) -> Any:
     """The payload with the AgentCore CLI's own field names as ours (`sessionId`, `userId`) and the ones that
     mean nothing here dropped (`agentName`); PayloadError if a name and its alias disagree."""
@@ -358,38 +331,9 @@ def client_fields(payload: Any) -> Any:
             continue
         value = ours.pop(alias)
         if name in ours and ours[name] != value:
-            raise _refuse(alias, f"names another {name} than the payload's {name!r}")
+            raise field_error(alias, f"names another {name} than the payload's {name!r}")
         ours[name] = value
     return ours
-
-
-def non_finite_field(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first NaN or ±Infinity in `value`, else None.
-
-    Python's JSON parser takes `NaN`, `Infinity` and `1e400` (→ inf), which JSON has no way to write: stored, they
-    would come back out as `NaN` in a frame no strict parser reads (a browser's JSON.parse), in every later model
-    request of the session, and as a 500 from every read of it."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path or "payload")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = non_finite_field(item, f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found = non_finite_field(item, f"{path}.{i}" if path else str(i))
-            if found is not None:
-                return found
-    return None
-
-
-def refuse_non_finite(payload: Any) -> None:
-    """PayloadError naming the field that holds a number JSON cannot write (NaN, ±Infinity, or one past a double)."""
-    field = non_finite_field(payload)
-    if field is not None:
-        raise _refuse(field.encode("utf-8", "backslashreplace").decode(),
-                      "not a finite number (JSON has no NaN or Infinity)")
 
 
 def _refuse_unencodable(request: Any) -> None:
@@ -397,39 +341,15 @@ def _refuse_unencodable(request: Any) -> None:
     stream) can encode: refused here, before anything is stored. pydantic already refuses them in the string
     fields; the free-form objects are walked."""
     resume = getattr(request, "resume", None)
-    unencodable = (_unencodable_field(getattr(request, "preferences", None), "preferences")
-                   or _unencodable_field(getattr(request, "custom_data", None), "custom_data")
-                   or _unencodable_field(getattr(request, "input", None), "input")
-                   or _unencodable_field(getattr(request, "context", None), "context")
-                   or _unencodable_field(resume.args if resume else None, "resume.args")
-                   or _unencodable_field(resume.value if resume else None, "resume.value")
-                   or _unencodable_field(resume.values if resume else None, "resume.values"))
+    unencodable = (unencodable_field(getattr(request, "preferences", None), "preferences")
+                   or unencodable_field(getattr(request, "custom_data", None), "custom_data")
+                   or unencodable_field(getattr(request, "input", None), "input")
+                   or unencodable_field(getattr(request, "context", None), "context")
+                   or unencodable_field(resume.args if resume else None, "resume.args")
+                   or unencodable_field(resume.value if resume else None, "resume.value")
+                   or unencodable_field(resume.values if resume else None, "resume.values"))
     if unencodable is not None:
-        raise _refuse(unencodable, "not valid Unicode (a lone surrogate)")
-
-
-def _unencodable_field(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first string (or key) in `value` that UTF-8 cannot encode, else None."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "payload"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and _unencodable_field(key) is not None:
-                return where.encode("utf-8", "backslashreplace").decode()
-            found = _unencodable_field(item, where)
-            if found is not None:
-                return found.encode("utf-8", "backslashreplace").decode()
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found = _unencodable_field(item, f"{path}.{i}" if path else str(i))
-            if found is not None:
-                return found
-    return None
+        raise field_error(unencodable, "not valid Unicode (a lone surrogate)")
 
 
 def _actor_from_custom_data(custom_data: dict[str, Any] | None) -> str | None:

@@ -144,11 +144,10 @@ async def test_a_stategraph_s_progress_tokens_question_and_answer(tmp_path, sess
 
 
 async def test_a_create_agent_with_human_in_the_loop_approves_edits_and_rejects(tmp_path):
-    from tests.graphs import hitl_agent  # noqa: F401  (REFUNDS lives in the module the loader imported)
     import sys
 
-    agent = agent_for("hitl_agent.py:graph", tmp_path)
-    refunds = sys.modules["agent_graph_hitl_agent"].REFUNDS
+    agent = agent_for("hitl.py:graph", tmp_path)
+    refunds = sys.modules["agent_graph_hitl"].REFUNDS  # the module the loader imported
     looked = await turn(agent, "s-lookup", prompt='lookup_order({"order_id": "A1"})')
     assert looked[-1].data["status"] == "completed" and "2 books, shipped" in looked[-1].data["output"]
     assert [s["node"] for s in of(looked, "agent_step")][1:] == ["model", "tools", "model"]
@@ -172,7 +171,7 @@ async def test_a_create_agent_with_human_in_the_loop_approves_edits_and_rejects(
 
 
 async def test_memory_across_turns_of_a_user_graph(tmp_path, session_id):
-    agent = agent_for("hitl_agent.py:graph", tmp_path)
+    agent = agent_for("hitl.py:graph", tmp_path)
     await turn(agent, session_id, prompt="My name is Ada")
     again = await turn(agent, session_id, prompt="What's my name?")
     assert again[-1].data["output"] == "Your name is Ada."

@@ -9,6 +9,8 @@ from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_aws import ChatBedrockConverse
 from langchain_core.tools import tool
 
+REFUNDS: list[tuple[str, float]] = []  # the refunds that ran, in this process: what a person approved or edited
+
 
 @tool
 def lookup_order(order_id: str) -> str:
@@ -19,6 +21,7 @@ def lookup_order(order_id: str) -> str:
 @tool
 def refund(order_id: str, amount: float) -> str:
     """Refund part of an order."""
+    REFUNDS.append((order_id, amount))
     return f"Refunded {amount:g} on order {order_id}."
 
 

@@ -1,5 +1,5 @@
 """AG-UI over HTTP: a RunAgentInput body on POST /invocations is answered with the run as AG-UI events
-(bedrock/wire/agui.py), every frame validated with ag-ui-protocol's models and the lifecycle rules; the same
+(bedrock/wire/agui/), every frame validated with ag-ui-protocol's models and the lifecycle rules; the same
 memory, approvals, cancel, rollback and errors as any run. AGENT_PROTOCOL=ag-ui takes only AG-UI bodies."""
 
 from __future__ import annotations

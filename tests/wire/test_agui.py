@@ -459,7 +459,7 @@ def test_our_payload_keys_and_id_rule_agree_with_the_request_model():
              "context", "include_state"}
     assert agui.OUR_PAYLOAD_KEYS == every  # every request type's fields (bedrock/wire/request.py), no copy of them
     assert agui.OUR_PAYLOAD_KEYS - agui.OURS_ONLY == {"resume", "context"}  # RunAgentInput's keys too
-    assert (agui.ID_PATTERN, agui.MAX_SESSION_ID) == (ID_PATTERN, MAX_SESSION_ID)
+    assert (agui._input.ID_PATTERN, agui._input.MAX_SESSION_ID) == (ID_PATTERN, MAX_SESSION_ID)
     assert set(agui.FORWARDED) < agui.OUR_PAYLOAD_KEYS
 
 
