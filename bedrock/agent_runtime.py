@@ -5,7 +5,8 @@ README's "Payload" table. `"stream": true` answers with an SSE stream; otherwise
 In-process: `stream_agent(payload)`, `ainvoke_agent(payload)`, `invoke_agent(payload)`.
 `python -m bedrock.agent_runtime` serves on PORT.
 
-A facade: the app is `bedrock.server.app.build_app(Settings.from_env())`; see ARCHITECTURE.md.
+A facade: the app is `bedrock.server.app.build_app(settings)`, the settings those of the environment (and of a
+langgraph.json's `env` beneath it: `bedrock.core.loader.settings_with_graph_env`); see ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ if not __package__:  # run as a script, or imported flat from inside bedrock/
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from bedrock.config import Settings
+from bedrock.core.loader import settings_with_graph_env
 from bedrock.errors import AgentError, PayloadError
 from bedrock.server.app import build_app
 from bedrock.server.connections import bounded_protocol
 from bedrock.wire.events import SSEEvent
 
-settings = Settings.from_env()
+settings = settings_with_graph_env()
 app = build_app(settings, process=True)
 runtime = app.state.runtime
 invoke = app.handlers["main"]

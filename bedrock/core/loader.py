@@ -3,7 +3,8 @@
     AGENT_GRAPH=./agent.py:graph            a file (relative to the working directory, or absolute) and an attribute
     AGENT_GRAPH=my_pkg.agent:graph          a module on sys.path (langgraph.json's syntax for either)
     langgraph.json                          in the working directory, or LANGGRAPH_CONFIG=path: its `graphs` (one,
-                                            or AGENT_NAME picks one), its `env` (a file, or a mapping) honoured
+                                            or AGENT_NAME picks one), its `env` (a file, or a mapping) beneath the
+                                            process environment, for the graph and the runtime's settings alike
     (none of these)                         the built-in agent, bedrock/agents/calculator.py:graph
 
 The attribute is a compiled graph, an uncompiled `StateGraph`, or a factory (sync or async) returning either. A
@@ -117,6 +118,22 @@ def apply_env(source: GraphSource) -> None:
     for key, value in values.items():
         if value is not None:
             os.environ.setdefault(key, str(value))
+
+
+def settings_with_graph_env(cwd: Path | None = None) -> Settings:
+    """The runtime's settings from the process environment and, beneath it, the `env` of the langgraph.json that
+    names the graph, as `langgraph dev` loads it into its process: a MEMORY_BACKEND or BEDROCK_MODEL_ID there applies
+    unless the environment sets it. A langgraph.json that cannot be read leaves the process's settings alone: the
+    agent's build then names what is wrong, with the server up (as any graph that fails to load)."""
+    settings = Settings.from_env()
+    try:
+        source = find_graph(settings, cwd)
+        if source.env is None:
+            return settings
+        apply_env(source)
+    except GraphLoadError:
+        return settings
+    return Settings.from_env()
 
 
 def load_graph(source: GraphSource, settings: Settings, checkpointer: BaseCheckpointSaver | None,

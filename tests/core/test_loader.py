@@ -12,7 +12,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from bedrock.config import Settings
 from bedrock.core.build import build_agent
-from bedrock.core.loader import BUILT_IN, GraphLoadError, find_graph, load_graph
+from bedrock.core.loader import BUILT_IN, GraphLoadError, find_graph, load_graph, settings_with_graph_env
 
 GRAPH = textwrap.dedent("""
     from langgraph.graph import START, MessagesState, StateGraph
@@ -120,6 +120,36 @@ def test_the_env_file_never_overrides_a_variable_already_set(project, monkeypatc
     agent = build_agent(settings(), source=find_graph(settings(), cwd=project))
     agent.close()
     assert os.environ["EXAMPLE_GREETING"] == "from the deployment"
+
+
+def test_the_runtime_s_own_settings_come_from_langgraph_json_s_env_beneath_the_environment(project, monkeypatch):
+    """As `langgraph dev` loads a langgraph.json's env into its process: the runtime's settings read it too (a
+    MEMORY_BACKEND in a project's .env applies), and the environment still wins."""
+    for name in ("AGENT_GRAPH", "LANGGRAPH_CONFIG", "AGENT_NAME", "MAX_EVENT_BYTES", "TOKEN_BUFFER_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEMORY_BACKEND", "memory")
+    (project / ".env").write_text("MAX_EVENT_BYTES=4096\nMEMORY_BACKEND=sqlite\nTOKEN_BUFFER_SIZE=7\n")
+    (project / "langgraph.json").write_text(json.dumps({"graphs": {"agent": "./agent.py:graph"}, "env": ".env"}))
+    monkeypatch.chdir(project)
+    try:
+        read = settings_with_graph_env()
+        assert (read.max_event_bytes, read.token_buffer_size, read.memory_backend) == (4096, 7, "memory")
+    finally:
+        for name in ("MAX_EVENT_BYTES", "TOKEN_BUFFER_SIZE"):
+            os.environ.pop(name, None)
+
+
+@pytest.mark.parametrize("config", ["{not json", json.dumps({"graphs": {}, "env": {"MAX_EVENT_BYTES": "4096"}}),
+                                    json.dumps({"graphs": {"a": "./agent.py:graph"}, "env": "missing.env"})])
+def test_a_langgraph_json_that_cannot_be_read_leaves_the_settings_to_the_build_to_refuse(project, monkeypatch, config):
+    for name in ("AGENT_GRAPH", "LANGGRAPH_CONFIG", "AGENT_NAME", "MAX_EVENT_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    (project / "langgraph.json").write_text(config)
+    monkeypatch.chdir(project)
+    assert settings_with_graph_env().max_event_bytes == Settings().max_event_bytes  # no exception at import
+    with pytest.raises(GraphLoadError):
+        build_agent(settings()).close()
+    assert "MAX_EVENT_BYTES" not in os.environ
 
 
 def test_several_graphs_need_agent_name(project):
