@@ -81,9 +81,11 @@ def test_the_expression_finder_is_linear():
 
 
 def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
-    """/ping of a server under attack, each ping paired with one of an idle control server at the same moment: the
-    control's latency is the machine's own noise then (tests run in parallel, Chromium among them), so a pause
-    of the attacked server's loop shows against it, whatever else the machine does. A stalled loop took 6.5 s."""
+    """/ping of a server answering four prompts of 32,000 parentheses, each ping paired with one of a control server
+    answering four plain prompts of the same length at the same moment: the control's latency is the cost of such
+    prompts on this machine then (tests run in parallel; a loaded machine stretches every thread's wait for the
+    interpreter), so what the parentheses alone cost shows against it. A regex that backtracked stalled the loop
+    6.5 s."""
     import threading
 
     import httpx
@@ -93,33 +95,34 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
         assert httpx.post(server.url + "/invocations", json={"prompt": "What is 1 + 1?"}, timeout=60).status_code == 200
     statuses: list[int] = []
 
-    def hostile() -> None:
-        statuses.append(httpx.post(live.url + "/invocations", json={"prompt": "(" * 32_000}, timeout=60).status_code)
+    def send(url: str, prompt: str) -> None:
+        statuses.append(httpx.post(url + "/invocations", json={"prompt": prompt}, timeout=60).status_code)
 
     def ping(client: httpx.Client, url: str) -> float:
         started = time.perf_counter()
         assert client.get(url + "/ping").status_code == 200
         return (time.perf_counter() - started) * 1000
 
-    attackers = [threading.Thread(target=hostile) for _ in range(4)]
-    for thread in attackers:
+    senders = [threading.Thread(target=send, args=(live.url, "(" * 32_000)) for _ in range(4)]
+    senders += [threading.Thread(target=send, args=(control.url, "the sea " * 4_000)) for _ in range(4)]
+    for thread in senders:
         thread.start()
     latencies, noise = [], []
     with httpx.Client(timeout=10) as client:
-        while any(t.is_alive() for t in attackers) or len(latencies) < 20:
+        while any(t.is_alive() for t in senders) or len(latencies) < 20:
             latencies.append(ping(client, live.url))
             noise.append(ping(client, control.url))
             if len(latencies) >= 400:
                 break
-    for thread in attackers:
+    for thread in senders:
         thread.join(60)
-    assert statuses == [200] * 4
-    # The slowest ping of each, not a p99: the attack lasts ~20 pairs, and a p99 of 20 samples (statistics'
+    assert statuses == [200] * 8
+    # The slowest ping of each, not a p99: the prompts last ~20 pairs, and a p99 of 20 samples (statistics'
     # default method) is extrapolated past the largest one (seen: "p99" 54.6 ms from a slowest ping of 38.5 ms).
     slowest, quiet = max(latencies), max(noise)
-    # 50 ms, plus what the machine's load added to the idle control's pings meanwhile
-    assert slowest < 50 + 2 * quiet, (f"/ping took {slowest:.1f} ms while 4 hostile prompts ran (idle control's "
-                                      f"slowest {quiet:.1f} ms; {len(latencies)} pairs)")
+    # 50 ms, plus what the plain prompts' load added to the control's pings meanwhile
+    assert slowest < 50 + 2 * quiet, (f"/ping took {slowest:.1f} ms while 4 prompts of parentheses ran (the control's "
+                                      f"slowest {quiet:.1f} ms under 4 plain ones; {len(latencies)} pairs)")
 
 
 # --- The `NAME({...})` convention (through the endpoint and ChatBedrockConverse: tests/offline/test_endpoint.py)
