@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import select
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -109,7 +110,7 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
             raise ConnectionError(f"PostgreSQL at {redacted(url)} is unreachable: {reason}") from None
         with first:
             # The setup lock on its own connection (not the pool's: with a pool of one, setup would wait for it).
-            first.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            _take_setup_lock(first, url)
             pool = CheckpointPool(url, min_size=1, max_size=pool_size, open=True, name="checkpoints", timeout=30,
                                   kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
             saver = cls(pool)
@@ -138,6 +139,21 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
 
 SETUP_LOCK = 0x6C67_6163_7365_7475  # an advisory lock key of our own ("lgacsetu"), held while tables are set up
 CONNECT_TIMEOUT_S = 10
+SETUP_WAIT_S = 120.0  # how long a replica waits for another one's setup (a new database's: well under a second)
+SETUP_POLL_S = 0.05
+
+
+def _take_setup_lock(conn: Connection[Any], url: str) -> None:
+    """Take SETUP_LOCK by trying, not by waiting in `pg_advisory_lock`: a replica waiting there is a transaction in
+    progress, which the holder's CREATE INDEX CONCURRENTLY (LangGraph's migrations) waits for in turn — a deadlock
+    PostgreSQL does not detect (two replicas starting together on a new database hung until one died). Each try is
+    a transaction that ends at once, so the index never waits on it."""
+    deadline = time.monotonic() + SETUP_WAIT_S
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK,)).fetchone()[0]:  # type: ignore[index]  # a row, always
+        if time.monotonic() > deadline:
+            raise ConnectionError(f"PostgreSQL at {redacted(url)}: another replica has been setting the tables up "
+                                  f"for over {SETUP_WAIT_S:g} s")
+        time.sleep(SETUP_POLL_S)
 
 
 class PostgresOwners:
