@@ -8,7 +8,10 @@ LangGraph + the model (its tokens by `messages` mode, as LangGraph's docs stream
 tokens taken as ours are (what that alone saves). Ours: the real app, one `llm_token` frame per chunk
 (TOKEN_BUFFER_SIZE=1, as the floors), SQLite memory, a new session each turn (so each claims its owner).
 
-    python -m bench.capacity [--streams 100] [--rounds 7] [--sequential 20]
+    python -m bench.capacity [--streams 100] [--rounds 7] [--sequential 20] [--baseline DIR]
+
+`--baseline DIR`: also serve the real app from another checkout (say, the commit before a change), measured in
+turns with the rest, and print this checkout's CPU per turn as a ratio of that one's.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import subprocess
 import sys
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Endpoint, Server, median, percentile, table
@@ -26,6 +30,7 @@ PACE_MS = 20.0
 FLOORS = [("HTTP + SSE alone (floor)", "sse"), ("Converse stream alone (floor)", "bedrock"),
           ("LangGraph + model (floor)", "langgraph"), ("LangGraph + model, tokens from the callback", "langgraph-tap")]
 OURS = "ours (the real app)"
+BASELINE = "ours, baseline checkout"
 LANGGRAPH_FLOOR = "LangGraph + model (floor)"
 
 
@@ -56,7 +61,7 @@ def summarise(results: list[dict], cpu: float) -> dict[str, float]:
             "first_ms_p99": percentile([r["first_ms"] for r in results], 99)}
 
 
-def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str, Any]]:
+def capacity(streams: int, rounds: int, sequential: int, baseline: Path | None = None) -> tuple[str, dict[str, Any]]:
     """Every server up at once, measured in turns (a round of each, then the next round): this machine's
     neighbours come and go within a minute, and measuring one server after another gave them to one server."""
     values: dict[str, Any] = {}
@@ -67,8 +72,10 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
             for label, floor in FLOORS:
                 command = [sys.executable, "-m", "bench.floor_apps", floor]
                 servers[label] = (Server(env, command=command), "/invocations")
-            servers[OURS] = (Server({**env, "TOKEN_BUFFER_SIZE": "1", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}),
-                             "/stream")
+            ours_env = {**env, "TOKEN_BUFFER_SIZE": "1", "MAX_CONCURRENT_INVOCATIONS": str(streams + 50)}
+            servers[OURS] = (Server(ours_env), "/stream")
+            if baseline is not None:
+                servers[BASELINE] = (Server(ours_env, cwd=baseline), "/stream")
             for server, path in servers.values():
                 load(server, path, 3, sequential=True)  # warm up: first connections, first model client, caches
             alone: dict[str, tuple[list[dict], float]] = {label: ([], 0.0) for label in servers}
@@ -112,7 +119,18 @@ def capacity(streams: int, rounds: int, sequential: int) -> tuple[str, dict[str,
         (f"peak RSS with {streams} streams", f"{ours['peak_rss']:.1f}"),
         ("per stream", f"{per_stream_kb:.0f} KB")])
     values["per_stream_kb"] = per_stream_kb
+    if baseline is not None:
+        text += "\n\n" + _against_baseline(values, baseline, streams)
     return text, values
+
+
+def _against_baseline(values: dict[str, Any], baseline: Path, streams: int) -> str:
+    ours, base = values[OURS], values[BASELINE]
+    alone = ours["alone"]["cpu_ms_per_turn"] / base["alone"]["cpu_ms_per_turn"]
+    loaded = ours["loaded"]["cpu_ms_per_turn"] / base["loaded"]["cpu_ms_per_turn"]
+    values["ours_vs_baseline"] = {"alone": alone, "loaded": loaded}
+    return (f"baseline {baseline}: this checkout's CPU per turn is {alone:.3f}× the baseline's one at a time, "
+            f"{loaded:.3f}× with {streams} at once")
 
 
 def main() -> int:
@@ -121,8 +139,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sequential", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="also print the values as JSON")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with, in the same run")
     args = parser.parse_args()
-    text, values = capacity(args.streams, args.rounds, args.sequential)
+    text, values = capacity(args.streams, args.rounds, args.sequential, args.baseline)
     print(text)
     if args.json:
         print(json.dumps(values))

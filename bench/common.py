@@ -21,8 +21,9 @@ OFFLINE_ENV = {**TESTKIT_ENV, "LOG_LEVEL": "WARNING"}
 class Server(LiveServer):
     """The real app (or `command`) in a subprocess on a free loopback port, in the benchmarks' environment."""
 
-    def __init__(self, env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
-        super().__init__({"LOG_LEVEL": "WARNING", **(env or {})}, command)
+    def __init__(self, env: dict[str, str] | None = None, command: list[str] | None = None,
+                 cwd: Path = ROOT) -> None:
+        super().__init__({"LOG_LEVEL": "WARNING", **(env or {})}, command, cwd=cwd)
 
 
 class Endpoint:

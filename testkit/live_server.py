@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 
 from testkit.env import OFFLINE_ENV
+from testkit import loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,31 +74,36 @@ def _forkserver() -> Any:
 class LiveServer:
     """Starts `command` (which prints `PORT=N` first) with the offline environment plus `env`, in its own
     temporary folder (its session memory and its log), and waits until it answers HTTP. Without a command, the app
-    is forked from a preloaded parent when `fork` (default: `fork_by_default`, which the tests' conftest sets)."""
+    is forked from a preloaded parent when `fork` (default: `fork_by_default`, which the tests' conftest sets).
+    A spawned server runs in `cwd` (default: this checkout; a benchmark's baseline passes another). The folder is
+    removed when this process exits, not at `stop()`: a test restarts a server on the same memory."""
 
     fork_by_default = False  # benchmarks measure real processes
+    started: list[LiveServer] = []  # every one this process started, oldest first (a failed test shows their logs)
 
     def __init__(self, env: dict[str, str] | None = None, command: Sequence[str] | None = None,
-                 ready_timeout_s: float = 30.0, fork: bool | None = None) -> None:
+                 ready_timeout_s: float = 30.0, fork: bool | None = None, cwd: Path = ROOT) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="agent-server-"))
+        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
         full_env = {**os.environ, **OFFLINE_ENV, "AGENT_MEMORY_PATH": str(self.folder / "checkpoints.sqlite"),
                     **(env or {})}
         self.memory_path = full_env["AGENT_MEMORY_PATH"]
         # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty server once it fills.
         self.log_path = self.folder / "server.log"
         self.log_path.touch()
+        LiveServer.started.append(self)
         forked = self.fork_by_default if fork is None else fork
-        if forked and command is None:
+        if forked and command is None and cwd == ROOT:
             self.port = self._fork(full_env, ready_timeout_s)
         else:
-            self.port = self._spawn(full_env, command)
+            self.port = self._spawn(full_env, command, cwd)
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready(ready_timeout_s)
 
-    def _spawn(self, env: dict[str, str], command: Sequence[str] | None) -> int:
+    def _spawn(self, env: dict[str, str], command: Sequence[str] | None, cwd: Path) -> int:
         with open(self.log_path, "w") as log:
             self.process: subprocess.Popen[str] | ForkedProcess = subprocess.Popen(
-                list(command or [sys.executable, "-m", "testkit.serve"]), cwd=ROOT, env=env,
+                list(command or [sys.executable, "-m", "testkit.serve"]), cwd=cwd, env=env,
                 stdout=subprocess.PIPE, stderr=log, text=True,
             )
         line = self.process.stdout.readline() if self.process.stdout else ""
@@ -122,7 +130,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{self.url}/ping", timeout=1.0)  # any answer (a bare app's 404 too) means serving
+                loopback.get(f"{self.url}/ping", timeout=1.0)  # any answer (a bare app's 404 too) means serving
                 return
             except httpx.TransportError:
                 pass
@@ -147,7 +155,7 @@ class LiveServer:
         """Poll /ping until it reports `status` (HealthyBusy: every slot taken, or a run nobody follows)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if httpx.get(self.url + "/ping", timeout=5).json()["status"] == status:
+            if loopback.get(self.url + "/ping", timeout=5).json()["status"] == status:
                 return
             time.sleep(0.01)
         raise AssertionError(f"/ping never said {status}")

@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from testkit.browser import chromium, chromium_missing
 from testkit.live_server import ROOT, LiveServer
 
 
-def screenshot(path: Path, width: int = 900, height: int = 860) -> Path:
-    with LiveServer({"OFFLINE_TOKEN_DELAY_MS": "5"}) as live, chromium() as context:
-        page = context.new_page()
+def screenshot(path: Path, width: int = 900, height: int = 860, context: Any = None) -> Path:
+    """Made in `context` (a Playwright BrowserContext) if given, else in a Chromium of its own."""
+    with LiveServer({"OFFLINE_TOKEN_DELAY_MS": "5"}) as live, nullcontext(context) if context else chromium() as ctx:
+        page = ctx.new_page()
         page.set_viewport_size({"width": width, "height": height})
         page.goto(live.url + "/")
         for prompt in ("My name is Ada", "What is 25 * 4?"):

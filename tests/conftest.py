@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,11 +20,33 @@ from testkit.live_server import LiveServer
 # No real AWS anywhere in tests: dummy credentials, no instance metadata lookups, the offline model.
 os.environ.update(TEST_ENV)
 # Each test process (and each xdist worker) keeps its session memory in its own temporary folder.
-os.environ["AGENT_MEMORY_PATH"] = str(Path(tempfile.mkdtemp(prefix="agent-memory-")) / "checkpoints.sqlite")
+_MEMORY_FOLDER = tempfile.mkdtemp(prefix="agent-memory-")
+atexit.register(shutil.rmtree, _MEMORY_FOLDER, ignore_errors=True)
+os.environ["AGENT_MEMORY_PATH"] = str(Path(_MEMORY_FOLDER) / "checkpoints.sqlite")
 # Servers are forked from a parent that imported the runtime once (testkit/live_server.py: ~0.2 s of CPU a server
 # instead of ~3 s). The tests that are about a process's start (cold start, `python -m bedrock.agent_runtime`, the
 # CLIs) start their own.
 LiveServer.fork_by_default = True
+SERVERS_BEFORE = pytest.StashKey[int]()
+LOG_TAIL_CHARS = 4000
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[SERVERS_BEFORE] = len(LiveServer.started)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the logs of the servers it started: a server that stopped on its own (a
+    failed build, say) is otherwise only a connection refused."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        for live in LiveServer.started[item.stash.get(SERVERS_BEFORE, len(LiveServer.started)):]:
+            log = live.log_path.read_text(errors="replace") if live.log_path.exists() else ""
+            exited = live.process.poll() if hasattr(live, "process") else None
+            report.sections.append((f"server {live.folder.name} (exit code {exited})", log[-LOG_TAIL_CHARS:]))
+    return report
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import httpx
 
 from testkit.env import OFFLINE_ENV as TEST_ENV
 from testkit.live_server import ROOT
+from testkit import loopback
 
 
 def free_port() -> int:
@@ -32,12 +33,12 @@ def test_module_serves_on_port_and_outlives_a_5s_client_keepalive(tmp_path: Path
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                httpx.get(url + "/ping", timeout=1)
+                loopback.get(url + "/ping", timeout=1)
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
         # A client pool that keeps idle connections 30 s, as many do (uvicorn's own default is 5 s).
-        with httpx.Client(timeout=30, limits=httpx.Limits(keepalive_expiry=30)) as client:
+        with loopback.Client(timeout=30, limits=httpx.Limits(keepalive_expiry=30)) as client:
             first = client.post(url + "/invocations", json={"prompt": "What is 1 + 1?"})
             assert first.json()["output"] == "The result of 1 + 1 is 2."
             first_local = first.extensions["network_stream"].get_extra_info("client_addr")

@@ -15,6 +15,7 @@ import pytest
 
 from bedrock.config import Settings
 from bedrock.core.model import LazyClient, make_model
+from testkit import loopback
 from testkit.env import OFFLINE_ENV as TEST_ENV
 from testkit.live_server import ROOT
 
@@ -94,7 +95,7 @@ def test_ping_answers_while_the_agent_is_built_and_requests_wait_for_it(tmp_path
         line = process.stdout.readline() if process.stdout else ""
         assert line.startswith("PORT="), line
         url = f"http://127.0.0.1:{line.strip().split('=', 1)[1]}"
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with loopback.Client(base_url=url, timeout=30) as client:
             deadline = time.monotonic() + 30
             while True:  # the build cannot finish yet, so a 200 here means /ping does not wait for it
                 try:
@@ -110,7 +111,7 @@ def test_ping_answers_while_the_agent_is_built_and_requests_wait_for_it(tmp_path
             answers: dict[str, httpx.Response] = {}
 
             def send(name: str, path: str, prompt: str) -> None:
-                with httpx.Client(base_url=url, timeout=30) as own:
+                with loopback.Client(base_url=url, timeout=30) as own:
                     answers[name] = own.post(path, json={"prompt": prompt})
 
             waiting = [

@@ -37,6 +37,7 @@ import pytest
 
 from bedrock.wire.decoding import ParsedEvent, SSEDecoder
 from testkit.env import OFFLINE_ENV
+from testkit import loopback
 
 pytestmark = pytest.mark.slow  # a virtualenv, a wheel, two servers started twice: ~60 s on 2 busy cores
 
@@ -200,7 +201,7 @@ class ExampleServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited ({self.process.returncode}):\n{self.log()}")
             try:
-                if httpx.get(self.url + "/ping", timeout=2).status_code == 200:
+                if loopback.get(self.url + "/ping", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -225,14 +226,14 @@ class ExampleServer:
     # --- HTTP, every call bounded ---
 
     def post(self, payload: dict[str, Any]) -> httpx.Response:
-        return httpx.post(self.url + "/invocations", json=payload, timeout=HTTP_TIMEOUT_S)
+        return loopback.post(self.url + "/invocations", json=payload, timeout=HTTP_TIMEOUT_S)
 
     def stream(self, payload: dict[str, Any]) -> list[ParsedEvent]:
         """A streamed turn's events, up to its terminal one (the whole stream within HTTP_TIMEOUT_S)."""
         decoder, events = SSEDecoder(), []
         deadline = time.monotonic() + HTTP_TIMEOUT_S
         body = {"stream": True, "stream_tokens": True, **payload}
-        with httpx.stream("POST", self.url + "/invocations", json=body, timeout=HTTP_TIMEOUT_S) as reply:
+        with loopback.stream("POST", self.url + "/invocations", json=body, timeout=HTTP_TIMEOUT_S) as reply:
             assert reply.status_code == 200, reply.read()
             for chunk in reply.iter_bytes():
                 events += decoder.feed(chunk)

@@ -10,7 +10,6 @@ import random
 import sqlite3
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +21,7 @@ from bedrock.config import Settings
 from bedrock.wire.request import RunRequest, parse_request
 from bedrock.errors import PayloadError
 from bedrock.core.tools import evaluate
+from testkit import loopback
 
 FIXED_CALCULATOR_MESSAGES = ("division by zero", "too large", "no real result", "exponents are limited",
                              "unsupported syntax", "not an arithmetic expression", "longer than 200",
@@ -246,7 +246,7 @@ def test_fuzzed_payloads_over_http_never_get_a_500(server):
     """Hostile bodies over the wire: always JSON, never a 500, and every stored turn whole."""
     cases = examples(payloads, 300)
     sessions = set()
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         for i, payload in enumerate(cases):
             if isinstance(payload, dict) and isinstance(payload.get("prompt"), str) and payload["prompt"].strip():
                 payload = {**payload, "session_id": f"http-fuzz-{i % 10}", "actor_id": "fuzzer"}

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import select
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -97,9 +98,12 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
     _thread_name = "postgres"
 
     @classmethod
-    def open(cls, url: str, pool_size: int) -> ThreadedPostgresSaver:
+    def open(cls, url: str, pool_size: int,
+             also: Callable[[ThreadedPostgresSaver], None] | None = None) -> ThreadedPostgresSaver:
         """Connect a pool of up to `pool_size` connections to `url` and set the tables up (once, whichever replica
-        starts first: the migrations run under an advisory lock, so replicas starting together do not collide)."""
+        starts first: the migrations run under an advisory lock, so replicas starting together do not collide).
+        `also` sets up more of them under the same lock: two `CREATE TABLE IF NOT EXISTS` of one table at once
+        fail (a unique violation in PostgreSQL's catalog, 30 times in 30 tries here)."""
         import psycopg
         from psycopg.rows import dict_row
 
@@ -118,6 +122,8 @@ class ThreadedPostgresSaver(ThreadedCalls, PostgresSaver):
             saver._threads = pool_size
             try:
                 saver.setup()
+                if also is not None:
+                    also(saver)
             except BaseException:
                 pool.close()
                 raise
@@ -162,6 +168,10 @@ class PostgresOwners:
 
     def __init__(self, saver: ThreadedPostgresSaver) -> None:
         self.saver = saver
+
+    @staticmethod
+    def create_table(saver: ThreadedPostgresSaver) -> None:
+        """The table, if missing: run under the setup lock (`ThreadedPostgresSaver.open`'s `also`)."""
         with saver.pool.connection() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS session_owners (session_id TEXT PRIMARY KEY, "
                          "actor_id TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL)")
@@ -293,7 +303,7 @@ class PostgresStore(Store):
     @classmethod
     def open(cls, url: str, pool_size: int) -> PostgresStore:
         """Connect to `url` (a pool of up to `pool_size` connections) and set the tables up."""
-        saver = ThreadedPostgresSaver.open(url, pool_size)
+        saver = ThreadedPostgresSaver.open(url, pool_size, also=PostgresOwners.create_table)
         try:
             return cls(saver, PostgresOwners(saver), AdvisoryLocks(url))
         except BaseException:

@@ -17,13 +17,13 @@ import asyncio
 import time
 from typing import Any, AsyncIterator
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bedrock.wire.headers import SESSION_HEADER
+from testkit import loopback
 
 
 class Upstream:
@@ -65,7 +65,7 @@ class RuntimeStandIn:
 
     async def forward(self, request: Request) -> Response:
         session = request.headers.get(SESSION_HEADER)
-        client = httpx.AsyncClient(timeout=60)
+        client = loopback.AsyncClient(timeout=60)
         headers = {"content-type": request.headers.get("content-type", "application/json")}
         if session:
             headers[SESSION_HEADER] = session

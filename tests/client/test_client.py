@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -41,6 +40,7 @@ from testkit.sse import frames_of
 from tests.client.runtime_standin import RuntimeStandIn
 
 from testkit.live_server import ROOT  # noqa: E402
+from testkit import loopback
 ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/langgraph_agent-abc"
 CALC = {"prompt": "What is 25 * 4?"}
 METRICS_LINE = re.compile(r"tokens=\d+ tool_calls=\d+ errors=\d+ latency_ms=[\d.]+( ttft_ms=[\d.]+)?")
@@ -362,7 +362,7 @@ def test_cli_ctrl_c_cancels_the_run(make_server, session_id):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130 and "cancelled run run-" in err, err
-    status = httpx.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
+    status = loopback.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
     assert status.json()["state"] == "cancelled"
 
 

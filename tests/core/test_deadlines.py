@@ -11,7 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
-import httpx
 import pytest
 
 from bedrock.server.app import build_app
@@ -23,6 +22,7 @@ from bedrock.wire.events import EventSequence
 from bedrock.offline.endpoint import OfflineBedrockEndpoint
 from bedrock.wire.request import parse_request
 from testkit.sse import frames_of
+from testkit import loopback
 
 LONG_PROMPT = "Tell me everything about the sea"  # the offline reply is ~40 chunks
 
@@ -76,13 +76,13 @@ async def test_bounded_gives_a_grace_period_on_shutdown():
 def test_request_timeout_over_http(make_server, session_id):
     live = make_server({"REQUEST_TIMEOUT_S": "0.5", "OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1"})
     started = time.monotonic()
-    response = httpx.post(live.url + "/stream", json={"prompt": LONG_PROMPT, "session_id": session_id, "stream_tokens": True}, timeout=30)
+    response = loopback.post(live.url + "/stream", json={"prompt": LONG_PROMPT, "session_id": session_id, "stream_tokens": True}, timeout=30)
     assert time.monotonic() - started < 5
     frames = frames_of(response.content)
     assert frames[-1][0] == "error" and frames[-1][1]["code"] == "timeout"
     assert [f[2] for f in frames] == list(range(1, len(frames) + 1))
     assert "llm_token" in [f[0] for f in frames]
-    reply = httpx.post(live.url + "/invocations", json={"prompt": LONG_PROMPT, "session_id": session_id + "-b"}, timeout=30)
+    reply = loopback.post(live.url + "/invocations", json={"prompt": LONG_PROMPT, "session_id": session_id + "-b"}, timeout=30)
     assert reply.status_code == 504 and reply.json()["error"]["code"] == "timeout"
 
 
@@ -90,7 +90,7 @@ def test_sigterm_gives_open_streams_a_grace_period_then_an_error_event(make_serv
     live = make_server({"SHUTDOWN_GRACE_S": "0.5", "OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1"})
     body = bytearray()
     signalled_at = 0.0
-    with httpx.Client(timeout=30) as client, client.stream(
+    with loopback.Client(timeout=30) as client, client.stream(
         "POST", live.url + "/stream", json={"prompt": LONG_PROMPT, "session_id": session_id, "stream_tokens": True}
     ) as response:
         for chunk in response.iter_raw():  # keep reading what the grace period allows
@@ -120,7 +120,7 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(tmp_path, session_
                 return len(asyncio.all_tasks())
             return asyncio.run_coroutine_threadsafe(count(), server.loop).result(5)
 
-        with httpx.Client(timeout=30) as client, client.stream(
+        with loopback.Client(timeout=30) as client, client.stream(
             "POST", url + "/stream", json={"prompt": "What is 1 + 1?", "session_id": session_id + "-warm"}
         ) as response:
             assert response.status_code == 200 and b"agent_end" in response.read()
@@ -128,7 +128,7 @@ def test_client_disconnect_cancels_the_run_and_leaves_no_task(tmp_path, session_
         asyncio.run_coroutine_threadsafe(agent.drain(), server.loop).result(5)
         idle = tasks()  # after one whole stream: sse-starlette keeps one shutdown watcher per loop
         asyncio.run(agent.invoke(parse_request({"prompt": "My name is Alice", "session_id": session_id})))
-        with httpx.Client(timeout=30) as client, client.stream(
+        with loopback.Client(timeout=30) as client, client.stream(
             "POST", url + "/stream", json={"prompt": LONG_PROMPT, "session_id": session_id, "stream_tokens": True,
                                            "on_disconnect": "cancel"}  # (the default lets the run go on)
         ) as response:
@@ -160,7 +160,7 @@ def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(mak
     left_at = time.monotonic()
     live.wait_for_ping("Healthy")  # freed when the client left, not when the turn would have ended (~4 s)
     assert time.monotonic() - left_at < 2.0
-    reply = httpx.post(live.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=30)
+    reply = loopback.post(live.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=30)
     assert reply.status_code == 200 and reply.json()["output"].startswith("I don't know")
 
 
@@ -177,7 +177,7 @@ def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
     first = [f"sigterm-first-{i}" for i in range(4)]
     later = [f"sigterm-later-{i}" for i in range(4)]
     with ThreadPoolExecutor(len(later)) as pool:
-        told = pool.map(lambda s: httpx.post(live.url + "/invocations", timeout=30,
+        told = pool.map(lambda s: loopback.post(live.url + "/invocations", timeout=30,
                                              json={"prompt": "My name is Alice", "session_id": s}), later)
         assert [reply.status_code for reply in told] == [200] * len(later)
     started = threading.Barrier(len(first) + len(later) + 1, timeout=30)
@@ -186,7 +186,7 @@ def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
     def converse(session: str, prompt: str) -> None:
         body = bytearray()
         payload = {"prompt": prompt, "session_id": session, "stream_tokens": True}
-        with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
+        with loopback.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
             waiting = True
             for chunk in response.iter_raw():
                 body += chunk
@@ -207,11 +207,11 @@ def test_turns_cut_by_sigterm_leave_nothing_behind(make_server, tmp_path):
     assert ends == {s: "server_shutting_down" for s in first + later}
     again = make_server({**env, "OFFLINE_TOKEN_DELAY_MS": "0"})
     for session in first + later:
-        kept = httpx.post(again.url + "/invocations", json={"action": "history", "session_id": session}, timeout=30)
+        kept = loopback.post(again.url + "/invocations", json={"action": "history", "session_id": session}, timeout=30)
         said = [step["content"] for step in kept.json()["messages"]]
         assert said == (["My name is Alice", "Nice to meet you, Alice! I'll remember your name."]
                         if session in later else []), session
-        reply = httpx.post(again.url + "/invocations", json={"prompt": "What's my name?", "session_id": session}, timeout=30)
+        reply = loopback.post(again.url + "/invocations", json={"prompt": "What's my name?", "session_id": session}, timeout=30)
         # A later turn's half (a toolUse without its result) would make this a model_validation_error.
         assert reply.status_code == 200, (session, reply.text)
         expected = "Your name is Alice." if session in later else "I don't know"

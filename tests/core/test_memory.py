@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 from moto import mock_aws
 
@@ -16,10 +15,11 @@ from bedrock.core.build import build_agent
 from bedrock.config import Settings
 from bedrock.errors import AgentError
 from bedrock.wire.request import parse_request
+from testkit import loopback
 
 
 def ask(url: str, prompt: str, session_id: str) -> dict[str, Any]:
-    response = httpx.post(f"{url}/invocations", json={"prompt": prompt, "session_id": session_id}, timeout=30)
+    response = loopback.post(f"{url}/invocations", json={"prompt": prompt, "session_id": session_id}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
 

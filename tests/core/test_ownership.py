@@ -16,10 +16,11 @@ from bedrock.core.ownership import SessionOwners
 from bedrock.wire.request import parse_request
 
 from bedrock.wire.headers import SESSION_HEADER
+from testkit import loopback
 
 
 def post(url: str, payload: dict[str, Any], headers: dict[str, str] | None = None, path: str = "/invocations") -> httpx.Response:
-    return httpx.post(url + path, json=payload, headers=headers or {}, timeout=30)
+    return loopback.post(url + path, json=payload, headers=headers or {}, timeout=30)
 
 
 def history(live: Any, session_id: str) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from bedrock.offline.endpoint import (BreakStream, Hold, HttpError, OfflineBedro
 from bedrock.core.model import make_model
 from bedrock.wire.request import parse_request
 from testkit.sse import frames_of
+from testkit import loopback
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def test_an_offline_agent_runs_on_a_local_endpoint_it_stops(session_id):
     assert result["output"]  # the endpoint answers, through ChatBedrockConverse
     agent.close()  # it started the endpoint: closing the agent stops it
     with pytest.raises(httpx.TransportError):
-        httpx.post(started[0].url + "/model/x/converse", json={}, timeout=2)
+        loopback.post(started[0].url + "/model/x/converse", json={}, timeout=2)
     assert isinstance(make_model(Settings(model_provider="offline"), started[0].url), ChatBedrockConverse)
     with pytest.raises(ValueError):
         make_model(Settings(model_provider="offline"))  # only build_agent starts an endpoint
@@ -158,7 +159,7 @@ def test_tokens_reach_an_http_client_incrementally(make_server, endpoint, sessio
     endpoint.then(hold)
     payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream_tokens": True}
     order: list[str] = []
-    with httpx.Client(timeout=60) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
+    with loopback.Client(timeout=60) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
         for line in response.iter_lines():
             if line.startswith("event: "):
                 order.append(line[7:])
@@ -173,7 +174,7 @@ def test_http_stream_ends_with_error_event_when_model_fails(make_server, endpoin
     live = make_server({"MODEL_PROVIDER": "bedrock", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint.url,
                         "BEDROCK_RETRY_MODE": "standard", "BEDROCK_MAX_ATTEMPTS": "1"})
     endpoint.then(HttpError(403, "AccessDeniedException", "secret internal detail"))
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         response = client.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id, "stream": True})
         frames = frames_of(response.content)
         assert [f[0] for f in frames] == ["agent_start", "agent_step", "error"]
@@ -194,7 +195,7 @@ def test_offline_turn_over_http_goes_through_the_endpoint(endpoint, tmp_path, se
     server = BackgroundServer(build_app(settings, agent=build_agent(settings, endpoint.url)))
     url = server.start()
     try:
-        response = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id,
+        response = loopback.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id,
                                                           "stream": True}, timeout=30)
         assert frames_of(response.content)[-1][1]["output"] == "The result of 25 * 4 is 100."
         mine = [r for r in endpoint.requests if r.body["messages"][0]["content"][0].get("text") == "What is 25 * 4?"
@@ -251,7 +252,7 @@ INVALID_CONVERSATIONS = {
 @pytest.mark.parametrize("name", list(INVALID_CONVERSATIONS))
 def test_the_endpoint_refuses_what_converse_refuses(endpoint, path, name):
     messages, says = INVALID_CONVERSATIONS[name]
-    reply = httpx.post(f"{endpoint.url}/model/m/{path}", json={"messages": messages}, timeout=10)
+    reply = loopback.post(f"{endpoint.url}/model/m/{path}", json={"messages": messages}, timeout=10)
     assert reply.status_code == 400 and reply.headers["x-amzn-errortype"] == "ValidationException"
     assert says in reply.json()["message"]
 
@@ -286,11 +287,11 @@ def test_the_request_log_is_off_unless_asked_and_bounded():
     ep = OfflineBedrockEndpoint().start()
     try:
         for _ in range(3):
-            httpx.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
+            loopback.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
         assert len(ep.requests) == 0 and len(ep.usage_reported) == 0
         ep.record(2)
         for _ in range(3):
-            httpx.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
+            loopback.post(f"{ep.url}/model/m/converse", json={"messages": [user(text("hi"))]}, timeout=10)
         assert len(ep.requests) == 2 and len(ep.usage_reported) == 2
     finally:
         ep.stop()

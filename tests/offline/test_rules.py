@@ -7,6 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from bedrock.offline.rules import (MAX_ARGS_CHARS, MAX_CALLS, Reply, ToolCallError, Turn, find_expression,
                                    find_tool_calls, reply_to, tokenize)
 from testkit.chat_models import ScriptedChatModel
+from testkit import loopback
 
 
 def test_find_expression():
@@ -92,11 +93,11 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
 
     live, control = make_server(), make_server()
     for server in (live, control):  # built and warm (a first turn builds the model's client): the attack alone shows
-        assert httpx.post(server.url + "/invocations", json={"prompt": "What is 1 + 1?"}, timeout=60).status_code == 200
+        assert loopback.post(server.url + "/invocations", json={"prompt": "What is 1 + 1?"}, timeout=60).status_code == 200
     statuses: list[int] = []
 
     def send(url: str, prompt: str) -> None:
-        statuses.append(httpx.post(url + "/invocations", json={"prompt": prompt}, timeout=60).status_code)
+        statuses.append(loopback.post(url + "/invocations", json={"prompt": prompt}, timeout=60).status_code)
 
     def ping(client: httpx.Client, url: str) -> float:
         started = time.perf_counter()
@@ -108,7 +109,7 @@ def test_ping_stays_fast_while_clients_send_32000_paren_prompts(make_server):
     for thread in senders:
         thread.start()
     latencies, noise = [], []
-    with httpx.Client(timeout=10) as client:
+    with loopback.Client(timeout=10) as client:
         while any(t.is_alive() for t in senders) or len(latencies) < 20:
             latencies.append(ping(client, live.url))
             noise.append(ping(client, control.url))

@@ -10,7 +10,6 @@ from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from ag_ui.core import RunAgentInput
 
@@ -18,12 +17,13 @@ from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint
 from bedrock.wire.agui import HITL_REASON
 from tests.wire.test_agui import T, agui_input, parse, texts, verify
 from testkit.live_server import LiveServer
+from testkit import loopback
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 
 
 def run(url: str, body: dict[str, Any], **verified: Any) -> list[Any]:
-    reply = httpx.post(url + "/invocations", json=body, timeout=30)
+    reply = loopback.post(url + "/invocations", json=body, timeout=30)
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream"), reply.text
     frames = [part + b"\n\n" for part in reply.content.split(b"\n\n") if part.startswith(b"data: ")]
     events = [parse(frame) for frame in frames]
@@ -45,7 +45,7 @@ def test_a_tool_calling_turn_and_memory_across_runs_of_a_thread(server, session_
     recalled = run(server.url, said(session_id, "What's my name?", "r3"))
     assert list(texts(recalled).values()) == ["Your name is Ada."]
     # the thread is our session: our own actions see it
-    history = httpx.post(server.url + "/invocations", json={"action": "history", "session_id": session_id}).json()
+    history = loopback.post(server.url + "/invocations", json={"action": "history", "session_id": session_id}).json()
     assert [m["type"] for m in history["messages"]].count("human") == 3
 
 
@@ -59,7 +59,7 @@ def test_an_approval_is_an_interrupt_outcome_answered_by_resume(make_server, ses
         "payload": {"approved": True, "editedArgs": {"expression": "6 * 7"}}}])
     second = run(live.url, answer, known_calls=frozenset({outcome.interrupts[0].tool_call_id}))
     assert next(e for e in second if e.type == T.TOOL_CALL_RESULT).content == "42"
-    stale = httpx.post(live.url + "/invocations", json=answer, timeout=30)
+    stale = loopback.post(live.url + "/invocations", json=answer, timeout=30)
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "nothing_to_resume"
 
 
@@ -73,7 +73,7 @@ def test_a_failing_turn_is_run_error_with_its_code_and_nothing_is_kept(session_i
             events = run(live.url, said(session_id, "What is 25 * 4?"))
             assert events[-1].type == T.RUN_ERROR and events[-1].code == "model_throttled"
             assert events[-1].raw_event["retryable"] is True
-            history = httpx.post(live.url + "/invocations", json={"action": "history", "session_id": session_id})
+            history = loopback.post(live.url + "/invocations", json={"action": "history", "session_id": session_id})
             assert history.json()["messages"] == []
     finally:
         endpoint.stop()
@@ -86,7 +86,7 @@ def test_cancel_by_our_run_id_finishes_the_run_as_cancelled(make_server, session
     started = threading.Event()
 
     def follow() -> None:
-        with httpx.stream("POST", live.url + "/invocations", json=body, timeout=30) as reply:
+        with loopback.stream("POST", live.url + "/invocations", json=body, timeout=30) as reply:
             for chunk in reply.iter_raw():
                 frames.append(chunk)
                 if b'"RUN_STARTED"' in b"".join(frames):
@@ -96,7 +96,7 @@ def test_cancel_by_our_run_id_finishes_the_run_as_cancelled(make_server, session
     reader.start()
     assert started.wait(10)
     run_id = parse(b"".join(frames).split(b"\n\n")[0] + b"\n\n").raw_event["run_id"]
-    cancelled = httpx.post(live.url + "/invocations", json={"action": "cancel", "session_id": session_id,
+    cancelled = loopback.post(live.url + "/invocations", json={"action": "cancel", "session_id": session_id,
                                                             "run_id": run_id}, timeout=10)
     assert cancelled.json()["status"] == "cancelled"
     reader.join(30)
@@ -115,7 +115,7 @@ def test_cancel_by_our_run_id_finishes_the_run_as_cancelled(make_server, session
 ])
 def test_an_invalid_input_is_a_400_with_details(server, body, field):
     content = json.dumps(body).encode()  # lone surrogates as JSON escapes, as a client may send them
-    refused = httpx.post(server.url + "/invocations", content=content, timeout=10,
+    refused = loopback.post(server.url + "/invocations", content=content, timeout=10,
                          headers={"content-type": "application/json"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_payload"
     assert any(d["field"].startswith(field) for d in refused.json()["error"]["details"])
@@ -123,7 +123,7 @@ def test_an_invalid_input_is_a_400_with_details(server, body, field):
 
 def test_agent_protocol_ag_ui_takes_only_ag_ui_bodies(make_server, session_id):
     live = make_server({"AGENT_PROTOCOL": "ag-ui"})
-    ours = httpx.post(live.url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=10)
+    ours = loopback.post(live.url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=10)
     assert ours.status_code == 400 and ours.json()["error"]["message"].startswith("invalid AG-UI input")
     assert run(live.url, said(session_id, "What is 25 * 4?"))[-1].outcome.type == "success"
 
@@ -136,26 +136,26 @@ def test_an_ag_ui_only_deployment_can_stop_a_run(make_server, session_id):
 
     live = make_server({"AGENT_PROTOCOL": "ag-ui", "OFFLINE_TOKEN_DELAY_MS": "40"})
     body = said(session_id, "Tell me about the sea")
-    with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/invocations", json=body) as reply:
+    with loopback.Client(timeout=30) as client, client.stream("POST", live.url + "/invocations", json=body) as reply:
         for line in reply.iter_lines():
             if '"TEXT_MESSAGE_CONTENT"' in line:
                 break  # the client aborts
     deadline = time.monotonic() + 20
     while True:
-        status = httpx.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
+        status = loopback.post(live.url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=10)
         assert status.status_code == 200, status.text
         if status.json()["state"] != "running" or time.monotonic() > deadline:
             break
         time.sleep(0.02)
     assert status.json()["state"] == "cancelled"
-    history = httpx.post(live.url + "/invocations", json={"action": "history", "session_id": session_id}, timeout=10)
+    history = loopback.post(live.url + "/invocations", json={"action": "history", "session_id": session_id}, timeout=10)
     assert history.status_code == 200 and history.json()["messages"] == []  # rolled back
-    with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/invocations", json={
+    with loopback.Client(timeout=30) as client, client.stream("POST", live.url + "/invocations", json={
             **body, "forwardedProps": {"on_disconnect": "continue"}}) as reply:
         for line in reply.iter_lines():
             if '"RUN_STARTED"' in line:
                 break
-    cancelled = httpx.post(live.url + "/invocations", json={"action": "cancel", "session_id": session_id}, timeout=30)
+    cancelled = loopback.post(live.url + "/invocations", json={"action": "cancel", "session_id": session_id}, timeout=30)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
 
@@ -198,7 +198,7 @@ def test_a_human_in_the_loop_review_is_an_interrupt_outcome_answered_with_its_de
     assert review.metadata["node"] == "HumanInTheLoopMiddleware.after_model"
     assert "decisions" in review.response_schema["properties"]
     # a prompt instead of the answer: the graph waits for it (AG-UI: pending interrupts block new input)
-    refused = httpx.post(hitl_server.url + "/invocations", json=said(session_id, "hello", "r1b"), timeout=30)
+    refused = loopback.post(hitl_server.url + "/invocations", json=said(session_id, "hello", "r1b"), timeout=30)
     assert "interrupt_pending" in refused.text
 
     second = run(hitl_server.url, agui_input(thread_id=session_id, run_id="r2", resume=[{
@@ -226,6 +226,6 @@ def test_a_graphs_progress_and_question_over_ag_ui(questions_server, session_id)
         e.value for e in second if e.type == T.CUSTOM and e.name == "update"]
     assert second[-1].outcome.type == "success" and second[-1].result == "City is Paris"
     assert list(texts(second).values())[-1] == "City is Paris"
-    cancelled = httpx.post(questions_server.url + "/invocations", json=agui_input(thread_id=session_id, run_id="r3",
+    cancelled = loopback.post(questions_server.url + "/invocations", json=agui_input(thread_id=session_id, run_id="r3",
                            resume=[{"interruptId": question.id, "status": "cancelled"}]), timeout=30)
     assert cancelled.status_code == 400 and cancelled.json()["error"]["details"][0]["field"] == "resume.0.status"

@@ -13,11 +13,12 @@ from bedrock.streaming_utils import SSEDecoder
 from bedrock.config import Settings
 from testkit.sse import frames_of
 from tests.guide import run_httpx_client
+from testkit import loopback
 
 
 
 def post_stream(url: str, payload: dict[str, Any], path: str = "/invocations", **kwargs: Any) -> tuple[httpx.Response, bytes]:
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         with client.stream("POST", url + path, json=payload, **kwargs) as response:
             return response, response.read()
 
@@ -59,7 +60,7 @@ def test_session_header_is_used_on_invocations(server):
 @pytest.mark.parametrize("path", ["/invocations", "/invoke"])
 def test_non_stream_reply_equals_the_fold_of_the_stream(server, session_id, path):
     prompt = {"prompt": "What is 25 * 4?"}
-    reply = httpx.post(server.url + path, json={**prompt, "session_id": session_id + "-a"}, timeout=30)
+    reply = loopback.post(server.url + path, json={**prompt, "session_id": session_id + "-a"}, timeout=30)
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
     result = reply.json()
     _, body = post_stream(server.url, {**prompt, "session_id": session_id + "-b"}, path="/stream")
@@ -85,12 +86,12 @@ def test_non_stream_reply_equals_the_fold_of_the_stream(server, session_id, path
     ],
 )
 def test_bad_input_gets_400_json_and_the_server_keeps_serving(server, path, body):
-    response = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"}, timeout=10)
+    response = loopback.post(server.url + path, content=body, headers={"content-type": "application/json"}, timeout=10)
     assert response.status_code == 400
     error = response.json()["error"]
     assert isinstance(error, dict) and error["code"] == "invalid_payload" and error["message"]
     assert "Traceback" not in response.text
-    assert httpx.get(server.url + "/ping", timeout=5).json()["status"] == "Healthy"
+    assert loopback.get(server.url + "/ping", timeout=5).json()["status"] == "Healthy"
 
 
 def test_guide_httpx_client_reads_the_stream(server, session_id):
@@ -102,7 +103,7 @@ def test_guide_httpx_client_reads_the_stream(server, session_id):
 def test_httpx_sse_reads_typed_events(server, session_id):
     from httpx_sse import connect_sse
 
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         with connect_sse(client, "POST", server.url + "/stream", json={"prompt": "What is 25 * 4?", "session_id": session_id}) as source:
             events = [(e.event, json.loads(e.data), e.id) for e in source.iter_sse()]
     assert events[0][0] == "agent_start" and events[-1][0] == "agent_end" and events[-1][2] == str(len(events))
@@ -110,7 +111,7 @@ def test_httpx_sse_reads_typed_events(server, session_id):
 
 def test_decoder_reads_the_live_stream_chunk_by_chunk(server, session_id):
     decoder, events = SSEDecoder(), []
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         with client.stream("POST", server.url + "/stream", json={"prompt": "What is 7 * 6?", "session_id": session_id, "stream_tokens": True}) as response:
             for chunk in response.iter_raw():
                 events.extend(decoder.feed(chunk))
@@ -129,11 +130,11 @@ def test_a_lone_surrogate_anywhere_is_a_400_and_nothing_is_stored(server, sessio
     else:
         payload[where] = {"note": ["fine", "bad \ud800"]}
     body = json.dumps(payload)  # ASCII escapes: "\ud800" on the wire, as a hostile client sends it
-    response = httpx.post(server.url + "/invocations", content=body, headers={"content-type": "application/json"},
+    response = loopback.post(server.url + "/invocations", content=body, headers={"content-type": "application/json"},
                           timeout=30)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_payload"
-    after = httpx.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id},
+    after = loopback.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id},
                        timeout=30)
     assert after.status_code == 200 and after.json()["output"].startswith("I don't know")
 
@@ -159,7 +160,7 @@ def test_an_unexpected_failure_is_a_json_500_without_internals(monkeypatch, tmp_
     url = server.start()
     try:
         for path in ("/invocations", "/invoke", "/stream"):
-            response = httpx.post(url + path, json={"prompt": "hi", "session_id": session_id}, timeout=30)
+            response = loopback.post(url + path, json={"prompt": "hi", "session_id": session_id}, timeout=30)
             if path == "/stream":  # the stream had begun: its one event is the error
                 assert frames_of(response.content)[-1][1]["code"] == "internal_error"
             else:
@@ -170,7 +171,7 @@ def test_an_unexpected_failure_is_a_json_500_without_internals(monkeypatch, tmp_
             raise RuntimeError("secret /srv/internal/path")
 
         monkeypatch.setattr(app.state.runtime, "validate", broken_validation)  # before any response exists
-        response = httpx.post(url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=30)
+        response = loopback.post(url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=30)
         assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
         assert "secret" not in response.text
     finally:
@@ -211,11 +212,11 @@ def test_invocations_keep_the_sdks_request_context_and_read_the_body_once(monkey
     try:
         headers = {"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": session_id,
                    "X-Amzn-Bedrock-AgentCore-Runtime-Request-Id": "req-1"}
-        reply = httpx.post(url + "/invocations", json={"prompt": "What is 2 + 2?"}, headers=headers, timeout=30)
+        reply = loopback.post(url + "/invocations", json={"prompt": "What is 2 + 2?"}, headers=headers, timeout=30)
         assert reply.status_code == 200 and reply.json()["session_id"] == session_id
         assert seen == [(session_id, "req-1")]
         for path in ("/invoke", "/stream"):
-            assert httpx.post(url + path, json={"prompt": "hi", "session_id": session_id}, timeout=30).status_code == 200
+            assert loopback.post(url + path, json={"prompt": "hi", "session_id": session_id}, timeout=30).status_code == 200
         # Parsed once, by JSONBodyGuard: no route read it again (the in-process model endpoint's reads show
         # that the counter counts).
         assert [path for path in reads if not path.startswith("/model/")] == [] and reads
@@ -231,7 +232,7 @@ def test_invocations_keep_the_sdks_request_context_and_read_the_body_once(monkey
     ("DELETE", "/ping", 405, "method_not_allowed"),
 ])
 def test_starlettes_own_refusals_are_in_the_one_json_shape(server, method, path, status, code):
-    response = httpx.request(method, server.url + path, timeout=10)
+    response = loopback.request(method, server.url + path, timeout=10)
     assert response.status_code == status and response.headers["content-type"] == "application/json"
     assert response.json()["error"]["code"] == code
     if status == 405:

@@ -13,12 +13,13 @@ from bedrock.core.build import build_agent
 from testkit.sse import frames_of
 from tests.guide import run_httpx_client
 from tests.test_js_clients import browser_program, react_program, run_node
+from testkit import loopback
 
 APPROVALS = {"APPROVAL_REQUIRED_TOOLS": "calculator"}
 
 
 def post(url: str, payload: dict[str, Any]) -> httpx.Response:
-    return httpx.post(url + "/invocations", json=payload, timeout=30)
+    return loopback.post(url + "/invocations", json=payload, timeout=30)
 
 
 def interrupted(url: str, session_id: str, prompt: str = "What is 25 * 4?") -> dict[str, Any]:

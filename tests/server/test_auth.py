@@ -23,6 +23,7 @@ from bedrock.offline.background import BackgroundServer
 from bedrock.config import ConfigError, Settings
 from bedrock.errors import Unauthorized
 from bedrock.server.auth import TokenVerifier, actor_from_claim
+from testkit import loopback
 
 ISSUER = "https://issuer.test/"
 AUDIENCE = "agent-runtime"
@@ -180,12 +181,12 @@ async def test_made_up_kids_do_not_turn_into_fetches(keys, jwks_server):
 def test_over_http(make_server, keys, jwks_file, session_id):
     live = make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks_file), "JWT_ISSUER": ISSUER,
                         "JWT_AUDIENCE": AUDIENCE})
-    assert httpx.get(live.url + "/ping", timeout=10).status_code == 200  # /ping stays open
+    assert loopback.get(live.url + "/ping", timeout=10).status_code == 200  # /ping stays open
     alice = {"Authorization": "Bearer " + keys.token("alice")}
     bob = {"Authorization": "Bearer " + keys.token("bob")}
 
     def post(payload: dict[str, Any], headers: dict[str, str | None], path: str = "/invocations") -> httpx.Response:
-        return httpx.post(live.url + path, json=payload, headers={k: v for k, v in headers.items() if v}, timeout=30)
+        return loopback.post(live.url + path, json=payload, headers={k: v for k, v in headers.items() if v}, timeout=30)
 
     ok = post({"prompt": "My name is Alice", "session_id": session_id}, alice)
     assert ok.status_code == 200 and ok.json()["actor_id"] == "alice"

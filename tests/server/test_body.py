@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
+from testkit import loopback
 
 BAD_BODIES = [
     ("not json", b"{not json"),
@@ -40,7 +40,7 @@ BAD_BODIES = [
 @pytest.mark.parametrize("path", ["/invocations", "/stream"])
 @pytest.mark.parametrize("name, body", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
 def test_bad_input_is_400_json(server, path, name, body):
-    response = httpx.post(server.url + path, content=body, headers={"content-type": "application/json"}, timeout=10)
+    response = loopback.post(server.url + path, content=body, headers={"content-type": "application/json"}, timeout=10)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/json"
     error = response.json()["error"]
@@ -50,19 +50,19 @@ def test_bad_input_is_400_json(server, path, name, body):
 
 def test_oversized_body_is_413(server):
     body = json.dumps({"prompt": "x", "custom_data": {"blob": "y" * 2_000_000}}).encode()
-    response = httpx.post(server.url + "/invocations", content=body, timeout=10)
+    response = loopback.post(server.url + "/invocations", content=body, timeout=10)
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
 
 
 def test_nothing_is_stored_and_the_server_keeps_serving(server, session_id):
     for name, body in BAD_BODIES[:5]:
-        httpx.post(server.url + "/invocations", content=body, timeout=10)
-    refused = httpx.post(server.url + "/invocations",
+        loopback.post(server.url + "/invocations", content=body, timeout=10)
+    refused = loopback.post(server.url + "/invocations",
                          json={"prompt": "My name is Eve", "session_id": session_id, "surprise": True}, timeout=10)
     assert refused.status_code == 400 and "surprise" in refused.json()["error"]["message"]
-    reply = httpx.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=10)
+    reply = loopback.post(server.url + "/invocations", json={"prompt": "What's my name?", "session_id": session_id}, timeout=10)
     assert reply.status_code == 200 and reply.json()["output"].startswith("I don't know")
-    assert httpx.get(server.url + "/ping", timeout=5).json()["status"] == "Healthy"
+    assert loopback.get(server.url + "/ping", timeout=5).json()["status"] == "Healthy"
 
 
 NON_FINITE = [
@@ -80,7 +80,7 @@ NON_FINITE = [
 def test_a_number_json_cannot_write_is_refused_with_its_field(server, name, body, field):
     """Python's parser takes NaN, Infinity and 1e400; JSON has none of them: stored, they came back out as `NaN`
     in frames (which no browser parses), in every later model request, and as a 500 from `history`."""
-    response = httpx.post(server.url + "/invocations", content=body, headers={"content-type": "application/json"},
+    response = loopback.post(server.url + "/invocations", content=body, headers={"content-type": "application/json"},
                           timeout=10)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -93,15 +93,15 @@ def test_a_body_a_web_page_could_send_cross_site_is_415(server, session_id, cont
     """A page can POST to any site without a CORS preflight only as text/plain, a form or multipart: with
     AUTH_MODE=none, any page a developer visits could otherwise drive their local server."""
     body = json.dumps({"prompt": "My name is Mallory", "session_id": session_id}).encode()
-    response = httpx.post(server.url + "/invocations", content=body, headers={"content-type": content_type},
+    response = loopback.post(server.url + "/invocations", content=body, headers={"content-type": content_type},
                           timeout=10)
     assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
-    no_type_from_a_page = httpx.post(server.url + "/invocations", content=body,
+    no_type_from_a_page = loopback.post(server.url + "/invocations", content=body,
                                      headers={"origin": "https://evil.example"}, timeout=10)
     assert no_type_from_a_page.status_code == 415
-    history = httpx.post(server.url + "/invocations", json={"action": "history", "session_id": session_id}, timeout=10)
+    history = loopback.post(server.url + "/invocations", json={"action": "history", "session_id": session_id}, timeout=10)
     assert history.json()["messages"] == []  # nothing ran
     for fine in ("application/json", "application/json; charset=utf-8", "application/vnd.api+json"):
-        ok = httpx.post(server.url + "/invocations", content=b'{"action": "history", "session_id": "s1"}',
+        ok = loopback.post(server.url + "/invocations", content=b'{"action": "history", "session_id": "s1"}',
                         headers={"content-type": fine}, timeout=10)
         assert ok.status_code == 200, (fine, ok.text)

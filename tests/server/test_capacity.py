@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 
 from bedrock.server.capacity import InvocationSlots
+from testkit import loopback
 
 
 def test_slots_count_and_refuse():
@@ -24,7 +24,7 @@ def test_capacity_over_http(make_server, session_id):
 
     def hold(i: int) -> None:
         payload = {"prompt": "Tell me about the sea", "session_id": f"{session_id}-{i}", "stream_tokens": True}
-        with httpx.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
+        with loopback.Client(timeout=30) as client, client.stream("POST", live.url + "/stream", json=payload) as response:
             body = b""
             for chunk in response.iter_raw():
                 if not body:
@@ -36,14 +36,14 @@ def test_capacity_over_http(make_server, session_id):
     for thread in holders:
         thread.start()
     started.wait()  # both streams are open
-    assert httpx.get(live.url + "/ping", timeout=5).json()["status"] == "HealthyBusy"
-    refused = httpx.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=10)
+    assert loopback.get(live.url + "/ping", timeout=5).json()["status"] == "HealthyBusy"
+    refused = loopback.post(live.url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=10)
     assert refused.status_code == 503
     assert refused.json()["error"] == {"code": "server_busy", "message": "The server is at capacity; retry shortly.",
                                        "type": "ServerBusy", "retryable": True}
     for thread in holders:
         thread.join(30)
     assert all(b"event: agent_end" in body for body in results)
-    assert httpx.get(live.url + "/ping", timeout=5).json()["status"] == "Healthy"
-    ok = httpx.post(live.url + "/invocations", json={"prompt": "What is 2 + 2?", "session_id": session_id}, timeout=30)
+    assert loopback.get(live.url + "/ping", timeout=5).json()["status"] == "Healthy"
+    ok = loopback.post(live.url + "/invocations", json={"prompt": "What is 2 + 2?", "session_id": session_id}, timeout=30)
     assert ok.status_code == 200 and ok.json()["output"] == "The result of 2 + 2 is 4."

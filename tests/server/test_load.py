@@ -11,6 +11,7 @@ from bedrock.core.graph import build_graph
 from bedrock.store.sqlite import ThreadedSqliteSaver
 from testkit.chat_models import ScriptedChatModel
 from bedrock.core.tools import default_tools
+from testkit import loopback
 
 SESSIONS, TURNS = 20, 3
 
@@ -31,7 +32,7 @@ async def run_session(client: httpx.AsyncClient, url: str, session: str) -> list
 
 
 async def load(url: str, prefix: str) -> list[list[str]]:
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=SESSIONS)) as client:
+    async with loopback.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=SESSIONS)) as client:
         return await asyncio.gather(*(run_session(client, url, f"{prefix}-{i:03d}") for i in range(SESSIONS)))
 
 

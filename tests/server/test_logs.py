@@ -8,10 +8,10 @@ import re
 import subprocess
 import sys
 
-import httpx
 
 from testkit.live_server import ROOT
 from testkit.sse import frames_of
+from testkit import loopback
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -32,7 +32,7 @@ def json_lines(log: str) -> list[dict]:
 
 def test_json_lines_carry_the_turns_ids_and_never_the_prompt(make_server, session_id):
     server = make_server({"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         body = client.post(server.url + "/invocations", headers={"traceparent": TRACEPARENT},
                            json={"prompt": PROMPT, "session_id": session_id, "stream": True}).content
         reply = client.post(server.url + "/invocations", json={"prompt": PROMPT, "session_id": session_id + "-b"})
@@ -58,7 +58,7 @@ def test_json_lines_carry_the_turns_ids_and_never_the_prompt(make_server, sessio
 def test_a_failure_is_one_json_line_with_its_traceback(make_server, session_id):
     server = make_server({"LOG_FORMAT": "json", "MODEL_PROVIDER": "bedrock", "BEDROCK_MAX_ATTEMPTS": "1",
                           "BEDROCK_RETRY_MODE": "standard", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "http://127.0.0.1:1"})
-    reply = httpx.post(server.url + "/invocations", json={"prompt": PROMPT, "session_id": session_id}, timeout=30)
+    reply = loopback.post(server.url + "/invocations", json={"prompt": PROMPT, "session_id": session_id}, timeout=30)
     assert reply.status_code != 200 and reply.json()["error"]["code"] == "model_unreachable"
     records = json_lines(server.stop())
     failed = next(r for r in records if r["message"].startswith("turn failed"))
@@ -69,7 +69,7 @@ def test_a_failure_is_one_json_line_with_its_traceback(make_server, session_id):
 
 def test_text_is_the_default(make_server, session_id):
     server = make_server({"LOG_LEVEL": "INFO"})
-    httpx.post(server.url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=30)
+    loopback.post(server.url + "/invocations", json={"prompt": "hi", "session_id": session_id}, timeout=30)
     lines = [line for line in server.stop().splitlines() if " bedrock.core.turn: turn done" in line]
     assert len(lines) == 1 and not lines[0].startswith("{")
 

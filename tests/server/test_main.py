@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from testkit.env import OFFLINE_ENV
+from testkit import loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
         assert port, (f"after {time.monotonic() - started:.1f} s, exit code {server.poll()}:\n"
                       + Path(log.name).read_text())
         url = f"http://127.0.0.1:{port}"
-        reply = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=30)
+        reply = loopback.post(url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=30)
         assert reply.status_code == 200 and "100" in reply.json()["output"], reply.text
         # A request head that never ends: our protocol answers 408 in the catalog's shape (uvicorn's own waits).
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
@@ -122,7 +122,7 @@ def test_listening_is_logged_once_the_port_accepts_connections(tmp_path):
         # Logged, so accepting: a connection and a request succeed at once, no retry.
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
-        assert httpx.get(f"http://127.0.0.1:{port}/ping", timeout=10).status_code == 200
+        assert loopback.get(f"http://127.0.0.1:{port}/ping", timeout=10).status_code == 200
     finally:
         server.terminate()
         server.wait(30)

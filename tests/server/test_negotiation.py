@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bedrock.server.negotiation import prefers_event_stream
 from testkit.sse import frames_of
+from testkit import loopback
 
 @pytest.mark.parametrize("accept, streams", [
     ("text/event-stream", True),  # agentcore dev "…"
@@ -40,7 +40,7 @@ def test_prefers_event_stream(accept, streams):
 
 
 def test_an_event_stream_only_client_gets_a_stream_with_tokens_and_their_text(server, session_id):
-    reply = httpx.post(server.url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id},
+    reply = loopback.post(server.url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id},
                        headers={"Accept": "text/event-stream"}, timeout=30)
     assert reply.headers["content-type"].startswith("text/event-stream")
     frames = frames_of(reply.content)
@@ -59,7 +59,7 @@ def test_an_event_stream_only_client_gets_a_stream_with_tokens_and_their_text(se
     ("*/*", {"stream": True}, True, False),
 ])
 def test_the_payload_decides_whenever_it_says(server, session_id, accept, payload, streamed, tokens):
-    reply = httpx.post(server.url + "/invocations", headers={"Accept": accept}, timeout=30,
+    reply = loopback.post(server.url + "/invocations", headers={"Accept": accept}, timeout=30,
                        json={"prompt": "What is 25 * 4?", "session_id": session_id, **payload})
     assert reply.headers["content-type"].startswith("text/event-stream" if streamed else "application/json")
     if streamed:
@@ -68,25 +68,25 @@ def test_the_payload_decides_whenever_it_says(server, session_id, accept, payloa
 
 def test_actions_and_refusals_answer_json_whatever_the_accept(server, session_id):
     only_events = {"Accept": "text/event-stream"}
-    refused = httpx.post(server.url + "/invocations", json={"prompt": ""}, headers=only_events, timeout=10)
+    refused = loopback.post(server.url + "/invocations", json={"prompt": ""}, headers=only_events, timeout=10)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_payload"
-    status = httpx.post(server.url + "/invocations", json={"action": "history", "session_id": session_id},
+    status = loopback.post(server.url + "/invocations", json={"action": "history", "session_id": session_id},
                         headers=only_events, timeout=10)
     assert status.status_code == 200 and status.json()["messages"] == []
 
 
 def test_a_text_stream_is_the_answer_as_json_strings_and_resumes_by_id(server, session_id):
-    reply = httpx.post(server.url + "/invocations", timeout=30,
+    reply = loopback.post(server.url + "/invocations", timeout=30,
                        headers={"Accept": "text/event-stream, application/json"},
                        json={"prompt": "What is 25 * 4?", "session_id": session_id, "stream_format": "text"})
     frames = frames_of(reply.content)
     assert all(isinstance(data, str) for _, data, _ in frames)
     text = "".join(data for _, data, _ in frames)
     assert text == "I'll calculate that for you.\n(calculator → 100)\nThe result of 25 * 4 is 100.\n"
-    run_id = httpx.post(server.url + "/invocations", json={"action": "status", "session_id": session_id},
+    run_id = loopback.post(server.url + "/invocations", json={"action": "status", "session_id": session_id},
                         timeout=10).json()["run_id"]
     after = frames[2][2]  # the id of the third text frame: ids are the run's own
-    again = httpx.post(server.url + "/invocations", timeout=30, headers={"Last-Event-ID": str(after)},
+    again = loopback.post(server.url + "/invocations", timeout=30, headers={"Last-Event-ID": str(after)},
                        json={"action": "resume", "session_id": session_id, "run_id": run_id, "stream_format": "text"})
     assert "".join(data for _, data, _ in frames_of(again.content)) == "".join(d for _, d, _ in frames[3:])
 
@@ -114,7 +114,7 @@ def test_the_agentcore_cli_chats_forward_streams_its_text_in_its_session(server,
     """What `agentcore dev`'s browser chat sends through the CLI's own server: its body as the chat wrote it
     (prompt, agentName, sessionId, userId), `Accept: text/event-stream, */*`, the session header."""
     def chat(prompt: str) -> list[tuple[str, object, int]]:
-        reply = httpx.post(server.url + "/invocations", timeout=30, json={
+        reply = loopback.post(server.url + "/invocations", timeout=30, json={
             "prompt": prompt, "agentName": "langgraph_agent", "sessionId": session_id, "userId": "ada"},
             headers={"Accept": "text/event-stream, */*", "x-amzn-bedrock-agentcore-runtime-session-id": session_id,
                      "x-amzn-bedrock-agentcore-runtime-user-id": "ada"})

@@ -24,6 +24,7 @@ from bedrock.core.build import build_agent
 from bedrock.server.app import build_app
 from testkit.live_server import LiveServer
 from tests.server.races import (InProcess, OverHTTP, Reply, answered, cancelled, check_stream, completed)
+from testkit import loopback
 
 pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
 
@@ -56,9 +57,9 @@ def live(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 async def over_http(live: Any) -> AsyncIterator[OverHTTP]:
     limits = httpx.Limits(max_connections=4 * AT_ONCE, max_keepalive_connections=4 * AT_ONCE)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with loopback.AsyncClient(timeout=60, limits=limits) as client:
         yield OverHTTP(live.url, client)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with loopback.AsyncClient(timeout=10) as client:
         assert (await client.get(live.url + "/ping")).json()["status"] == "Healthy"
         # Every slot back: SLOTS runs at once are all taken (none refused with 503 server_busy).
         replies = await asyncio.gather(*(client.post(live.url + "/invocations", json={"prompt": PLAIN})
@@ -238,7 +239,7 @@ def test_sigterm_with_a_run_pending_over_http(tmp_path):
 
 
 async def _sigterm_trial(live: LiveServer, session: str, trial: int) -> None:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with loopback.AsyncClient(timeout=60) as client:
         http = OverHTTP(live.url, client)
         first = asyncio.ensure_future(http.run({"prompt": "Tell me about the sea", "session_id": session}))
         running = await _newest_run(http, session, None)

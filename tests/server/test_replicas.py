@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from testkit import loopback
 
 pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
 
@@ -20,7 +21,7 @@ TURNS = 10
 
 
 def post(url: str, payload: dict[str, Any]) -> httpx.Response:
-    return httpx.post(url + "/invocations", json=payload, timeout=60)
+    return loopback.post(url + "/invocations", json=payload, timeout=60)
 
 
 def humans(url: str, session_id: str) -> list[str]:
@@ -85,7 +86,7 @@ def test_a_replica_killed_mid_turn_leaves_whole_turns_and_frees_the_session(make
     session_id = f"kill-{uuid.uuid4().hex}"
     assert post(doomed.url, {"prompt": "My name is Ada", "session_id": session_id}).status_code == 200
     payload = {"prompt": "Tell me about the sea", "session_id": session_id, "stream": True, "stream_tokens": True}
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         with client.stream("POST", doomed.url + "/invocations", json=payload) as reply:
             for chunk in reply.iter_bytes():
                 if b"event: llm_token" in chunk:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from typing import Any
 
 import pytest
 

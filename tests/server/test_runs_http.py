@@ -14,18 +14,19 @@ from bedrock.config import Settings
 from bedrock.core.build import build_agent
 from testkit.sse import frames_of
 from tests.client.runtime_standin import RuntimeStandIn
+from testkit import loopback
 
 LONG = "Tell me about the sea"
 
 
 def post(url: str, payload: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.post(url + "/invocations", json=payload, headers=headers, timeout=30)
+    return loopback.post(url + "/invocations", json=payload, headers=headers, timeout=30)
 
 
 def stream_some(url: str, payload: dict[str, Any], frames: int) -> bytes:
     """Start a streamed run, read `frames` frames, and leave (the connection closes)."""
     data = b""
-    with httpx.Client(timeout=30) as client, client.stream("POST", url + "/invocations",
+    with loopback.Client(timeout=30) as client, client.stream("POST", url + "/invocations",
                                                            json={**payload, "stream": True}) as response:
         assert response.status_code == 200
         for chunk in response.iter_raw():
@@ -109,7 +110,7 @@ def test_a_run_goes_on_without_its_client_and_ping_says_so(paced, session_id):
     paced.wait_for_ping("HealthyBusy")
     status = post(paced.url, {"action": "status", "session_id": session_id}).json()
     assert (status["run_id"], status["state"]) == (run_id, "running") and status["last_event_id"] >= 4
-    resumed = httpx.post(paced.url + "/stream", json={"action": "resume", "session_id": session_id},
+    resumed = loopback.post(paced.url + "/stream", json={"action": "resume", "session_id": session_id},
                          headers={"Last-Event-ID": "4"}, timeout=30)
     rest = frames_of(resumed.content)
     assert rest[0][2] == 5 and rest[-1][0] == "agent_end"  # from the id after the header's, to the end
@@ -127,7 +128,7 @@ def test_resumes_by_many_clients_at_once_each_get_every_frame_once(paced, sessio
     def follow(after: int) -> None:
         payload = {"action": "resume", "session_id": session_id, "run_id": run_id, "last_event_id": after,
                    "stream": True}
-        bodies.append(httpx.post(paced.url + "/invocations", json=payload, timeout=30).content)
+        bodies.append(loopback.post(paced.url + "/invocations", json=payload, timeout=30).content)
 
     threads = [threading.Thread(target=follow, args=(0 if i % 2 else 3,)) for i in range(10)]
     for thread in threads:
@@ -186,7 +187,7 @@ def test_refusals_are_json_before_any_stream(make_server, session_id):
                 {"prompt": "x", "multitask_strategy": "interrupt"}, {"prompt": "x", "on_disconnect": "later"}):
         refused = post(live.url, bad)
         assert refused.status_code == 400 and refused.json()["error"]["details"], bad
-    header = httpx.post(live.url + "/stream", json={"action": "resume", "session_id": session_id},
+    header = loopback.post(live.url + "/stream", json={"action": "resume", "session_id": session_id},
                         headers={"Last-Event-ID": "x1"}, timeout=30)
     assert header.status_code == 400 and header.json()["error"]["details"][0]["field"] == "last_event_id"
 

@@ -20,6 +20,7 @@ from bedrock.server.app import build_app
 from testkit.live_server import LiveServer
 from testkit.sse import frames_of
 from testkit.telemetry import Collected
+from testkit import loopback
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -55,7 +56,7 @@ def test_a_streamed_turn_is_a_child_of_the_callers_trace_and_ends_with_its_termi
     url, collected = traced(offline_token_delay_ms=20)
     payload = {"prompt": "What is 25 * 4?", "session_id": session_id, "stream": True, "stream_tokens": True}
     body = b""
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         with client.stream("POST", url + "/invocations", json=payload, headers={"traceparent": TRACEPARENT}) as reply:
             assert reply.status_code == 200
             chunks = reply.iter_bytes()
@@ -81,14 +82,14 @@ def test_a_streamed_turn_is_a_child_of_the_callers_trace_and_ends_with_its_termi
 
 def test_a_json_reply_is_traced_the_same_way(traced, session_id):
     url, collected = traced()
-    reply = httpx.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id},
+    reply = loopback.post(url + "/invocations", json={"prompt": "What is 25 * 4?", "session_id": session_id},
                        headers={"traceparent": TRACEPARENT}, timeout=30)
     assert reply.status_code == 200
     turn = collected.turn_span()
     assert format(turn.parent.span_id, "016x") == PARENT_ID
     assert turn.attributes["gen_ai.usage.output_tokens"] == reply.json()["metrics"]["output_tokens"]
     # Without a traceparent, a turn starts its own trace.
-    httpx.post(url + "/invocations", json={"prompt": "hi", "session_id": session_id + "-b"}, timeout=30)
+    loopback.post(url + "/invocations", json={"prompt": "hi", "session_id": session_id + "-b"}, timeout=30)
     second = collected.turn_spans()[-1]
     assert second.parent is None and format(second.context.trace_id, "032x") != TRACE_ID
 
@@ -104,18 +105,18 @@ def leave_after_first_token(client: httpx.Client, url: str, session_id: str) -> 
 
 def test_a_turn_whose_client_left_goes_on_and_its_span_ends_when_the_turn_does(traced, session_id):
     url, collected = traced(offline_token_delay_ms=20)
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         leave_after_first_token(client, url, session_id)  # on AgentCore the container would never know
     turn = wait_for(collected.turn_spans)[0]
     assert turn.attributes["langgraph_agentcore.turn.outcome"] == "completed"
     assert turn.attributes["gen_ai.usage.output_tokens"] > 0
-    status = httpx.post(url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=30).json()
+    status = loopback.post(url + "/invocations", json={"action": "status", "session_id": session_id}, timeout=30).json()
     assert status["state"] == "completed"
 
 
 def test_a_cancelled_run_says_so(traced, session_id):
     url, collected = traced(offline_token_delay_ms=30)
-    with httpx.Client(timeout=30) as client:
+    with loopback.Client(timeout=30) as client:
         leave_after_first_token(client, url, session_id)  # the run goes on; then its owner stops it
         cancelled = client.post(url + "/invocations", json={"action": "cancel", "session_id": session_id})
     assert cancelled.json()["status"] == "cancelled"
@@ -127,7 +128,7 @@ def test_no_prompt_in_spans_or_info_logs_by_default(traced, session_id, caplog):
     caplog.set_level(logging.DEBUG)
     url, collected = traced()
     for stream in (True, False):
-        reply = httpx.post(url + "/invocations", json={"prompt": PROMPT, "session_id": session_id, "stream": stream},
+        reply = loopback.post(url + "/invocations", json={"prompt": PROMPT, "session_id": session_id, "stream": stream},
                            headers={"traceparent": TRACEPARENT}, timeout=30)
         assert reply.status_code == 200 and "100" in reply.text
     spans = json.dumps([json.loads(span.to_json()) for span in collected.spans()])
@@ -139,7 +140,7 @@ def test_no_prompt_in_spans_or_info_logs_by_default(traced, session_id, caplog):
 
 def test_the_capture_variable_puts_the_prompt_in_the_turns_span(traced, session_id):
     url, collected = traced(otel_capture_content=True)
-    httpx.post(url + "/invocations", json={"prompt": PROMPT, "session_id": session_id}, timeout=30)
+    loopback.post(url + "/invocations", json={"prompt": PROMPT, "session_id": session_id}, timeout=30)
     assert PROMPT in collected.turn_span().attributes["gen_ai.input.messages"]
 
 
@@ -149,7 +150,7 @@ def test_a_globally_configured_sdk_gets_every_span_though_sigterm_ends_the_proce
     spans_path = tmp_path / "spans.jsonl"
     server = LiveServer(command=[sys.executable, "-m", "testkit.serve_traced", str(spans_path)])
     try:
-        body = httpx.post(server.url + "/invocations", headers={"traceparent": TRACEPARENT}, timeout=30,
+        body = loopback.post(server.url + "/invocations", headers={"traceparent": TRACEPARENT}, timeout=30,
                           json={"prompt": "What is 25 * 4?", "session_id": session_id, "stream": True}).content
     finally:
         server.stop()  # SIGTERM, before the batch processor's 60 s delay
@@ -171,7 +172,7 @@ def test_under_an_asgi_server_span_the_turn_is_that_spans_child(serve, tmp_path,
     settings = Settings(memory_path=str(tmp_path / "m.sqlite"))
     agent = build_agent(settings, telemetry=collected.telemetry(settings))
     url = serve(OpenTelemetryMiddleware(build_app(settings, agent=agent), tracer_provider=collected.tracer_provider))
-    body = httpx.post(url + "/invocations", headers={"traceparent": TRACEPARENT}, timeout=30,
+    body = loopback.post(url + "/invocations", headers={"traceparent": TRACEPARENT}, timeout=30,
                       json={"prompt": "What is 25 * 4?", "session_id": session_id, "stream": True}).content
     assert frames_of(body)[-1][0] == "agent_end"
     # The server span ends once the middleware's call returns, which can be just after the client read the end.

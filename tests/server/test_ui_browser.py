@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from bedrock.offline.endpoint import HttpError, OfflineBedrockEndpoint
-from testkit.browser import chromium, chromium_missing
+from testkit.browser import VIEWPORT, browser, chromium_missing
 from testkit.live_server import LiveServer
 from testkit.proxy import CuttingProxy
+from testkit import loopback
 
 pytestmark = pytest.mark.slow  # (pyproject.toml: `make test-quick` leaves it out)
 
@@ -46,10 +47,18 @@ def paced(browser_ready: None) -> Iterator[LiveServer]:
         yield live
 
 
+@pytest.fixture(scope="module")
+def launched(browser_ready: None) -> Iterator[Any]:
+    with browser() as chromium:
+        yield chromium
+
+
 @pytest.fixture
-def context(browser_ready: None) -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
+def context(launched: Any) -> Iterator[Any]:
+    """Each test a new context: its own storage (the page keeps its session id there), cookies and cache."""
+    fresh = launched.new_context(viewport=VIEWPORT)
+    yield fresh
+    fresh.close()
 
 
 @pytest.fixture
@@ -62,7 +71,7 @@ def page(context: Any) -> Any:
 
 
 def post(url: str, payload: dict[str, Any]) -> httpx.Response:
-    return httpx.post(url + "/invocations", json=payload, timeout=30)
+    return loopback.post(url + "/invocations", json=payload, timeout=30)
 
 
 def send(page: Any, prompt: str) -> None:
@@ -257,7 +266,7 @@ def test_hostile_text_shows_as_text_and_the_policy_forbids_inline_code(paced, pa
     response = page.goto(paced.url + "/")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "style-src 'self'" in policy and "unsafe-inline" not in policy
-    assert httpx.get(paced.url + "/ui/chat.js").headers["content-security-policy"] == policy
+    assert loopback.get(paced.url + "/ui/chat.js").headers["content-security-policy"] == policy
     title = page.title()
     send(page, XSS)
     last_turn_done(page)
@@ -323,10 +332,10 @@ def test_a_reload_mid_answer_follows_the_run_to_its_end(paced, page):
     assert page.problems == []
 
 
-def test_the_readme_screenshot_is_made_from_a_finished_tool_turn(browser_ready, tmp_path):
+def test_the_readme_screenshot_is_made_from_a_finished_tool_turn(context, tmp_path):
     from testkit.screenshot import screenshot
 
-    png = screenshot(tmp_path / "chat.png").read_bytes()
+    png = screenshot(tmp_path / "chat.png", context=context).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 900
 
 

@@ -7,10 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 
 from bedrock.wire.events import EventSequence
 from bedrock.wire.text import TextRendering
+from testkit import loopback
 
 
 def rendered(events: list) -> list[tuple[str, str, str]]:
@@ -111,7 +111,7 @@ def test_two_messages_in_a_row_do_not_run_together():
 
 def text_of(url: str, payload: dict) -> str:
     """A run's text, from a real server (`stream_format: text`): every frame's data a JSON string."""
-    reply = httpx.post(url + "/invocations", json={**payload, "stream_format": "text"}, timeout=30)
+    reply = loopback.post(url + "/invocations", json={**payload, "stream_format": "text"}, timeout=30)
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream"), reply.text
     datas = [line.removeprefix("data: ") for line in reply.text.splitlines() if line.startswith("data: ")]
     assert all(isinstance(json.loads(data), str) for data in datas)
