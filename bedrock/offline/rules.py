@@ -3,10 +3,10 @@
 Its rules are written once, over plain `Turn`s, so every front end (the local Bedrock-compatible endpoint,
 `bedrock/offline/endpoint.py`; the test kit's scripted chat model) answers the same way:
 - `NAME({...})` in the last user message, NAME one of the tools offered and `{...}` one JSON object (strict: no
-  NaN or Infinity; at most MAX_ARGS_CHARS) → a call of NAME with those arguments; several in one message →
-  several calls in one reply, in order (parallel tool calls, as Bedrock returns them). `NAME()` calls it with
-  no arguments. A NAME not offered is just text; arguments that are not one JSON object → a plain reply that
-  says so, and no call at all;
+  NaN or Infinity; at most MAX_ARGS_CHARS, nested at most MAX_ARGS_DEPTH deep) → a call of NAME with those
+  arguments; several in one message → several calls in one reply, in order (parallel tool calls, as Bedrock returns
+  them). `NAME()` calls it with no arguments. A NAME not offered is just text; arguments that are not one JSON
+  object → a plain reply that says so, and no call at all;
 - otherwise, arithmetic in the last user message → a real `calculator` tool call;
 - after tool results → an answer that quotes each result in order ("The result of 2+2 is 4." for the
   calculator, "NAME returned: …" for any other tool, "NAME failed: …" for an error);
@@ -26,6 +26,11 @@ from typing import Any
 
 CALCULATOR = "calculator"
 MAX_ARGS_CHARS = 4096  # one call's arguments, as written in the message
+# Arrays and objects within one another in one call's arguments. The same bound on every Python: 3.11's and 3.12's
+# json stop near 1,000 levels (RecursionError), 3.13's parse all 4,000 that fit in MAX_ARGS_CHARS, and what then
+# handles such arguments (checkpoint serialisation, pydantic) recurses. No tool's arguments need 64.
+MAX_ARGS_DEPTH = 64
+TOO_DEEP = f"nested too deeply: more than {MAX_ARGS_DEPTH} levels"
 MAX_CALLS = 16  # tool calls in one message
 # Runs of the characters arithmetic is written with. One greedy character class and nothing after it: it
 # never backtracks. (The old `[-(\d][…]*[\d)]` did, from every start: 32,000 "(" took 6.6 s, holding the GIL.)
@@ -126,7 +131,7 @@ def _why(error: Exception) -> str:
     if isinstance(error, json.JSONDecodeError):
         return f"{error.msg.removesuffix(' at')} at character {error.pos + 1}"  # "… starting at" names a place
     if isinstance(error, RecursionError):
-        return "nested too deeply"
+        return TOO_DEEP
     return str(error)
 
 
@@ -137,6 +142,8 @@ def _arguments(text: str, start: int, name: str) -> tuple[dict[str, Any], int]:
     try:
         args, end = _STRICT_JSON.raw_decode(window)
     except (ValueError, RecursionError) as error:
+        if _depth(window) > MAX_ARGS_DEPTH:
+            raise _malformed(name, TOO_DEEP) from None
         if len(text) - start > MAX_ARGS_CHARS:
             try:
                 _STRICT_JSON.raw_decode(text, start)
@@ -145,11 +152,36 @@ def _arguments(text: str, start: int, name: str) -> tuple[dict[str, Any], int]:
             else:
                 raise _malformed(name, f"longer than {MAX_ARGS_CHARS} characters") from None
         raise _malformed(name, _why(error)) from None
+    if _depth(window[:end]) > MAX_ARGS_DEPTH:
+        raise _malformed(name, TOO_DEEP)
     try:
         json.dumps(args, ensure_ascii=False).encode()
     except UnicodeEncodeError:
         raise _malformed(name, "a string holds a lone surrogate, which UTF-8 cannot carry") from None
     return args, start + end
+
+
+def _depth(json_text: str) -> int:
+    """How deep arrays and objects nest in `json_text` (whole, cut short, or malformed): its brackets outside strings.
+    Hand-written: json reports no depth, and a cut text is not JSON to any parser. Linear, ≤ MAX_ARGS_CHARS."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in json_text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def find_tool_calls(text: str, offered: Collection[str]) -> list[tuple[str, dict[str, Any]]]:

@@ -4,7 +4,7 @@ import time
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from bedrock.offline.rules import (MAX_ARGS_CHARS, MAX_CALLS, Reply, ToolCallError, Turn, find_expression,
+from bedrock.offline.rules import (MAX_ARGS_CHARS, MAX_ARGS_DEPTH, MAX_CALLS, Reply, ToolCallError, Turn, find_expression,
                                    find_tool_calls, reply_to, tokenize)
 from testkit.chat_models import ScriptedChatModel
 from testkit import loopback
@@ -152,6 +152,9 @@ def test_named_calls_are_found_in_order_only_for_offered_tools():
     ("lookup_order(A1)", "must be one JSON object"),
     ('lookup_order({"a": "' + "x" * MAX_ARGS_CHARS + '"})', f"longer than {MAX_ARGS_CHARS} characters"),
     ('lookup_order({"a": ' + "[" * 5000, "nested too deeply"),
+    # well formed, short, and deeper than MAX_ARGS_DEPTH: refused on every Python (3.13's json would parse it)
+    ('lookup_order({"a": ' + "[" * MAX_ARGS_DEPTH + "]" * MAX_ARGS_DEPTH + "})", "nested too deeply"),
+    ('lookup_order({"a": ' + "[" * 2000 + "]" * 2000 + "})", "nested too deeply"),
     ('lookup_order({"a": "x)', "Unterminated string starting at character 7"),
 ])
 def test_arguments_that_are_not_one_strict_json_object_are_refused(text, says):
@@ -159,6 +162,18 @@ def test_arguments_that_are_not_one_strict_json_object_are_refused(text, says):
         find_tool_calls(text, OFFERED)
     reply = reply_to([Turn("user", text)], OFFERED)
     assert not reply.tool_calls and reply.tool_call is None and says in reply.text
+
+
+@pytest.mark.parametrize("value", [
+    "[" * (MAX_ARGS_DEPTH - 1) + "]" * (MAX_ARGS_DEPTH - 1),  # with the object around it: MAX_ARGS_DEPTH levels
+    '"' + "[{" * 100 + '"',  # brackets inside a string are text
+    '"\\"' + "[" * 100 + '"',  # and past an escaped quote, still inside it
+    '["\\\\", ' + '"]]]", ' * 3 + "[1]]",  # an escaped backslash ends before the quote that closes the string
+])
+def test_arguments_as_deep_as_max_args_depth_are_a_call(value):
+    text = 'lookup_order({"a": ' + value + "})"
+    [(name, args)] = find_tool_calls(text, OFFERED)
+    assert name == "lookup_order" and list(args) == ["a"]
 
 
 def test_at_most_max_calls_in_one_message():
