@@ -12,8 +12,21 @@ LOCK := requirements.lock
 DEV_LOCK := requirements-dev.lock
 # The lock tool: uv (the same release as .ci/agentcore-cli's), installed into .venv by `make lock`.
 UV_VERSION := 0.13.9
+# The benchmarks' own environment: LangGraph's Agent Server (the peer bench/peer.py measures beside ours) and
+# matplotlib, from bench/requirements.lock, never in the product's. Inside .venv, as the other Pythons' below are:
+# git, the Docker image and AgentCore's code zip all leave .venv out, and `make clean` takes them with it.
+BENCH_VENV := .venv/bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_LOCK := bench/requirements.lock
+# The other Pythons AgentCore's code-zip runtime offers (PYTHON_3_12, PYTHON_3_13), where this machine has them
+# (pyenv's, or the system's), each in .venv/pyX.Y from the dev lock: `make bench` measures the runtime on each
+# (bench/interpreters.py), and `make test-newest` (CI) runs the suite again on the newest.
+OTHER_PYTHONS := 3.12 3.13
+python_for = $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1) /usr/bin/python$(1) /usr/local/bin/python$(1)))
+FOUND_PYTHONS := $(foreach v,$(OTHER_PYTHONS),$(if $(call python_for,$(v)),$(v)))
+NEWEST_PYTHON := $(lastword $(FOUND_PYTHONS))
 
-.PHONY: postgres run test test-quick lint bench bench-smoke clean ui-vendor browser lock
+.PHONY: postgres run test test-quick test-newest lint bench bench-smoke clean ui-vendor browser lock
 
 # The package itself goes in last, without dependencies: everything it needs came from the lock.
 $(STAMP): pyproject.toml requirements.txt $(DEV_LOCK)
@@ -22,6 +35,21 @@ $(STAMP): pyproject.toml requirements.txt $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+.PRECIOUS: .venv/py%/.installed
+.venv/py%/.installed: $(DEV_LOCK) pyproject.toml
+	test -x .venv/py$*/bin/python || $(call python_for,$*) -m venv .venv/py$*
+	.venv/py$*/bin/python -m pip install --quiet --upgrade pip
+	.venv/py$*/bin/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	.venv/py$*/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(BENCH_STAMP): $(BENCH_LOCK) pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet --require-hashes -r $(BENCH_LOCK)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(BENCH_STAMP)
 
 # The lock files, resolved by uv for every platform and Python >= 3.11 at once (--universal: markers where they
 # differ; the hashes of every file of each pinned release, so Linux x86_64 and aarch64, Python 3.11-3.13 all verify).
@@ -42,6 +70,7 @@ lock:
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	$(call compile_lock,pyproject.toml --extra test --extra dev,$(DEV_LOCK))
 	$(call compile_lock,requirements.txt -c $(DEV_LOCK),$(LOCK))
+	$(call compile_lock,bench/requirements.txt -c $(DEV_LOCK),$(BENCH_LOCK))
 
 run: $(STAMP)
 	MODEL_PROVIDER=$${MODEL_PROVIDER:-offline} OFFLINE_TOKEN_DELAY_MS=$${OFFLINE_TOKEN_DELAY_MS:-40} \
@@ -57,6 +86,12 @@ test: $(STAMP) browser postgres
 # Every test but the `slow` ones (pyproject.toml says which): about half the time, while editing. CI runs `make test`.
 test-quick: $(STAMP) browser postgres
 	$(PYTEST) -n 2 -q -m "not slow"
+
+# The suite again on the newest other Python found (the dependencies support 3.11-3.13): CI runs it. Without one it
+# says so, and fails under REQUIRE_NEWEST_PYTHON=1 (as CI runs it).
+test-newest:
+	$(if $(NEWEST_PYTHON),$(MAKE) test VENV=.venv/py$(NEWEST_PYTHON) PYTHON=$(call python_for,$(NEWEST_PYTHON)),\
+		@echo "make: no Python $(OTHER_PYTHONS) here (pyenv's or /usr/bin's)"; test -z "$(REQUIRE_NEWEST_PYTHON)")
 
 # The linter and the type checker, configured in pyproject.toml (what each checks, and why): both must be clean.
 lint: $(STAMP)
@@ -79,10 +114,11 @@ postgres:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 		echo "make: no PostgreSQL (apt-get install postgresql): the PostgreSQL tests will be skipped"
 
-bench: $(STAMP) postgres
+INTERPRETERS := $(foreach v,$(FOUND_PYTHONS),.venv/py$(v)/.installed)
+bench: $(STAMP) $(BENCH_STAMP) $(INTERPRETERS) postgres
 	$(BIN)/python -m bench.run_all
 
-bench-smoke: $(STAMP) postgres
+bench-smoke: $(STAMP) $(BENCH_STAMP) $(INTERPRETERS) postgres
 	$(BIN)/python -m bench.run_all --smoke
 
 # The chat page's SSE parser, vendored as published (needs npm; `make run` and `make test` do not).

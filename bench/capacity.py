@@ -5,7 +5,8 @@ by the same light client (bench/loadgen.py, its own process). For each: server C
 (its /proc counters around the load), and under load each stream's time against its ideal (chunks × pace) and
 its largest gap between chunks. Floors (bench/floor_apps.py): HTTP + SSE alone; the Converse stream alone;
 LangGraph + the model (its tokens by `messages` mode, as LangGraph's docs stream them), and the same with its
-tokens taken as ours are (what that alone saves). Ours: the real app, one `llm_token` frame per chunk
+tokens taken as ours are (what that alone saves). Each load comes twice a round: N streams in one instant (a burst),
+and N spread as a Poisson process at the same mean rate. Ours: the real app, one `llm_token` frame per chunk
 (TOKEN_BUFFER_SIZE=1, as the floors), SQLite memory, a new session each turn (so each claims its owner).
 
     python -m bench.capacity [--streams 100] [--rounds 7] [--sequential 20] [--baseline DIR]
@@ -20,6 +21,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -34,18 +36,19 @@ BASELINE = "ours, baseline checkout"
 LANGGRAPH_FLOOR = "LangGraph + model (floor)"
 
 
-def load(server: Server, path: str, streams: int, rounds: int = 1,
-         sequential: bool = False) -> tuple[list[dict], float]:
-    """Run the load client; its results and the server CPU seconds the load cost."""
+def load(server: Server, path: str, streams: int, rounds: int = 1, sequential: bool = False,
+         options: Sequence[str] = (), last: str = "agent_end") -> tuple[list[dict], float]:
+    """Run the load client (`options`: more of its flags); its results and the server CPU seconds the load cost.
+    Every stream must have answered 200 and ended with a `last` frame after two tokens or more."""
     command = [sys.executable, "-m", "bench.loadgen", str(server.port), path, "--streams", str(streams),
-               "--rounds", str(rounds)] + (["--sequential"] if sequential else [])
+               "--rounds", str(rounds), *options] + (["--sequential"] if sequential else [])
     cpu = server.cpu_seconds()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     cpu = server.cpu_seconds() - cpu
     if done.returncode != 0:
         raise SystemExit(f"load client failed:\n{done.stderr}")
     results = [json.loads(line) for line in done.stdout.splitlines()]
-    bad = [r for r in results if r["status"] != 200 or r["last"] != "agent_end" or r["tokens"] < 2]
+    bad = [r for r in results if r["status"] != 200 or r["last"] != last or r["tokens"] < 2]
     if bad:
         raise SystemExit(f"{len(bad)} of {len(results)} streams failed, e.g. {bad[0]}")
     return results, cpu
@@ -86,12 +89,17 @@ def capacity(streams: int, rounds: int, sequential: int, baseline: Path | None =
                     alone[label] = (alone[label][0] + results, alone[label][1] + cpu)
             idle_rss = servers[OURS][0].rss_mb()
             loaded: dict[str, list[dict[str, float]]] = {label: [] for label in servers}
+            spread: dict[str, list[dict[str, float]]] = {label: [] for label in servers}
+            # The same mean rate as a burst (N streams an ideal stream's time), as a Poisson process.
+            poisson = ["--spread", "--ideal-ms", str((alone[OURS][0][0]["tokens"] - 1) * PACE_MS)]
             for _ in range(rounds):  # a round is ~1.5 s; the median of the rounds is kept
                 for label, (server, path) in servers.items():
                     loaded[label].append(summarise(*load(server, path, streams)))
+                    spread[label].append(summarise(*load(server, path, streams, options=poisson)))
             for label in servers:
                 values[label] = {"alone": summarise(*alone[label]),
-                                 "loaded": {key: median(r[key] for r in loaded[label]) for key in loaded[label][0]}}
+                                 "loaded": {key: median(r[key] for r in loaded[label]) for key in loaded[label][0]},
+                                 "spread": {key: median(r[key] for r in spread[label]) for key in spread[label][0]}}
             values[OURS].update(idle_rss=idle_rss, peak_rss=servers[OURS][0].peak_rss_mb())
         finally:
             for server, _ in servers.values():
@@ -99,17 +107,20 @@ def capacity(streams: int, rounds: int, sequential: int, baseline: Path | None =
     floor = values[LANGGRAPH_FLOOR]
     rows = []
     for label, v in values.items():
-        a, b = v["alone"], v["loaded"]
+        a, b, c = v["alone"], v["loaded"], v["spread"]
         alone, loaded = floor["alone"]["cpu_ms_per_turn"], floor["loaded"]["cpu_ms_per_turn"]
         rows.append((label, f"{a['cpu_ms_per_turn']:.2f} ms", f"{a['cpu_ms_per_turn'] / alone:.2f}×",
                      f"{b['cpu_ms_per_turn']:.2f} ms", f"{b['cpu_ms_per_turn'] / loaded:.2f}×",
-                     f"{b['cpu_us_per_chunk']:.0f} µs", f"{b['ratio_p99']:.3f}", f"{b['gap_p99']:.1f} ms"))
+                     f"{b['cpu_us_per_chunk']:.0f} µs", f"{b['ratio_p99']:.3f}", f"{b['gap_p99']:.1f} ms",
+                     f"{c['cpu_ms_per_turn']:.2f} ms", f"{c['ratio_p99']:.3f}", f"{c['gap_p99']:.1f} ms"))
     chunks = values[OURS]["loaded"]["chunks_per_turn"]
-    text = (f"{streams} streams at once ({rounds} rounds, median), or {sequential} one after another; the servers "
+    text = (f"{streams} streams at once ({rounds} rounds, median), the same number spread (Poisson arrivals at the "
+            f"same mean rate: {streams} an ideal stream's time), or {sequential} one after another; the servers "
             f"measured in turns; "
             f"{chunks:.0f} model chunks a turn at {PACE_MS:.0f} ms; server CPU from its /proc counters.\n\n")
     text += table(("server", "CPU/turn, one at a time", "× LangGraph floor", f"CPU/turn, {streams} at once",
-                   "× LangGraph floor", "CPU/chunk at once", "stream time ÷ ideal p99", "largest gap p99"), rows)
+                   "× LangGraph floor", "CPU/chunk at once", "stream time ÷ ideal p99", "largest gap p99",
+                   "CPU/turn, spread", "stream time ÷ ideal p99, spread", "largest gap p99, spread"), rows)
     values["ours_vs_floor_loaded"] = values[OURS]["loaded"]["cpu_ms_per_turn"] / floor["loaded"]["cpu_ms_per_turn"]
     values["ours_vs_floor_alone"] = values[OURS]["alone"]["cpu_ms_per_turn"] / floor["alone"]["cpu_ms_per_turn"]
     ours = values[OURS]

@@ -1,8 +1,14 @@
 """A light SSE load client, run in a process of its own: N streams at once, each timed chunk by chunk.
 
-    python -m bench.loadgen PORT PATH --streams 100 [--rounds 1] [--sequential] [--prompt TEXT] [--extra JSON]
+    python -m bench.loadgen PORT PATH --streams 100 [--rounds 1] [--sequential | --spread] [--prompt TEXT]
+                            [--extra JSON] [--peer]
 
 Prints one JSON line per stream: status, token frames, the time of each from the first, the last event.
+
+`--spread`: the streams arrive as a Poisson process at the burst's mean rate (N streams over one stream's ideal
+time, `--ideal-ms`), not all in one instant. `--peer`: LangGraph's Agent Server's request instead of ours (PATH is
+ignored): `POST /threads/{new id}/runs/stream` creating the thread, `stream_mode` messages-tuple; its token frames
+are the `messages` events carrying text, and its stream ends after the last of them (it sends no end event).
 
 Why not httpx: on these two cores the benchmark's httpx client cost 12.6 ms of CPU per streamed turn, more than
 the server it measured (a bare asyncio client: 0.7 ms), so at 100 streams the client starved the server. Here
@@ -15,16 +21,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import h11
 
 TOKEN_LINE = b"event: llm_token"
+# A text chunk's frame in LangGraph's Agent Server (messages-tuple): its first and last chunks carry no text. Its
+# frames end their lines with CRLF (sse-starlette's default), ours with LF.
+PEER_TOKEN_LINE = b'event: messages\r\ndata: [{"content":[{"type":"text"'
 
 
-async def stream(port: int, path: str, payload: dict) -> dict:
+async def stream(port: int, path: str, payload: dict, peer: bool = False) -> dict:
+    """One stream, timed chunk by chunk: ours, or the peer's (`peer`: its token frames and line ends)."""
+    token_line, end = (PEER_TOKEN_LINE, b"\r\n\r\n") if peer else (TOKEN_LINE, b"\n\n")
     body = json.dumps(payload).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     connection = h11.Connection(h11.CLIENT)
@@ -44,19 +57,45 @@ async def stream(port: int, path: str, payload: dict) -> dict:
                 status = event.status_code
             elif isinstance(event, h11.Data):
                 now = time.perf_counter()
-                *frames, pending = (pending + bytes(event.data)).split(b"\n\n")
+                *frames, pending = (pending + bytes(event.data)).split(end)
                 for frame in frames:
-                    if frame.startswith(TOKEN_LINE):
+                    if frame.startswith(token_line):
                         arrivals.append(now)
                     last = frame
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 break
     finally:
         writer.close()
-    kind = last.split(b"\n", 1)[0].removeprefix(b"event: ").decode() if last else ""
+    kind = last.split(b"\n", 1)[0].removeprefix(b"event: ").strip().decode() if last else ""
     return {"status": status, "tokens": len(arrivals), "last": kind,
             "first_ms": (arrivals[0] - started) * 1000 if arrivals else None,
             "times_ms": [round((t - arrivals[0]) * 1000, 3) for t in arrivals]}
+
+
+async def spread(count: int, mean_gap_s: float, start: Callable[[], Awaitable[dict]]) -> list[dict]:
+    """`count` streams, each started after an exponential gap (mean `mean_gap_s`) from the one before."""
+    tasks = []
+    for _ in range(count):
+        tasks.append(asyncio.ensure_future(start()))
+        await asyncio.sleep(random.expovariate(1 / mean_gap_s))
+    return list(await asyncio.gather(*tasks))
+
+
+def requests(args: argparse.Namespace) -> Callable[[], Awaitable[dict]]:
+    """A function starting one stream of the kind asked for: ours, or the peer's."""
+    extra = json.loads(args.extra)
+
+    def ours() -> Awaitable[dict]:
+        payload = {"prompt": args.prompt, "session_id": f"load-{uuid.uuid4().hex}", "stream": True,
+                   "stream_tokens": True, **extra}
+        return stream(args.port, args.path, payload)
+
+    def peer() -> Awaitable[dict]:
+        payload = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": args.prompt}]},
+                   "stream_mode": ["messages-tuple"], "if_not_exists": "create", **extra}
+        return stream(args.port, f"/threads/{uuid.uuid4()}/runs/stream", payload, peer=True)
+
+    return peer if args.peer else ours
 
 
 async def main() -> None:
@@ -66,20 +105,21 @@ async def main() -> None:
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sequential", action="store_true", help="one stream at a time")
+    parser.add_argument("--spread", action="store_true", help="Poisson arrivals at the burst's mean rate")
+    parser.add_argument("--ideal-ms", type=float, default=540.0, help="one stream's ideal time (for --spread)")
     parser.add_argument("--prompt", default="Tell me about the sea")
     parser.add_argument("--extra", default="{}", help="JSON merged into every payload")
+    parser.add_argument("--peer", action="store_true", help="LangGraph's Agent Server's API")
     args = parser.parse_args()
-    extra = json.loads(args.extra)
-
-    def payload() -> dict:
-        return {"prompt": args.prompt, "session_id": f"load-{uuid.uuid4().hex}", "stream": True,
-                "stream_tokens": True, **extra}
+    start = requests(args)
 
     for _ in range(args.rounds):
         if args.sequential:
-            results = [await stream(args.port, args.path, payload()) for _ in range(args.streams)]
+            results = [await start() for _ in range(args.streams)]
+        elif args.spread:
+            results = await spread(args.streams, args.ideal_ms / 1000 / args.streams, start)
         else:
-            results = await asyncio.gather(*(stream(args.port, args.path, payload()) for _ in range(args.streams)))
+            results = await asyncio.gather(*(start() for _ in range(args.streams)))
         for result in results:
             sys.stdout.write(json.dumps(result) + "\n")
 

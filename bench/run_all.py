@@ -10,12 +10,15 @@ ratios are the result; absolute numbers drift.
 from __future__ import annotations
 
 import asyncio
+import json
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 from bench import capacity, framework, streams, token_cost
@@ -96,9 +99,12 @@ def main() -> int:
                                         if smoke else [])))
     sections.append("## Load (bench/load.py)\n\n" +
                     script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
-    if (BENCH / "cold_start.py").exists():
-        sections.append("## Cold start (bench/cold_start.py)\n\n" +
-                        script("cold_start.py", *(["--smoke"] if smoke else [])))
+    text, values = peer_section(smoke)
+    sections.append("## 8. Side by side with LangGraph's own Agent Server (bench/peer.py)\n\n" + text)
+    goals += peer_goals(values)
+    sections.append("## Cold start (bench/cold_start.py)\n\n" +
+                    script("cold_start.py", *(["--smoke"] if smoke else [])))
+    sections.append("## Interpreters (bench/interpreters.py)\n\n" + interpreters(smoke))
 
     header = (f"# Benchmark results\n\n`make bench`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
               f"{platform.machine()}, Python {platform.python_version()}, "
@@ -115,6 +121,44 @@ def main() -> int:
 
 
 KEPT_FROM = "## Reading the results"
+CURVE = BENCH / "capacity_curve.png"
+
+
+def interpreters(smoke: bool) -> str:
+    """The runtime on this .venv's Python and on each other one `make` set up (.venv/py3.12, .venv/py3.13)."""
+    others = sorted(str(python) for python in BENCH.parent.glob(".venv/py*/bin/python"))
+    if not others:
+        return "(no other Python here: `make bench` sets up .venv/py3.12 and .venv/py3.13 where they are installed)"
+    sizes = ["--runs", "1", "--turns", "2", "--streams", "5", "--rounds", "1"] if smoke else []
+    return script("interpreters.py", *sizes, sys.executable, *others)
+
+
+def peer_section(smoke: bool) -> tuple[str, dict[str, Any]]:
+    """bench/peer.py's table and values; its capacity curve drawn to bench/capacity_curve.png (smoke: a temporary
+    file, so the drawing is still checked)."""
+    with tempfile.TemporaryDirectory(prefix="bench-curve-") as folder:
+        plot = Path(folder) / "curve.png" if smoke else CURVE
+        out = script("peer.py", "--json", "--plot", str(plot), *(["--smoke"] if smoke else []))
+        if not plot.stat().st_size:
+            raise SystemExit("bench/peer.py drew an empty capacity curve")
+    text, _, raw = out.rpartition("\n")
+    return text + ("" if smoke else "\n\n![capacity curve](capacity_curve.png)"), json.loads(raw)
+
+
+def peer_goals(values: dict[str, Any]) -> list[str]:
+    ours, peer = "ours", "langgraph-api"
+    burst, spread = values["burst"], values["spread"]
+    cpu = burst[ours]["cpu_ms_per_turn"] / burst[peer]["cpu_ms_per_turn"]
+    goals = [goal(cpu <= 0.33, f"server CPU per streamed turn ≤ 0.33× langgraph-api's, {values['streams']} at once "
+                               f"({cpu:.2f}×: {burst[ours]['cpu_ms_per_turn']:.1f} ms against "
+                               f"{burst[peer]['cpu_ms_per_turn']:.1f} ms)")]
+    for name, shape in (("at once", burst), ("spread (Poisson)", spread)):
+        mine, theirs = shape[ours], shape[peer]
+        goals.append(goal(mine["ratio_p99"] <= min(1.1, theirs["ratio_p99"]) and mine["gap_p99"] <= 60,
+                          f"{values['streams']} streams {name}: p99 stream time ≤ 1.1× ideal and ≤ the peer's "
+                          f"({mine['ratio_p99']:.3f}×, the peer {theirs['ratio_p99']:.3f}×), largest gap p99 "
+                          f"≤ 60 ms ({mine['gap_p99']:.0f} ms, the peer {theirs['gap_p99']:.0f} ms)"))
+    return goals
 
 
 if __name__ == "__main__":

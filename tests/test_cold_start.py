@@ -70,8 +70,11 @@ def test_bench_smoke_prints_its_table() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "| process | ready ms (start → /ping 200) | ready × floor |" in result.stdout
-    assert "| floor: bare stack + BedrockAgentCoreApp /ping |" in result.stdout
+    assert "| floor: bare stack, BedrockAgentCoreApp, converse_stream |" in result.stdout
     assert "| python -m bedrock.agent_runtime |" in result.stdout
+    # both streamed their first token (the floor through converse_stream itself), and both goals were judged
+    assert "process start → first token ≤ 0.9× the floor's" in result.stdout
+    assert "first token ≤ 100 ms after ready" in result.stdout
     assert "| cumulative ms | self ms | module (· = nesting) |" in result.stdout
 
 
