@@ -163,3 +163,17 @@ def test_the_blocking_boto3_clients_are_built_on_first_use() -> None:
     assert lazy.meta.service_model.service_name == "bedrock"
     assert (lazy.meta.region_name, lazy.meta.endpoint_url) == ("eu-west-1", "http://127.0.0.1:9")
     assert lazy._client is not None and model.client.meta.service_model.service_name == "bedrock-runtime"
+
+
+def test_the_servers_build_reads_the_graphs_input_fields_so_the_first_request_does_not(monkeypatch) -> None:
+    from bedrock.server.runtime import Runtime
+
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    runtime = Runtime(Settings.from_env({**os.environ, "MEMORY_BACKEND": "memory"}))
+    agent = runtime.start_build().result(timeout=60)
+    try:
+        # a cached_property lives in the instance's dict once read: pydantic's JSON schema is made already
+        assert "_fields" in vars(agent.inputs) and "messages" in agent.inputs._fields
+    finally:
+        agent.close()

@@ -96,7 +96,9 @@ class Runtime:
 
     def _run_build(self, build: Future[Agent]) -> None:
         try:
-            build.set_result(self.get_agent())
+            agent = self.get_agent()
+            agent.inputs.prepare()
+            build.set_result(agent)
         except GraphLoadError as error:  # the user's graph: what is wrong with it, and its own traceback if any
             logger.error("could not load the agent's graph: %s", error, exc_info=error.__cause__)
             build.set_exception(error)
