@@ -28,7 +28,6 @@ import json
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import Endpoint
+from bench.common import Endpoint, median, table
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ROOT / "bench" / "cold_floor.py"
@@ -116,12 +115,13 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def wait_ready(client: httpx.Client, url: str, process: subprocess.Popen, started: float) -> float:
-    """Seconds from `started` to the first `/ping` answered with 200."""
+def wait_ready(client: httpx.Client, url: str, process: subprocess.Popen, started: float,
+               health: str = "/ping") -> float:
+    """Seconds from `started` to the first `health` check (`/ping`) answered with 200."""
     deadline = started + PROCESS_TIMEOUT_S
     while True:
         try:
-            if client.get(url + "/ping").status_code == 200:
+            if client.get(url + health).status_code == 200:
                 return time.perf_counter() - started
         except httpx.TransportError:
             pass
@@ -210,16 +210,6 @@ def import_times(code: str, after: str | None = None, top: int = 10) -> list[tup
 def import_table(rows: list[tuple[float, float, str]]) -> str:
     return table(["cumulative ms", "self ms", "module (· = nesting)"],
                  [[f"{c:.1f}", f"{s:.1f}", n] for c, s, n in rows])
-
-
-def table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def main() -> int:

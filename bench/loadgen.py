@@ -81,19 +81,28 @@ async def spread(count: int, mean_gap_s: float, start: Callable[[], Awaitable[di
     return list(await asyncio.gather(*tasks))
 
 
+def our_payload(prompt: str) -> dict:
+    """A streamed turn of ours, tokens as they come, in a new session."""
+    return {"prompt": prompt, "session_id": f"load-{uuid.uuid4().hex}", "stream": True, "stream_tokens": True}
+
+
+def peer_request(prompt: str, assistant: str = "agent") -> tuple[str, dict]:
+    """The peer's path and payload for a streamed run of `assistant` in a new thread, its tokens as they come."""
+    return f"/threads/{uuid.uuid4()}/runs/stream", {
+        "assistant_id": assistant, "input": {"messages": [{"role": "user", "content": prompt}]},
+        "stream_mode": ["messages-tuple"], "if_not_exists": "create"}
+
+
 def requests(args: argparse.Namespace) -> Callable[[], Awaitable[dict]]:
     """A function starting one stream of the kind asked for: ours, or the peer's."""
     extra = json.loads(args.extra)
 
     def ours() -> Awaitable[dict]:
-        payload = {"prompt": args.prompt, "session_id": f"load-{uuid.uuid4().hex}", "stream": True,
-                   "stream_tokens": True, **extra}
-        return stream(args.port, args.path, payload)
+        return stream(args.port, args.path, {**our_payload(args.prompt), **extra})
 
     def peer() -> Awaitable[dict]:
-        payload = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": args.prompt}]},
-                   "stream_mode": ["messages-tuple"], "if_not_exists": "create", **extra}
-        return stream(args.port, f"/threads/{uuid.uuid4()}/runs/stream", payload, peer=True)
+        path, payload = peer_request(args.prompt)
+        return stream(args.port, path, {**payload, **extra}, peer=True)
 
     return peer if args.peer else ours
 

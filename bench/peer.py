@@ -39,7 +39,8 @@ from typing import Any
 
 from bench.capacity import PACE_MS, load, summarise
 from bench.common import OFFLINE_ENV, ROOT, Endpoint, Server, median, table
-from bench.loadgen import stream
+from bench.cold_start import free_port, wait_ready
+from bench.loadgen import our_payload, peer_request, stream
 from testkit import loopback
 
 BENCH_PYTHON = ROOT / ".venv" / "bench" / "bin" / "python"
@@ -146,7 +147,7 @@ def cold_start(env: dict[str, str], runs: int) -> dict[str, dict[str, float]]:
 def one_cold_start(label: str, command: list[str], health: str, cwd: Path | None,
                    env: dict[str, str]) -> tuple[float, float]:
     folder = Path(tempfile.mkdtemp(prefix="peer-cold-"))
-    port = loopback_port()
+    port = free_port()
     child = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PORT": str(port), "BIND_HOST": "127.0.0.1",
              "MEMORY_BACKEND": "memory", "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
@@ -155,7 +156,8 @@ def one_cold_start(label: str, command: list[str], health: str, cwd: Path | None
     try:
         if label == PEER:  # it picks its own port and says which
             port = int((process.stdout.readline() if process.stdout else "").strip().split("=", 1)[1])
-        ready = wait_healthy(f"http://127.0.0.1:{port}{health}", process) - started
+        with loopback.Client(timeout=5.0) as client:
+            ready = wait_ready(client, f"http://127.0.0.1:{port}", process, started, health)
         result = asyncio.run(first_stream(label, port))
         if result["first_ms"] is None:
             raise SystemExit(f"{label}: the cold process streamed no token: {result}")
@@ -166,35 +168,12 @@ def one_cold_start(label: str, command: list[str], health: str, cwd: Path | None
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def loopback_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen[str]) -> float:
-    deadline = time.perf_counter() + 60
-    while time.perf_counter() < deadline and process.poll() is None:
-        try:
-            if loopback.get(url, timeout=1.0).status_code == 200:
-                return time.perf_counter()
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.005)
-    raise SystemExit(f"{url} never answered 200 (exit code {process.poll()})")
-
-
 async def first_stream(label: str, port: int) -> dict:
     prompt = "Tell me about the sea"
     if label == OURS:
-        payload = {"prompt": prompt, "session_id": "cold", "stream": True, "stream_tokens": True}
-        return await stream(port, "/invocations", payload)
-    payload = {"assistant_id": "agent_stock" if STOCK_MODEL else "agent",
-               "input": {"messages": [{"role": "user", "content": prompt}]},
-               "stream_mode": ["messages-tuple"], "if_not_exists": "create"}
-    return await stream(port, "/threads/00000000-0000-4000-8000-000000000000/runs/stream", payload, peer=True)
+        return await stream(port, "/invocations", our_payload(prompt))
+    path, payload = peer_request(prompt, "agent_stock" if STOCK_MODEL else "agent")
+    return await stream(port, path, payload, peer=True)
 
 
 # --- report -------------------------------------------------------------------------------------------------

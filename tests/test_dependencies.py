@@ -639,12 +639,28 @@ def test_pyproject_and_the_dev_lock_agree():
 def test_the_runtime_lock_is_the_dev_locks_releases():
     """The image installs requirements.lock; the tests run on requirements-dev.lock: the same release, the same
     files, of every package both have."""
+    differ = [f"{pin.name} {pin.version}: dev lock has {versions or 'none'}"
+              for pin, versions in outside_the_dev_lock(LOCK, every_package=True)]
+    assert not differ, f"requirements.lock is not within requirements-dev.lock (run `make lock`): {differ}"
+
+
+def test_the_bench_lock_runs_the_dev_locks_releases():
+    """bench/peer.py serves one graph with ours and with LangGraph's own server (.venv/bench, bench/requirements.lock):
+    every package both locks have is the same release, so langgraph and langchain are not what differs."""
+    differ = [f"{pin.name} {pin.version}: dev lock has {versions}"
+              for pin, versions in outside_the_dev_lock(ROOT / "bench" / "requirements.lock", every_package=False)]
+    assert not differ, f"bench/requirements.lock is not within requirements-dev.lock (run `make lock`): {differ}"
+
+
+def outside_the_dev_lock(lock: Path, every_package: bool) -> list[tuple[Pin, list[str]]]:
+    """`lock`'s pins that no pin of the dev lock matches (release and files); those the dev lock lacks count only
+    with `every_package`."""
     dev: dict[str, list[Pin]] = {}
     for pin in read_lock(DEV_LOCK):
         dev.setdefault(pin.name, []).append(pin)
     differ = []
-    for pin in read_lock(LOCK):
+    for pin in read_lock(lock):
         others = dev.get(pin.name, [])
-        if not any((other.version, other.hashes) == (pin.version, pin.hashes) for other in others):
-            differ.append(f"{pin.name} {pin.version}: dev lock has {[other.version for other in others] or 'none'}")
-    assert not differ, f"requirements.lock is not within requirements-dev.lock (run `make lock`): {differ}"
+        if (others or every_package) and not any((o.version, o.hashes) == (pin.version, pin.hashes) for o in others):
+            differ.append((pin, [other.version for other in others]))
+    return differ
