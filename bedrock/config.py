@@ -18,6 +18,11 @@ class ConfigError(ValueError):
     """An environment variable holds a value the runtime cannot use."""
 
 
+class DependencyUnavailable(ConfigError):
+    """What the configuration names cannot be reached at startup (an MCP server, with MCP_REQUIRED=1): the build
+    fails, and the next request tries it again."""
+
+
 def _number(env: Mapping[str, str], name: str, default: T, minimum: T, cast: Callable[[str], T], kind: str) -> T:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -112,6 +117,11 @@ class Settings:
     langgraph_config: str = ""  # a langgraph.json elsewhere than the working directory
     agent_name: str = ""  # which of langgraph.json's graphs, when it has several
     max_event_bytes: int = 262_144  # a frame's data at most: larger values of a graph's state become placeholders
+    mcp_servers: str = ""  # a JSON file's path, or inline JSON: the MCP servers whose tools the agent gets
+    mcp_tool_timeout_s: float = 30.0  # one MCP tool call (and listing a server's tools at startup) at most
+    max_tool_result_bytes: int = 65_536  # an MCP tool's result beyond this is cut, with a marker (~16k tokens)
+    mcp_required: bool = False  # a server unreachable at startup: 1 refuses to serve, 0 serves without its tools
+    mcp_tool_prefix: bool = False  # 1: MCP tools are named server_tool
     # The built-in agent's own variables that the environment set: a user's graph refuses them at startup.
     built_in_variables: tuple[str, ...] = ()
 
@@ -183,6 +193,11 @@ class Settings:
             langgraph_config=(env.get("LANGGRAPH_CONFIG") or "").strip(),
             agent_name=(env.get("AGENT_NAME") or "").strip(),
             max_event_bytes=_int(env, "MAX_EVENT_BYTES", d.max_event_bytes, minimum=1024),
+            mcp_servers=(env.get("MCP_SERVERS") or "").strip(),
+            mcp_tool_timeout_s=_float(env, "MCP_TOOL_TIMEOUT_S", d.mcp_tool_timeout_s, minimum=0.001),
+            max_tool_result_bytes=_int(env, "MAX_TOOL_RESULT_BYTES", d.max_tool_result_bytes, minimum=256),
+            mcp_required=_flag(env, "MCP_REQUIRED", d.mcp_required),
+            mcp_tool_prefix=_flag(env, "MCP_TOOL_PREFIX", d.mcp_tool_prefix),
             built_in_variables=tuple(name for name in BUILT_IN_VARIABLES if (env.get(name) or "").strip()),
         )
         settings.check()

@@ -72,6 +72,8 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
     ErrorKind("recursion_limit", 500, False, "GraphRecursionError",
               "The agent took too many steps without finishing."),
     ErrorKind("memory_unavailable", 503, True, "MemoryError", "Session memory could not be read or written; retry."),
+    ErrorKind("tools_unavailable", 503, True, "ToolsUnavailable",
+              "An MCP server the agent requires (MCP_REQUIRED=1) is unavailable; retry."),
     # The model (Bedrock Runtime)
     ErrorKind("model_throttled", 503, True, "ThrottlingException", "The model is throttling requests; retry shortly."),
     ErrorKind("model_unavailable", 503, True, "ServiceUnavailableException",

@@ -31,6 +31,10 @@ OFF_THE_SERVING_PATH = (
     "aiobotocore",  # with aiohttp ~120 ms: loaded by the agent's build, after /ping answers
     "aiohttp",
     "testkit",
+    "bedrock.mcp",  # MCP_SERVERS only, and imported by the build then (tests/mcp: not by a build without it)
+    "langchain_mcp_adapters",
+    "mcp",
+    "authlib",
 )
 
 # The real app under uvicorn, whose agent build waits until the file argv[1] exists.

@@ -4,6 +4,7 @@ module imports itself back through others, and no backend is chosen by a class's
     server → core → store → (config, errors)          wire → (config, errors)        client → wire
     core, server → wire                               offline: reached from core/build.py alone
     agents → core, wire (imported by no module: the loader finds them by name, as it finds a user's graph)
+    mcp → (config, errors): MCP servers' tools, reached from core/build.py and the built-in agent
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ BELOW_ALL = {"bedrock.config", "bedrock.errors"}
 ALLOWED = {
     "bedrock.wire": set(),
     "bedrock.store": set(),
-    "bedrock.core": {"bedrock.wire", "bedrock.store", "bedrock.offline"},
+    "bedrock.core": {"bedrock.wire", "bedrock.store", "bedrock.offline", "bedrock.mcp"},
+    "bedrock.mcp": set(),
     "bedrock.offline": {"bedrock.wire"},
     "bedrock.server": {"bedrock.core", "bedrock.wire", "bedrock.store"},
     "bedrock.client": {"bedrock.wire"},
-    "bedrock.agents": {"bedrock.core", "bedrock.wire"},  # graph modules, as a user's: imported by name by the loader
+    "bedrock.agents": {"bedrock.core", "bedrock.wire", "bedrock.mcp"},  # graph modules, as a user's: imported by name by the loader
 }
 
 
@@ -75,6 +77,13 @@ def test_offline_is_reached_from_the_build_alone():
     users = {name for name, targets in GRAPH.items() if layer(name) != "bedrock.offline"
              and any(layer(target) == "bedrock.offline" for target in targets)}
     assert users <= {"bedrock.core.build"}, users
+
+
+def test_mcp_is_reached_from_the_build_and_the_built_in_agent_alone():
+    """MCP's imports (the adapters, the mcp SDK, Authlib) cost a start nothing unless MCP_SERVERS is set."""
+    users = {name for name, targets in GRAPH.items() if layer(name) != "bedrock.mcp"
+             and any(layer(target) == "bedrock.mcp" for target in targets)}
+    assert users <= {"bedrock.core.build", "bedrock.agents.calculator"}, users
 
 
 def test_the_built_in_agent_is_imported_by_no_module():

@@ -4,6 +4,7 @@ another. A graph module like any user's: `graph` is a factory of the model and s
 from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 from langgraph.graph import StateGraph
 
 from bedrock.config import Settings
@@ -11,7 +12,13 @@ from bedrock.core.graph import agent_graph
 from bedrock.core.tools import default_tools
 
 
-def graph(model: BaseChatModel, settings: Settings) -> StateGraph:
-    """chatbot ⇄ tools (calculator), with HISTORY_MAX_MESSAGES, `preferences` and APPROVAL_REQUIRED_TOOLS."""
-    return agent_graph(model, default_tools(), settings.history_max_messages,
+def graph(model: BaseChatModel, settings: Settings, mcp_tools: list[BaseTool]) -> StateGraph:
+    """chatbot ⇄ tools (calculator and MCP_SERVERS' tools), with HISTORY_MAX_MESSAGES, `preferences` and
+    APPROVAL_REQUIRED_TOOLS (which may name any of them)."""
+    tools = default_tools()
+    if mcp_tools:
+        from bedrock.mcp import check_names
+
+        check_names(mcp_tools, others=tuple(tool.name for tool in tools))
+    return agent_graph(model, [*tools, *mcp_tools], settings.history_max_messages,
                        frozenset(settings.approval_required_tools))

@@ -3,14 +3,17 @@ checkpointer, and the model as configured — put together as an Agent."""
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bedrock.config import Settings
 from bedrock.core.loader import GraphLoadError, GraphSource, apply_env, find_graph, load_graph
 from bedrock.core.model import OFFLINE_CREDENTIALS, make_model
 from bedrock.core.turn import Agent
 from bedrock.store import Store, open_store
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bedrock.core.telemetry import Telemetry
@@ -43,7 +46,10 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
     store: Store | None = None
     try:
         store = open_store(settings)
-        graph = load_graph(source, settings, store.checkpointer, lambda: make_model(settings, endpoint_url))
+        offer = McpOffer(settings, source)
+        graph = load_graph(source, settings, store.checkpointer, lambda: make_model(settings, endpoint_url),
+                           offer.tools)
+        offer.check_taken()
         agent = Agent(graph, settings, store, telemetry=telemetry, built_in=source.built_in)
     except BaseException:
         if store is not None:
@@ -53,6 +59,31 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
         raise
     agent.closers.extend(closers)
     return agent
+
+
+class McpOffer:
+    """MCP_SERVERS' tools for a factory that asks for `mcp_tools`: listed then, once. A graph that never asks while
+    MCP_SERVERS is set is refused (the servers would be configured for nothing, silently)."""
+
+    def __init__(self, settings: Settings, source: GraphSource) -> None:
+        self.settings, self.source = settings, source
+        self.taken = False
+
+    def tools(self) -> list[Any]:
+        self.taken = True
+        if not self.settings.mcp_servers:
+            return []
+        from bedrock.mcp import mcp_tools_for  # only when MCP_SERVERS is set: a cold start without it pays nothing
+
+        loaded = mcp_tools_for(self.settings, base=self.source.base)
+        logger.info("MCP tools: %s%s", ", ".join(tool.name for tool in loaded.tools) or "none",
+                    f" (unavailable: {', '.join(loaded.unavailable)})" if loaded.unavailable else "")
+        return loaded.tools
+
+    def check_taken(self) -> None:
+        if self.settings.mcp_servers and not self.taken:
+            raise GraphLoadError(f"MCP_SERVERS is set, but {self.source} takes no MCP tools: give its factory an "
+                                 "`mcp_tools` parameter (a list of LangChain tools) and pass them to the agent")
 
 
 def _export_offline(settings: Settings, endpoint_url: str | None) -> None:

@@ -39,6 +39,7 @@ USER = "user.id"
 # Ours: what the conventions have no name for.
 RUN = "langgraph_agentcore.run.id"
 OUTCOME = "langgraph_agentcore.turn.outcome"  # completed, interrupted, failed or cancelled
+MCP_SERVER = "langgraph_agentcore.mcp.server"  # an MCP tool's server, by its name in MCP_SERVERS
 
 # The conventions' advised buckets: seconds for durations, powers of 4 for token counts.
 SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]

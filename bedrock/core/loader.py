@@ -9,10 +9,11 @@
 
 The attribute is a compiled graph, an uncompiled `StateGraph`, or a factory (sync or async) returning either. A
 factory is called once, at startup, with the arguments it names among `config` (a RunnableConfig, as LangGraph's
-server passes), `settings` (this runtime's Settings) and `model` (the configured ChatBedrockConverse: BEDROCK_MODEL_ID,
-retries, timeouts, the offline endpoint offline). The graph gets the runtime's checkpointer: sessions are kept
-where MEMORY_BACKEND says; a graph compiled with a checkpointer of its own is refused (its sessions would be kept
-somewhere the runtime neither rolls back, owns, nor finds after a restart). Every failure is one GraphLoadError
+server passes), `settings` (this runtime's Settings), `model` (the configured ChatBedrockConverse: BEDROCK_MODEL_ID,
+retries, timeouts, the offline endpoint offline) and `mcp_tools` (the tools of the MCP servers MCP_SERVERS names,
+a list of LangChain tools; listed only for a factory that asks). The graph gets the runtime's checkpointer: sessions
+are kept where MEMORY_BACKEND says; a graph compiled with a checkpointer of its own is refused (its sessions would be
+kept somewhere the runtime neither rolls back, owns, nor finds after a restart). Every failure is one GraphLoadError
 naming the source and what went wrong.
 """
 
@@ -137,12 +138,12 @@ def settings_with_graph_env(cwd: Path | None = None) -> Settings:
 
 
 def load_graph(source: GraphSource, settings: Settings, checkpointer: BaseCheckpointSaver | None,
-               model: Callable[[], Any]) -> CompiledStateGraph:
-    """The compiled graph `source` names, with `checkpointer`; `model()` makes the configured chat model (only a
-    factory that asks for `model` calls it)."""
+               model: Callable[[], Any], mcp_tools: Callable[[], list[Any]] = list) -> CompiledStateGraph:
+    """The compiled graph `source` names, with `checkpointer`; `model()` makes the configured chat model and
+    `mcp_tools()` lists the MCP servers' tools (each called only for a factory that asks for it)."""
     target = _attribute(source)
     if callable(target) and not isinstance(target, (StateGraph, CompiledStateGraph)):
-        target = _call_factory(source, target, settings, model)
+        target = _call_factory(source, target, settings, {"model": model, "mcp_tools": mcp_tools})
     if isinstance(target, StateGraph):
         try:
             return target.compile(checkpointer=checkpointer)
@@ -201,9 +202,9 @@ def _import(source: GraphSource, location: str) -> Any:
 
 
 def _call_factory(source: GraphSource, factory: Callable[..., Any], settings: Settings,
-                  model: Callable[[], Any]) -> Any:
+                  made: dict[str, Callable[[], Any]]) -> Any:
     offered: dict[str, Callable[[], Any]] = {"config": lambda: {"configurable": {}}, "settings": lambda: settings,
-                                             "model": model}
+                                             **made}
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -215,12 +216,12 @@ def _call_factory(source: GraphSource, factory: Callable[..., Any], settings: Se
         elif parameter.default is inspect.Parameter.empty and parameter.kind not in (
                 inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise GraphLoadError(f"{source}: the factory's parameter {name!r} is not one this runtime passes "
-                                 "(config, settings, model)")
+                                 f"({', '.join(offered)})")
     try:
         built = factory(**arguments)
         if inspect.isawaitable(built):  # an async factory: run on a loop of its own (the build is on a thread)
             built = asyncio.run(_awaited(built))
-    except GraphLoadError:
+    except ConfigError:  # a GraphLoadError, or MCP_SERVERS' own (named as it is)
         raise
     except Exception as error:
         raise GraphLoadError(f"{source}: the factory failed: {type(error).__name__}: {error}") from error

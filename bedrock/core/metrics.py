@@ -76,9 +76,13 @@ class MetricsCallback(BaseCallbackHandler):
         self.tool_calls += 1
         self._tool_names[run_id] = serialized.get("name") or kwargs.get("name") or "tool"
 
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if getattr(output, "status", "success") == "error":  # a tool that reported its failure as its result (MCP's)
+            self.on_tool_error(RuntimeError("tool error result"), run_id=run_id)
+
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.errors += 1
-        self.failed_tools.append(self._tool_names.get(run_id, "tool"))
+        self.failed_tools.append(self._tool_names.pop(run_id, "tool"))
 
     def record_error(self) -> None:
         """Count an error the runtime saw outside any callback (a failed turn)."""

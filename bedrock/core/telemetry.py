@@ -43,10 +43,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from bedrock.config import Settings
 from bedrock.core.conventions import (AGENT, AGENT_NAME, CONVERSATION, ERROR_TYPE, FINISH_REASONS, INPUT_MESSAGES,
-                                      INPUT_TOKENS, OPERATION, OUTCOME, OUTPUT_MESSAGES, OUTPUT_TOKENS, PROVIDER,
-                                      PROVIDER_NAME, REQUEST_MAX_TOKENS, REQUEST_MODEL, REQUEST_TEMPERATURE, RUN,
-                                      SCOPE, SECONDS_BUCKETS, SESSION, TIME_TO_FIRST_CHUNK, TOKEN_BUCKETS, TOKEN_TYPE,
-                                      TOOL_ARGUMENTS, TOOL_CALL_ID, TOOL_NAME, TOOL_RESULT, TOOL_TYPE, USER,
+                                      INPUT_TOKENS, MCP_SERVER, OPERATION, OUTCOME, OUTPUT_MESSAGES, OUTPUT_TOKENS,
+                                      PROVIDER, PROVIDER_NAME, REQUEST_MAX_TOKENS, REQUEST_MODEL, REQUEST_TEMPERATURE,
+                                      RUN, SCOPE, SECONDS_BUCKETS, SESSION, TIME_TO_FIRST_CHUNK, TOKEN_BUCKETS,
+                                      TOKEN_TYPE, TOOL_ARGUMENTS, TOOL_CALL_ID, TOOL_NAME, TOOL_RESULT, TOOL_TYPE, USER,
                                       messages_json, role, text)
 from bedrock.core.correlation import LOG_FIELDS, carries_trace
 from bedrock.core.metrics import MetricsCallback, reported_usage
@@ -311,7 +311,11 @@ class SpanCallback(MetricsCallback):
                       tool_call_id: str | None = None, **kwargs: Any) -> None:
         super().on_tool_start(serialized, input_str, run_id=run_id, **kwargs)
         name = serialized.get("name") or kwargs.get("name") or "tool"
-        attributes = {OPERATION: "execute_tool", TOOL_NAME: name, TOOL_TYPE: "function"}
+        server = (kwargs.get("metadata") or {}).get("mcp_server")  # an MCP tool's (bedrock/mcp/tools.py)
+        # The conventions' types: an agent-side function, or an "extension" the agent calls out to (an MCP server).
+        attributes = {OPERATION: "execute_tool", TOOL_NAME: name, TOOL_TYPE: "extension" if server else "function"}
+        if server:
+            attributes[MCP_SERVER] = server
         if tool_call_id:
             attributes[TOOL_CALL_ID] = tool_call_id
         span = self.tracer.start_span(f"execute_tool {name}", context=self.turn.context, attributes=attributes)
@@ -322,6 +326,7 @@ class SpanCallback(MetricsCallback):
         self.tools[run_id] = span
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        super().on_tool_end(output, run_id=run_id, **kwargs)
         span = self.tools.pop(run_id, None)
         if span is None:
             return

@@ -17,9 +17,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from bedrock.config import Settings
+from bedrock.config import ConfigError, DependencyUnavailable, Settings
 from bedrock.core.build import build_agent
-from bedrock.core.loader import GraphLoadError
 from bedrock.wire.request import (AgentRequest, CancelRequest, ControlRequest, HistoryRequest, ResumeRequest,
                                   RunRequest, StatusRequest, client_fields, parse_request)
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
@@ -99,7 +98,7 @@ class Runtime:
             agent = self.get_agent()
             agent.inputs.prepare()
             build.set_result(agent)
-        except GraphLoadError as error:  # the user's graph: what is wrong with it, and its own traceback if any
+        except ConfigError as error:  # the user's graph or MCP_SERVERS: what is wrong, and its own traceback if any
             logger.error("could not load the agent's graph: %s", error, exc_info=error.__cause__)
             build.set_exception(error)
         except BaseException as error:
@@ -197,6 +196,8 @@ class Runtime:
         defaults = ORIGINS[origin]
         try:
             agent = await self.ready_agent()
+        except DependencyUnavailable:
+            raise AgentError("tools_unavailable") from None
         except Exception:
             raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
         try:

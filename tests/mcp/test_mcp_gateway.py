@@ -1,0 +1,86 @@
+"""The agent reaching an OAuth-guarded MCP server (testkit's, as AgentCore Gateway with its identity provider):
+client credentials from the environment, one token for fifty turns at once, a refused token replaced once — and
+neither the secret nor a token in any log line, span or event, even at DEBUG with content capture on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from bedrock.config import Settings
+from bedrock.core.build import build_agent
+from bedrock.core.conventions import MCP_SERVER, TOOL_NAME, TOOL_TYPE
+from bedrock.server.app import build_app
+from bedrock.server.runtime import Runtime
+from testkit.mcp_server import CLIENT_SECRET, McpServer
+from testkit.telemetry import Collected
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[McpServer]:
+    with McpServer(tmp_path / "gw", oauth=True) as server:
+        yield server
+
+
+def stats(gateway: McpServer) -> dict[str, int]:
+    return httpx.get(f"{gateway.base}/admin/stats").json()
+
+
+def tokens_issued_so_far(gateway: McpServer) -> int:
+    return stats(gateway)["token_fetches"]
+
+
+async def test_fifty_turns_share_one_token_a_401_refreshes_once_and_nothing_leaks(gateway, monkeypatch, caplog):
+    monkeypatch.setenv("GW_CLIENT_SECRET", CLIENT_SECRET)
+    caplog.set_level(logging.DEBUG)
+    servers = {"gw": {"transport": "streamable_http", "url": gateway.url, "auth": {
+        "type": "client_credentials", "token_url": f"{gateway.base}/token", "client_id": "agent",
+        "client_secret": "${GW_CLIENT_SECRET}", "scopes": ["tools"]}}}
+    collected = Collected()
+    config = Settings(memory_backend="memory", mcp_servers=json.dumps(servers), otel_capture_content=True)
+    runtime: Runtime = build_app(config, agent=build_agent(config, telemetry=collected.telemetry(config))).state.runtime
+    try:
+        assert tokens_issued_so_far(gateway) == 1  # the tools were listed with it, at the build
+        turns = await asyncio.gather(*(runtime.ainvoke({"prompt": f'add({{"a": {i}, "b": 1}})',
+                                                        "session_id": f"s-{i}"}) for i in range(50)))
+        assert [t["output"] for t in turns] == [f"add returned: {i + 1}" for i in range(50)]
+        assert tokens_issued_so_far(gateway) == 1 and stats(gateway)["unauthorized"] == 0
+
+        httpx.post(f"{gateway.base}/admin/revoke")  # the token is refused from now on
+        events = [e async for e in runtime.stream({"prompt": 'echo({"text": "again"})', "session_id": "s-after"})]
+        assert events[-1].data["output"] == "echo returned: echo: again"
+        assert tokens_issued_so_far(gateway) == 2 and stats(gateway)["unauthorized"] == 1
+    finally:
+        runtime.get_agent().close()
+
+    tool_spans = [s for s in collected.spans() if s.name.startswith("execute_tool")]
+    assert len(tool_spans) == 51 and all(s.attributes[MCP_SERVER] == "gw" and s.attributes[TOOL_TYPE] == "extension"
+                                         for s in tool_spans)
+    assert {s.attributes[TOOL_NAME] for s in tool_spans} == {"add", "echo"}
+    seen = caplog.text + json.dumps([e.data for e in events]) + json.dumps(
+        [dict(s.attributes or {}) | {"events": [dict(ev.attributes or {}) for ev in s.events]}
+         for s in collected.spans()], default=str)
+    assert CLIENT_SECRET not in seen and "tok-" not in seen  # every token the server issues starts "tok-"
+
+
+async def test_a_wrong_secret_leaves_the_tools_out_and_names_the_refusal_not_the_secret(gateway, monkeypatch, caplog):
+    monkeypatch.setenv("GW_CLIENT_SECRET", "not-the-secret-1234")
+    servers = {"gw": {"transport": "streamable_http", "url": gateway.url, "auth": {
+        "type": "client_credentials", "token_url": f"{gateway.base}/token", "client_id": "agent",
+        "client_secret": "${GW_CLIENT_SECRET}"}}}
+    config = Settings(memory_backend="memory", mcp_servers=json.dumps(servers))
+    agent = build_agent(config)
+    try:
+        assert set(agent.graph.nodes["tools"].bound.tools_by_name) == {"calculator"}
+    finally:
+        agent.close()
+    assert ("unavailable: no credentials: the token endpoint refused the client credentials (invalid_client)"
+            in caplog.text) and "not-the-secret-1234" not in caplog.text
+
+
