@@ -1,11 +1,12 @@
 """A tool through MCP against the same tool in-process: latency and CPU per call, and per whole turn.
 
-The tool is `add(a, b)`. In-process it is a LangChain tool; over MCP it is testkit's FastMCP server's, reached by
-the runtime's own MCP tools (langchain-mcp-adapters, CallBounds, the shared connection pool), over streamable HTTP
-(the server in a process of its own) and over stdio (a process per call, the adapters' default). Per call: the
-tool invoked alone. Per turn: the built-in agent (offline model in-process, SQLite) with one tool call a turn,
-`calculator` in-process against `add` over MCP. CPU: this process's, plus the HTTP server's (/proc) or the stdio
-servers' (reaped children). Ratios are against the in-process tool, measured in the same run.
+The tool is `add(a, b)`. In-process it is a LangChain tool; over MCP it is testkit's FastMCP server's, over
+streamable HTTP (the server in a process of its own) and over stdio: reached by the runtime's MCP tools (a kept
+session, bedrock/mcp/sessions.py), and, for comparison, by langchain-mcp-adapters' own tools (a session per call; for
+stdio a process per call). Per call: the tool invoked alone. Per turn: the built-in agent (offline model in-process,
+SQLite) with one tool call a turn, `calculator` in-process against `add` over MCP. CPU: this process's, plus the
+server's (/proc: the HTTP server, the stdio servers alive or reaped). Ratios are against the in-process tool,
+measured in the same run.
 
     python -m bench.mcp_bench [--calls 200] [--turns 100] [--stdio-calls 20]
 """
@@ -47,9 +48,18 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_s() -> float:
+def stdio_servers_cpu_s() -> float:
+    """The stdio servers this process started: those alive (/proc) and those ended and reaped."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    alive = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and b"stdio" in (stat.parent / "cmdline").read_bytes():
+                alive += process_cpu_s(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return usage.ru_utime + usage.ru_stime + alive
 
 
 async def per_call(name: str, call: Any, count: int, server_cpu: Any) -> dict[str, Any]:
@@ -84,12 +94,25 @@ async def main(calls: int, turns: int, stdio_calls: int) -> str:
     with McpServer(folder / "http") as server:
         pid = server.process.pid
         servers = {"h": {"transport": "streamable_http", "url": server.url}, "s": stdio}
-        tools = {t.name: t for t in mcp_tools_for(settings(folder, servers)).tools}
-        rows = [await per_call("in-process tool", lambda i: add.ainvoke({"a": i, "b": 1}), calls, lambda: 0.0),
-                await per_call("MCP, streamable HTTP", lambda i: tools["h_add"].ainvoke({"a": i, "b": 1}), calls,
+        loaded = mcp_tools_for(settings(folder, servers))
+        tools = {t.name: t for t in loaded.tools}
+        from langchain_mcp_adapters.client import MultiServerMCPClient
+
+        stock = {t.name: t for t in await MultiServerMCPClient(servers, tool_name_prefix=True).get_tools()}
+
+        def calling(tool: Any) -> Any:
+            return lambda i: tool.ainvoke({"a": i, "b": 1})
+
+        rows = [await per_call("in-process tool", calling(add), calls, lambda: 0.0),
+                await per_call("MCP, streamable HTTP, kept session", calling(tools["h_add"]), calls,
                                lambda: process_cpu_s(pid)),
-                await per_call("MCP, stdio (a process a call)", lambda i: tools["s_add"].ainvoke({"a": i, "b": 1}),
-                               stdio_calls, children_cpu_s)]
+                await per_call("MCP, streamable HTTP, a session a call (the adapters' default)",
+                               calling(stock["h_add"]), calls, lambda: process_cpu_s(pid)),
+                await per_call("MCP, stdio, kept process", calling(tools["s_add"]), calls, stdio_servers_cpu_s),
+                await per_call("MCP, stdio, a process a call (the adapters' default)", calling(stock["s_add"]),
+                               stdio_calls, stdio_servers_cpu_s)]
+        assert loaded.sessions is not None
+        await loaded.sessions.close_idle()
         local = build_agent(settings(folder / "local"))
         remote = build_agent(settings(folder / "remote", {"h": servers["h"]}))
         try:

@@ -51,6 +51,7 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
                            offer.tools)
         offer.check_taken()
         agent = Agent(graph, settings, store, telemetry=telemetry, built_in=source.built_in)
+        agent.on_drain.extend(offer.releases)
     except BaseException:
         if store is not None:
             store.close()
@@ -68,6 +69,7 @@ class McpOffer:
     def __init__(self, settings: Settings, source: GraphSource) -> None:
         self.settings, self.source = settings, source
         self.taken = False
+        self.releases: list[Any] = []  # what Agent.drain awaits: the tools' idle sessions closed
 
     def tools(self) -> list[Any]:
         self.taken = True
@@ -76,6 +78,8 @@ class McpOffer:
         from bedrock.mcp import mcp_tools_for  # only when MCP_SERVERS is set: a cold start without it pays nothing
 
         loaded = mcp_tools_for(self.settings, base=self.source.base)
+        if loaded.sessions is not None:
+            self.releases.append(loaded.sessions.close_idle)
         logger.info("MCP tools: %s%s", ", ".join(tool.name for tool in loaded.tools) or "none",
                     f" (unavailable: {', '.join(loaded.unavailable)})" if loaded.unavailable else "")
         return loaded.tools

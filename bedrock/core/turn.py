@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -73,6 +73,7 @@ class Agent(SessionReads):
         self.store = store
         self.owners = SessionOwners(store.owners if store is not None else InProcessOwners())
         self.closers: list[Callable[[], Any]] = [store.close] if store is not None else []  # `close`: last first
+        self.on_drain: list[Callable[[], Awaitable[Any]]] = []  # awaited by `drain`, on its loop (MCP's sessions)
         self.approval_required = frozenset(settings.approval_required_tools) if built_in else frozenset()
         self.locks = SessionLocks(settings.session_wait_s, store.shared_locks if store is not None else None)
         self.settlement = Settlement(graph, settings, self.locks)
@@ -292,8 +293,11 @@ class Agent(SessionReads):
         await self.settlement.recover(request, await self._state(request.session, request.actor))
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Wait for turns being committed or rolled back (before the server closes the checkpointer)."""
+        """Wait for turns being committed or rolled back (before the server closes the checkpointer); then release
+        what this loop holds for the agent (idle MCP sessions: a stdio server's process)."""
         await self.settlement.drain(timeout_s)
+        for release in self.on_drain:
+            await release()
 
     async def invoke(self, request: RunRequest, callbacks: Iterable[Any] = ()) -> dict[str, Any]:
         """The turn as one dict: the fold of its stream. Raises AgentError if the turn failed."""

@@ -5,9 +5,10 @@
     a tool that reports its own error           → its result, marked "Error: …" (the adapters make it status=error)
     a result over MAX_TOOL_RESULT_BYTES         → cut, with a marker saying how large it was
 
-A server that dies mid-call is seen at once: the mcp SDK's streamable HTTP client swallows a response stream that
-breaks before its answer (and would wait out the whole timeout), so every MCP HTTP client is made here
-(`mcp_http_client`, the adapters' `httpx_client_factory`) with a transport that tells the call it serves.
+The call itself goes on a kept session (sessions.py), not the adapters' session per call. A server that dies
+mid-call is seen at once: the mcp SDK's streamable HTTP client swallows a response stream that breaks before its
+answer (and would wait out the whole timeout), so every MCP HTTP client is made here (`mcp_http_client`, the
+adapters' `httpx_client_factory`) with a transport that tells the session it serves.
 
 An error result is what the model (and the client, as a tool step) sees; the turn goes on, in any graph (a
 create_agent ToolNode re-raises a tool's exceptions, so an MCP server's failure would otherwise end the turn). A
@@ -37,8 +38,9 @@ from bedrock.mcp.auth import CredentialError
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[MCPToolCallRequest], Awaitable[MCPToolCallResult]]
-# The call a client serves: its future is given the error that broke one of its POST responses.
-_BROKEN: ContextVar[asyncio.Future[BaseException] | None] = ContextVar("mcp_call_broken", default=None)
+Call = Callable[[str, str, dict[str, Any]], Awaitable[CallToolResult]]  # (server, tool, arguments) → its result
+# The session a client serves: its future is given the error that broke one of its POST responses.
+BROKEN: ContextVar[asyncio.Future[BaseException] | None] = ContextVar("mcp_session_broken", default=None)
 
 
 def error_result(text: str) -> CallToolResult:
@@ -57,16 +59,18 @@ def failure(error: BaseException) -> str:
 
 
 class CallBounds:
-    """The interceptor: a timeout, failures as error results, results cut to size."""
+    """The interceptor: the call made by `call` (a kept session: sessions.py, in place of the adapters' `handler`),
+    within a timeout, failures as error results, results cut to size."""
 
-    def __init__(self, timeout_s: float, max_result_bytes: int) -> None:
+    def __init__(self, call: Call, timeout_s: float, max_result_bytes: int) -> None:
+        self.call = call
         self.timeout_s = timeout_s
         self.max_result_bytes = max_result_bytes
 
     async def __call__(self, request: MCPToolCallRequest, handler: Handler) -> MCPToolCallResult:
         try:
             async with asyncio.timeout(self.timeout_s):
-                result = await _watched(handler, request)
+                result = await self.call(request.server_name, request.name, request.args)
         except TimeoutError:
             return error_result(f"the MCP server {request.server_name!r} did not answer {request.name} within "
                                 f"{self.timeout_s:g} s")
@@ -74,8 +78,6 @@ class CallBounds:
             logger.warning("MCP tool %s on server %s failed: %s", request.name, request.server_name, failure(error))
             return error_result(f"the MCP server {request.server_name!r} failed to run {request.name} "
                                 f"({failure(error)})")
-        if not isinstance(result, CallToolResult):  # another interceptor's ToolMessage or Command: as it is
-            return result
         return self.bounded(result)
 
     def bounded(self, result: CallToolResult) -> CallToolResult:
@@ -100,27 +102,6 @@ class CallBounds:
         return result.model_copy(update={"content": kept, "structuredContent": structured if keep_structured else None})
 
 
-async def _watched(handler: Handler, request: MCPToolCallRequest) -> MCPToolCallResult:
-    """The call as a task of its own, ended early (its error raised) if its connection breaks; cancelled and waited
-    for (its session closed) if this one is cancelled."""
-    broken: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-    reset = _BROKEN.set(broken)
-    try:
-        call = asyncio.ensure_future(handler(request))  # it copies the context: its HTTP clients see `broken`
-    finally:
-        _BROKEN.reset(reset)
-    try:
-        either: set[asyncio.Future[Any]] = {call, broken}
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not call.done():
-            call.cancel()
-            await asyncio.gather(call, return_exceptions=True)
-    if call.done() and not call.cancelled():
-        return call.result()
-    raise broken.result()
-
-
 class _WatchedStream(httpx.AsyncByteStream):
     def __init__(self, stream: httpx.AsyncByteStream, broken: asyncio.Future[BaseException]) -> None:
         self.stream, self.broken = stream, broken
@@ -139,16 +120,24 @@ class _WatchedStream(httpx.AsyncByteStream):
 
 
 class _WatchedTransport(httpx.AsyncBaseTransport):
-    """The loop's shared transport, a POST's response body watched for the call it serves. Closing it leaves the
-    shared one open."""
+    """The loop's shared transport, each POST watched for the session it serves: a request that fails, or a response
+    body that breaks, is told to the session's `broken` (the mcp SDK's streamable HTTP client passes these to its
+    session as messages that nothing reads, and the call would wait out its timeout). Closing it leaves the shared
+    transport open."""
 
     def __init__(self, broken: asyncio.Future[BaseException] | None) -> None:
         self.inner = _pool()
         self.broken = broken
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if self.broken is not None and request.method == "POST":
+        watched = self.broken is not None and request.method == "POST"
+        try:
+            response = await self.inner.handle_async_request(request)
+        except Exception as error:  # refused, reset: the SDK hands this to a session that ignores it
+            if watched and self.broken is not None and not self.broken.done():
+                self.broken.set_result(error)
+            raise
+        if watched and self.broken is not None:
             assert isinstance(response.stream, httpx.AsyncByteStream)
             response.stream = _WatchedStream(response.stream, self.broken)
         return response
@@ -188,7 +177,7 @@ def mcp_http_client(headers: dict[str, str] | None = None, timeout: httpx.Timeou
                     auth: httpx.Auth | None = None) -> httpx.AsyncClient:
     """The adapters' `httpx_client_factory`: the mcp SDK's own client's settings (30 s, 300 s to read a stream: its
     `create_mcp_http_client`), on a watched transport."""
-    return httpx.AsyncClient(headers=headers, auth=auth, transport=_WatchedTransport(_BROKEN.get()),
+    return httpx.AsyncClient(headers=headers, auth=auth, transport=_WatchedTransport(BROKEN.get()),
                              timeout=timeout or httpx.Timeout(30.0, read=300.0))
 
 

@@ -1,7 +1,7 @@
 """The tools of the MCP servers MCP_SERVERS names, loaded once per process by langchain-mcp-adapters.
 
-Each tool call opens its own session (the adapters' default): a server restarted between two calls is simply
-reached again, and a call cut short closes only its own session. Every call passes CallBounds (bedrock/mcp/calls.py).
+The tools are listed with the adapters' own sessions; each call then goes through CallBounds (calls.py) on a kept
+session (sessions.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bedrock.config import ConfigError, DependencyUnavailable, Settings
 from bedrock.mcp.auth import outbound_auth
 from bedrock.mcp.calls import CallBounds, close_pool, failure, mcp_http_client
 from bedrock.mcp.servers import HTTP_TRANSPORTS, ServerSpec, read_servers
+from bedrock.mcp.sessions import SessionPools
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class McpTools:
 
     tools: list[BaseTool] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
+    sessions: SessionPools | None = None  # the kept sessions the tools call through
 
 
 def mcp_tools_for(settings: Settings, env: Mapping[str, str] | None = None, base: Path | None = None) -> McpTools:
@@ -77,14 +79,14 @@ async def load(settings: Settings, env: Mapping[str, str], base: Path | None = N
             connections[server.name]["httpx_client_factory"] = mcp_http_client
         if server.auth is not None:
             connections[server.name]["auth"] = outbound_auth(server.name, server.auth, settings.aws_region)
-    client = MultiServerMCPClient(
-        connections, tool_interceptors=[CallBounds(settings.mcp_tool_timeout_s, settings.max_tool_result_bytes)],
-        tool_name_prefix=settings.mcp_tool_prefix)
+    sessions = SessionPools(connections)
+    bounds = CallBounds(sessions.call, settings.mcp_tool_timeout_s, settings.max_tool_result_bytes)
+    client = MultiServerMCPClient(connections, tool_interceptors=[bounds], tool_name_prefix=settings.mcp_tool_prefix)
     try:
         listed = await asyncio.gather(*(_list(client, server, settings.mcp_tool_timeout_s) for server in servers))
     finally:
         await close_pool()
-    result = McpTools()
+    result = McpTools(sessions=sessions)
     for server, (tools, why) in zip(servers, listed, strict=True):
         if why is not None:
             _unavailable(server, why, settings.mcp_required)
