@@ -99,6 +99,9 @@ def main() -> int:
                                         if smoke else [])))
     sections.append("## Load (bench/load.py)\n\n" +
                     script("load.py", *(["--sessions", "5", "--turns", "2"] if smoke else [])))
+    mcp_smoke = ["--calls", "20", "--turns", "10", "--stdio-calls", "3"]
+    sections.append("## MCP tools against the same tool in-process (bench/mcp_bench.py)\n\n" +
+                    script("mcp_bench.py", *(mcp_smoke if smoke else [])))
     text, values = peer_section(smoke)
     sections.append("## 8. Side by side with LangGraph's own Agent Server (bench/peer.py)\n\n" + text)
     goals += peer_goals(values)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -75,3 +76,31 @@ async def test_mcp_required_in_process_answers_503_until_the_server_is_up(tmp_pa
         mcp_server.stop()
         if runtime.agent is not None:
             runtime.agent.close()
+
+
+def test_sigterm_during_an_mcp_call_ends_the_turn_and_the_call(tmp_path: Path, session_id):
+    with McpServer(tmp_path / "http") as mcp_server:
+        servers = {"remote": {"transport": "streamable_http", "url": mcp_server.url}}
+        live = LiveServer({"MCP_SERVERS": json.dumps(servers), "SHUTDOWN_GRACE_S": "1"})
+        try:
+            with httpx.stream("POST", f"{live.url}/invocations", timeout=60, json={
+                    "prompt": 'slow({"seconds": 600})', "session_id": session_id, "stream": True}) as response:
+                body, chunks = b"", response.iter_bytes()
+                for chunk in chunks:
+                    body += chunk
+                    if b'"tool_calls"' in body:
+                        break
+                deadline = time.monotonic() + 30
+                while "slow-start" not in mcp_server.events():  # the call has reached the server
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+                live.process.send_signal(15)
+                body += b"".join(chunks)
+        finally:
+            live.stop()
+        frames = frames_of(body)
+        assert frames[-1][0] == "error" and frames[-1][1]["code"] == "server_shutting_down"
+        deadline = time.monotonic() + 30
+        while "slow-cancelled" not in mcp_server.events():  # the session closed with the turn: the server's call too
+            assert time.monotonic() < deadline, mcp_server.events()
+            time.sleep(0.05)

@@ -126,11 +126,12 @@ async def wait_for(condition: Any, timeout_s: float = 15.0) -> None:
 
 async def test_a_server_killed_mid_call_is_an_error_result_and_after_its_restart_the_next_turn_works(
         http, session_id):
-    runtime = runtime_for({"remote": {"transport": "streamable_http", "url": http.url}})
-    running = asyncio.ensure_future(turn(runtime, session_id, 'slow({"seconds": 60})'))
+    # A timeout far beyond the wait below: the call can end only because its server's death was seen.
+    runtime = runtime_for({"remote": {"transport": "streamable_http", "url": http.url}}, mcp_tool_timeout_s=600)
+    running = asyncio.ensure_future(turn(runtime, session_id, 'slow({"seconds": 600})'))
     await wait_for(lambda: "slow-start" in http.events())
     http.kill()
-    events = await asyncio.wait_for(running, 20)
+    events = await asyncio.wait_for(running, 60)
     result, = tool_results(events)
     assert result["status"] == "error" and result["content"].startswith("Error: the MCP server 'remote' failed to "
                                                                         "run slow (")
@@ -174,10 +175,10 @@ async def test_a_10_mb_result_is_cut_to_max_tool_result_bytes_before_it_is_kept(
 
 
 async def test_a_server_restarted_between_turns_is_reached_again(http, session_id):
-    runtime = runtime_for({"remote": {"transport": "streamable_http", "url": http.url}})
+    runtime = runtime_for({"remote": {"transport": "streamable_http", "url": http.url}}, mcp_tool_timeout_s=600)
     assert tool_results(await turn(runtime, session_id, 'add({"a": 1, "b": 1})'))[0]["content"] == "2"
     http.stop()
-    down = await turn(runtime, session_id, 'add({"a": 2, "b": 2})')
+    down = await asyncio.wait_for(turn(runtime, session_id, 'add({"a": 2, "b": 2})'), 60)  # refused: at once
     assert tool_results(down)[0]["status"] == "error" and ended(down)["status"] == "completed"
     http.start()
     assert tool_results(await turn(runtime, session_id, 'add({"a": 3, "b": 3})'))[0]["content"] == "6"
@@ -272,3 +273,20 @@ def test_a_build_without_mcp_servers_imports_nothing_of_mcp(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == []
+
+
+async def test_a_stdio_server_dying_mid_call_is_an_error_result_and_the_next_call_starts_it_again(
+        http, session_id):
+    stdio = {**STDIO, "env": {"TESTKIT_MCP_STATE": str(http.state), "PATH": os.environ["PATH"]}}
+    runtime = runtime_for({"local": stdio}, mcp_tool_timeout_s=600)
+    running = asyncio.ensure_future(turn(runtime, session_id, 'nap({"seconds": 600})'))
+    await wait_for(lambda: any(event.startswith("nap-start-") for event in http.events()))
+    pid = int(next(e for e in http.events() if e.startswith("nap-start-")).removeprefix("nap-start-"))
+    os.kill(pid, 9)
+    events = await asyncio.wait_for(running, 60)
+    result, = tool_results(events)
+    assert result["status"] == "error" and result["content"].startswith("Error: the MCP server 'local' failed to run "
+                                                                        "nap (")
+    assert ended(events)["status"] == "completed"
+    after = await turn(runtime, session_id, 'shout({"text": "back"})')
+    assert tool_results(after)[0]["content"] == "BACK"
