@@ -158,15 +158,32 @@ class AgentCoreIdentity(TokenSource):
             workloadIdentityToken=workload_token))
 
     def _workload_token(self) -> str:
-        from bedrock_agentcore.runtime.context import BedrockAgentCoreContext
-
-        token = BedrockAgentCoreContext.get_workload_access_token()
+        token = _latest_workload_token[0] or _request_workload_token()
         if token:
             return token
         if not self.workload_name:
             raise CredentialError("no workload access token: AgentCore passes one with each request; outside a "
                                   "request (listing tools at startup) set `workload_name` in the server's auth")
         return str(self._client.get_workload_access_token(self.workload_name)["workloadAccessToken"])
+
+
+# The workload access token of the newest request that made an MCP call. A token is fetched by the HTTP request of a
+# kept session, which runs in the context of the call that opened the session, perhaps hours ago: its workload token
+# may have expired since, so the newest one seen is kept here (note_request_credentials, from each call's own task).
+_latest_workload_token: list[str] = [""]
+
+
+def _request_workload_token() -> str:
+    from bedrock_agentcore.runtime.context import BedrockAgentCoreContext
+
+    return BedrockAgentCoreContext.get_workload_access_token() or ""
+
+
+def note_request_credentials() -> None:
+    """Remember the calling request's workload access token (AgentCore passes one with each request), if any."""
+    token = _request_workload_token()
+    if token:
+        _latest_workload_token[0] = token
 
 
 def _jwt_expiry(token: str) -> float | None:

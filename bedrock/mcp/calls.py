@@ -33,7 +33,7 @@ from langchain_mcp_adapters.interceptors import MCPToolCallRequest, MCPToolCallR
 from mcp.types import (AudioContent, BlobResourceContents, CallToolResult, ContentBlock, EmbeddedResource, ImageContent,
                        TextContent, TextResourceContents)
 
-from bedrock.mcp.auth import CredentialError
+from bedrock.mcp.auth import CredentialError, note_request_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class CallBounds:
         self.max_result_bytes = max_result_bytes
 
     async def __call__(self, request: MCPToolCallRequest, handler: Handler) -> MCPToolCallResult:
+        note_request_credentials()  # in the turn's own context: its request's workload access token
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await self.call(request.server_name, request.name, request.args)

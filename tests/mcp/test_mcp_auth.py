@@ -141,6 +141,7 @@ class IdentityStandIn:
 @pytest.fixture
 def identity(monkeypatch) -> Iterator[IdentityStandIn]:
     stand_in = IdentityStandIn()
+    monkeypatch.setattr(auth_module, "_latest_workload_token", [""])  # no request has made a call yet
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", stand_in.server.start())
     yield stand_in
     stand_in.server.stop()

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -84,3 +84,67 @@ async def test_a_wrong_secret_leaves_the_tools_out_and_names_the_refusal_not_the
             in caplog.text) and "not-the-secret-1234" not in caplog.text
 
 
+
+
+class VaultStandIn:
+    """AgentCore Identity's data plane on 127.0.0.1 (botocore reaches it by AWS_ENDPOINT_URL_BEDROCK_AGENTCORE): the
+    token vault answers GetResourceOauth2Token with a token the gateway issued (fetched with the client secret that
+    only the vault holds), for a workload access token it knows; GetWorkloadAccessToken gives the role's own."""
+
+    def __init__(self, gateway: McpServer) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        from bedrock.offline.background import BackgroundServer
+
+        self.gateway = gateway
+        self.workload_tokens: list[str] = []
+        self.server = BackgroundServer(Starlette(routes=[
+            Route("/identities/oauth2/token", self.token, methods=["POST"]),
+            Route("/identities/GetWorkloadAccessToken", self.workload, methods=["POST"])]))
+
+    async def token(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        body = await request.json()
+        self.workload_tokens.append(body["workloadIdentityToken"])
+        if body["resourceCredentialProviderName"] != "gw-provider" or not body["workloadIdentityToken"].startswith(
+                "wat-"):
+            return JSONResponse({"message": "denied"}, status_code=403,
+                                headers={"x-amzn-ErrorType": "AccessDeniedException"})
+        async with httpx.AsyncClient() as client:
+            issued = await client.post(f"{self.gateway.base}/token", auth=("agent", CLIENT_SECRET),
+                                       data={"grant_type": "client_credentials"})
+        return JSONResponse({"accessToken": issued.json()["access_token"]})
+
+    async def workload(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        assert (await request.json()) == {"workloadName": "my-agent"}
+        return JSONResponse({"workloadAccessToken": "wat-for-role"})
+
+
+def test_a_served_agent_reaches_the_gateway_through_agentcore_identity_with_no_secret(gateway, session_id):
+    """The request's workload access token (the header AgentCore sets) → the vault → the gateway's token; the tools
+    listed at startup with the role's own workload token; a refused token fetched again with the newest request's."""
+    from testkit.live_server import LiveServer
+
+    vault = VaultStandIn(gateway)
+    servers = {"gw": {"transport": "streamable_http", "url": gateway.url, "auth": {
+        "type": "agentcore_identity", "provider": "gw-provider", "scopes": ["invoke"], "workload_name": "my-agent"}}}
+    try:
+        env = {"MCP_SERVERS": json.dumps(servers), "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": vault.server.start()}
+        with LiveServer(env) as live:
+            def ask(prompt: str, wat: str) -> dict[str, Any]:
+                return httpx.post(f"{live.url}/invocations", headers={"WorkloadAccessToken": wat}, timeout=30,
+                                  json={"prompt": prompt, "session_id": session_id}).json()
+
+            assert ask('add({"a": 1, "b": 2})', "wat-request-1")["output"] == "add returned: 3"
+            httpx.post(f"{gateway.base}/admin/revoke")
+            assert ask('add({"a": 2, "b": 2})', "wat-request-2")["output"] == "add returned: 4"
+            log = live.stop()
+        # startup (no request: the role's own), then the 401's refresh with the newest request's token
+        assert vault.workload_tokens == ["wat-for-role", "wat-request-2"]
+        assert stats(gateway)["unauthorized"] == 1 and CLIENT_SECRET not in log and "tok-" not in log
+    finally:
+        vault.server.stop()
