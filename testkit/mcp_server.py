@@ -253,5 +253,14 @@ class McpServer:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a stdio server the tests expect ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -75,6 +75,8 @@ class _Held:
         try:
             async with create_session(connection) as session:  # type: ignore[arg-type]  # the adapters' map
                 await session.initialize()
+                if ready.done():  # its opener gave up meanwhile (cancelled): leave at once
+                    return
                 ready.set_result(session)
                 await self._closing.wait()
         except Exception as error:  # opening failed (given to the opener), or the session broke while held
@@ -96,6 +98,8 @@ class _Held:
         task = self._task
         if task is None or task.done():
             return
+        if self.session is None:  # still opening (a server slow to answer initialize): nothing to leave politely
+            task.cancel()
         done, _ = await asyncio.wait({task}, timeout=CLOSE_WAIT_S)
         if not done:
             task.cancel()

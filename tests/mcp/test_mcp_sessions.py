@@ -5,7 +5,6 @@ agent ends the idle sessions (and a stdio server's process)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from mcp.types import TextContent
 
 from bedrock.mcp import sessions as sessions_module
 from bedrock.mcp.sessions import SessionPools
-from testkit.mcp_server import ROOT, McpServer
+from testkit.mcp_server import ROOT, McpServer, alive
 
 STDIO = {"transport": "stdio", "command": sys.executable, "args": ["-m", "testkit.mcp_server", "stdio"],
          "cwd": str(ROOT)}
@@ -43,14 +42,6 @@ def text(result: Any) -> str:
 def pids(state: Path) -> list[int]:
     events = (state / "events").read_text().split() if (state / "events").exists() else []
     return [int(e.rsplit("-", 1)[1]) for e in events if e.startswith("nap-start-")]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 async def test_calls_one_after_another_reuse_one_session_and_one_stdio_process(http, tmp_path):
@@ -121,3 +112,29 @@ async def test_an_idle_session_the_server_forgot_is_replaced_and_the_call_sent_o
     assert text(await asyncio.wait_for(pools.call("h", "echo", {"text": "two"}), 10)) == "echo: two"
     assert pools.pool("h").opened == 2
     await pools.close_idle()
+
+
+async def test_a_server_that_never_answers_initialize_is_given_up_at_once_when_the_call_is_cancelled(
+        tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from bedrock.mcp.calls import mcp_http_client
+
+    monkeypatch.setattr(sessions_module, "CLOSE_WAIT_S", 120.0)  # a polite close would wait this long
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel accepts connections; nobody reads or answers them
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/mcp"
+        pools = SessionPools({"h": {"transport": "streamable_http", "url": url,
+                                    "httpx_client_factory": mcp_http_client}})
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pools.call("h", "add", {"a": 1, "b": 1}), 0.3)
+        assert time.monotonic() - started < 60  # not the polite close's wait: the opening task was cancelled
+        await asyncio.sleep(0.05)
+        leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        assert leftover == []
+    finally:
+        silent.close()

@@ -19,7 +19,7 @@ from bedrock.core.build import build_agent
 from bedrock.core.loader import GraphLoadError, GraphSource
 from bedrock.server.app import build_app
 from bedrock.server.runtime import Runtime
-from testkit.mcp_server import ROOT, McpServer
+from testkit.mcp_server import ROOT, McpServer, alive
 
 GRAPHS = ROOT / "tests" / "graphs"
 STDIO = {"command": sys.executable, "args": ["-m", "testkit.mcp_server", "stdio"], "cwd": str(ROOT)}
@@ -184,14 +184,6 @@ async def test_a_server_restarted_between_turns_is_reached_again(http, session_i
     assert tool_results(await turn(runtime, session_id, 'add({"a": 3, "b": 3})'))[0]["content"] == "6"
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 async def test_cancelling_a_turn_cancels_its_mcp_call_and_rolls_the_turn_back(http, session_id, transport, tmp_path):
     stdio = {**STDIO, "env": {"TESTKIT_MCP_STATE": str(http.state), "PATH": os.environ["PATH"]}}
@@ -213,7 +205,7 @@ async def test_cancelling_a_turn_cancels_its_mcp_call_and_rolls_the_turn_back(ht
         await wait_for(lambda: "slow-cancelled" in http.events())
     else:  # the stdio server's process is ended with its session
         pid = int(next(e for e in http.events() if e.startswith(mark)).removeprefix(mark))
-        await wait_for(lambda: not pid_alive(pid))
+        await wait_for(lambda: not alive(pid))
     assert [kind for kind, _ in await kept(runtime, session_id)] == ["human", "ai", "tool", "ai"]
     assert tool_results(await turn(runtime, session_id, 'add({"a": 2, "b": 2})'))[0]["content"] == "4"
 
