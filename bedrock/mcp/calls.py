@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 from langchain_mcp_adapters.interceptors import MCPToolCallRequest, MCPToolCallResult
+from mcp.shared.exceptions import McpError
 from mcp.types import (AudioContent, BlobResourceContents, CallToolResult, ContentBlock, EmbeddedResource, ImageContent,
                        TextContent, TextResourceContents)
 
@@ -55,6 +56,8 @@ def failure(error: BaseException) -> str:
         return f"no credentials: {error}"
     if isinstance(error, httpx.HTTPStatusError):
         return f"HTTP {error.response.status_code}"
+    if isinstance(error, McpError):  # the server's own JSON-RPC error (invalid params, unknown tool): its words
+        return error.error.message[:200]
     return type(error).__name__
 
 

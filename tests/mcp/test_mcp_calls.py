@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from langchain_mcp_adapters.interceptors import MCPToolCallRequest
-from mcp.types import AudioContent, CallToolResult, ImageContent, TextContent
+from mcp.shared.exceptions import McpError
+from mcp.types import AudioContent, CallToolResult, ErrorData, ImageContent, TextContent
 
 from bedrock.mcp.auth import CredentialError
 from bedrock.mcp.calls import CallBounds
@@ -46,6 +47,7 @@ async def test_a_call_past_its_time_is_an_error_result_naming_server_tool_and_bo
     (ExceptionGroup("tg", [httpx.ReadError("at http://h/?key=SECRET")]), "(ReadError)"),
     (httpx.HTTPStatusError("503 at ?key=SECRET", request=httpx.Request("POST", "http://h/?key=SECRET"),
                            response=httpx.Response(503)), "(HTTP 503)"),
+    (McpError(ErrorData(code=-32602, message="Invalid params: b is required")), "(Invalid params: b is required)"),
     (CredentialError("the token endpoint refused the client credentials (invalid_client)"),
      "(no credentials: the token endpoint refused the client credentials (invalid_client))"),
 ])
