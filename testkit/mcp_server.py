@@ -5,7 +5,8 @@
     python -m testkit.mcp_server stdio                           over stdin/stdout (the adapters spawn it)
 
 HTTP tools: add(a, b), echo(text), slow(seconds) (its start and end, or its cancellation, written to --state),
-fail(message) (raises: an MCP error result), big(n_bytes) (that many bytes of text). Stdio tools: shout(text),
+fail(message) (raises: an MCP error result), big(n_bytes) (that many bytes of text), grow(name) (adds a tool
+named so and sends notifications/tools/list_changed). Stdio tools: shout(text),
 word_count(text), nap(seconds) (its start and process id written to $TESTKIT_MCP_STATE).
 
 `--oauth`: /mcp wants `Authorization: Bearer <token>` with a token /token issued (OAuth 2.0 client credentials,
@@ -29,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from mcp.server.fastmcp import Context  # module-level: FastMCP finds a tool's Context by its annotation's name
 
 CLIENT_ID = "agent"
 CLIENT_SECRET = "s3cret-client-secret"
@@ -67,6 +70,13 @@ def http_tools(mcp: Any, state: Path | None) -> None:
     def big(n_bytes: int) -> str:
         """A result of n_bytes bytes."""
         return "x" * n_bytes
+
+    @mcp.tool()
+    async def grow(name: str, ctx: Context) -> str:
+        """Add a tool named `name`, and tell the client its tool list changed."""
+        mcp.add_tool(lambda: f"I am {name}", name=name, description="a tool added later")
+        await ctx.session.send_tool_list_changed()
+        return f"grew {name}"
 
 
 def stdio_tools(mcp: Any) -> None:

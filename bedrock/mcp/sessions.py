@@ -27,7 +27,7 @@ import anyio
 import httpx
 from mcp import ClientSession
 from mcp.shared.exceptions import McpError
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ToolListChangedNotification
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,11 @@ def _refused_before_running(error: BaseException) -> bool:
 class SessionPool:
     """One server's idle sessions on one event loop."""
 
-    def __init__(self, connection: dict[str, Any]) -> None:
-        self.connection = connection
+    def __init__(self, server: str, connection: dict[str, Any]) -> None:
+        self.server = server
+        self.connection = {**connection, "session_kwargs": {**connection.get("session_kwargs", {}),
+                                                            "message_handler": self._notice}}
+        self.list_changed = False
         self.idle: list[_Held] = []
         self.opened = 0  # sessions opened so far (the tests and the bench read it)
 
@@ -133,6 +136,15 @@ class SessionPool:
                     raise
                 logger.info("an idle MCP session was gone (%s): calling %s on a new one", type(error).__name__, name)
         return await self._call(await self._open(), name, arguments)
+
+    async def _notice(self, message: Any) -> None:
+        """A server's message outside any call's answer: its tool list changed, said once (the tools are bound into
+        the graph when it is built, so a new list is offered after a restart)."""
+        root = getattr(message, "root", None)
+        if isinstance(root, ToolListChangedNotification) and not self.list_changed:
+            self.list_changed = True
+            logger.warning("MCP server %r changed its tools (notifications/tools/list_changed): the agent offers the "
+                           "tools it listed at startup; restart it to offer the new list", self.server)
 
     def _take(self) -> _Held | None:
         while self.idle:
@@ -199,7 +211,7 @@ class SessionPools:
     def pool(self, server: str) -> SessionPool:
         pools = self._pools.setdefault(asyncio.get_running_loop(), {})
         if server not in pools:
-            pools[server] = SessionPool(self.connections[server])
+            pools[server] = SessionPool(server, self.connections[server])
         return pools[server]
 
     async def close_idle(self) -> None:

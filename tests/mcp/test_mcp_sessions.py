@@ -138,3 +138,17 @@ async def test_a_server_that_never_answers_initialize_is_given_up_at_once_when_t
         assert leftover == []
     finally:
         silent.close()
+
+
+async def test_a_changed_tool_list_is_said_once_naming_the_server(http, tmp_path, caplog):
+    pools = pools_for(http, http.state)
+    assert text(await pools.call("h", "grow", {"name": "sprout"})) == "grew sprout"
+    for _ in range(250):  # the notification comes on the session's own stream, after or before the answer
+        if "changed its tools" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    assert "MCP server 'h' changed its tools (notifications/tools/list_changed)" in caplog.text
+    await pools.call("h", "grow", {"name": "sprout2"})
+    await asyncio.sleep(0.2)
+    assert caplog.text.count("changed its tools") == 1
+    await pools.close_idle()
