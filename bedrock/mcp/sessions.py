@@ -32,6 +32,9 @@ from mcp.types import CallToolResult, ToolListChangedNotification
 logger = logging.getLogger(__name__)
 
 MAX_IDLE = 4  # idle sessions kept per server and loop (a stdio one is a process: ~40 MB of a Python server's RSS)
+# Calls at once on one stdio server (each its own session, so its own process): 200 turns at once must not start 200
+# servers. Beyond it a call waits for one to end, within MCP_TOOL_TIMEOUT_S. An HTTP server takes what it takes.
+MAX_STDIO_CALLS = 8
 CLOSE_WAIT_S = 5.0  # a session's close (stdio: the mcp SDK gives its process 2 s, then ends it) waited for at most
 
 
@@ -123,10 +126,18 @@ class SessionPool:
         self.connection = {**connection, "session_kwargs": {**connection.get("session_kwargs", {}),
                                                             "message_handler": self._notice}}
         self.list_changed = False
+        self.slots = asyncio.Semaphore(MAX_STDIO_CALLS) if connection.get("transport") == "stdio" else None
         self.idle: list[_Held] = []
         self.opened = 0  # sessions opened so far (the tests and the bench read it)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
+        if self.slots is None:
+            return await self._call_once_more(name, arguments)
+        async with self.slots:
+            return await self._call_once_more(name, arguments)
+
+    async def _call_once_more(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
+        """On an idle session, or a new one; once more on a new one if the idle one was refused before running."""
         held = self._take()
         if held is not None:
             try:

@@ -152,3 +152,12 @@ async def test_a_changed_tool_list_is_said_once_naming_the_server(http, tmp_path
     await asyncio.sleep(0.2)
     assert caplog.text.count("changed its tools") == 1
     await pools.close_idle()
+
+
+async def test_calls_at_once_on_a_stdio_server_start_at_most_max_stdio_calls_processes(http, tmp_path):
+    pools = pools_for(http, http.state)
+    results = await asyncio.gather(*(pools.call("s", "nap", {"seconds": 0.3}) for _ in range(20)))
+    assert all(text(r) == "napped 0.3" for r in results)
+    assert pools.pool("s").opened <= sessions_module.MAX_STDIO_CALLS
+    assert len(set(pids(http.state))) <= sessions_module.MAX_STDIO_CALLS
+    await pools.close_idle()
