@@ -3,6 +3,8 @@ another. A graph module like any user's: `graph` is a factory of the model and s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.graph import StateGraph
@@ -12,7 +14,7 @@ from bedrock.core.graph import agent_graph
 from bedrock.core.tools import default_tools
 
 
-def graph(model: BaseChatModel, settings: Settings, mcp_tools: list[BaseTool]) -> StateGraph:
+def graph(model: BaseChatModel, settings: Settings, mcp_tools: Sequence[BaseTool] = ()) -> StateGraph:
     """chatbot ⇄ tools (calculator and MCP_SERVERS' tools), with HISTORY_MAX_MESSAGES, `preferences` and
     APPROVAL_REQUIRED_TOOLS (which may name any of them)."""
     tools = default_tools()

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def _unavailable(server: ServerSpec, why: str, required: bool) -> None:
                    "refuse)", server.name, server.where, why)
 
 
-def check_names(tools: list[BaseTool], others: tuple[str, ...] = ()) -> None:
+def check_names(tools: Sequence[BaseTool], others: tuple[str, ...] = ()) -> None:
     """Every tool name one Bedrock takes, and none twice (here or among `others`, the graph's own tools)."""
     seen: dict[str, str] = {name: "the agent itself" for name in others}
     for tool in tools:
