@@ -267,9 +267,9 @@ def alive(pid: int) -> bool:
     """A process that exists and is not a zombie (a stdio server the tests expect ended)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):  # gone, or reaped between the two looks
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 if __name__ == "__main__":

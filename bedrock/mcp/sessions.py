@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any
 
@@ -35,6 +36,10 @@ MAX_IDLE = 4  # idle sessions kept per server and loop (a stdio one is a process
 # Calls at once on one stdio server (each its own session, so its own process): 200 turns at once must not start 200
 # servers. Beyond it a call waits for one to end, within MCP_TOOL_TIMEOUT_S. An HTTP server takes what it takes.
 MAX_STDIO_CALLS = 8
+# A stdio session idle this long answers a ping before a call goes on it: its process may have died meanwhile, and
+# then a call on it fails as one lost mid-way would ("Connection closed"), which is never sent again.
+PROBE_AFTER_S = 0.05
+PING_TIMEOUT_S = 2.0
 CLOSE_WAIT_S = 5.0  # a session's close (stdio: the mcp SDK gives its process 2 s, then ends it) waited for at most
 
 
@@ -47,6 +52,7 @@ class _Held:
         self.closed = False
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.idle_since = time.monotonic()
 
     @classmethod
     async def open(cls, connection: dict[str, Any]) -> _Held:
@@ -139,6 +145,8 @@ class SessionPool:
     async def _call_once_more(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
         """On an idle session, or a new one; once more on a new one if the idle one was refused before running."""
         held = self._take()
+        if held is not None and self.slots is not None and not await self._answers_ping(held):
+            held = None  # a stdio server that died while idle: a call on it could not tell "never sent" from "lost"
         if held is not None:
             try:
                 return await self._call(held, name, arguments)
@@ -157,12 +165,25 @@ class SessionPool:
             logger.warning("MCP server %r changed its tools (notifications/tools/list_changed): the agent offers the "
                            "tools it listed at startup; restart it to offer the new list", self.server)
 
+    async def _answers_ping(self, held: _Held) -> bool:
+        """A stdio session idle PROBE_AFTER_S or more answers a ping (~0.3 ms), else is closed."""
+        if time.monotonic() - held.idle_since < PROBE_AFTER_S:
+            return True
+        assert held.session is not None
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await held.session.send_ping()
+            return True
+        except Exception:
+            _close_later(held)
+            return False
+
     def _take(self) -> _Held | None:
         while self.idle:
             held = self.idle.pop()
             if not held.closed and not held.broken.done():
                 return held
-            asyncio.ensure_future(held.close())
+            _close_later(held)
         return None
 
     async def _open(self) -> _Held:
@@ -194,13 +215,23 @@ class SessionPool:
 
     def _give_back(self, held: _Held) -> None:
         if held.closed or held.broken.done() or len(self.idle) >= MAX_IDLE:
-            asyncio.ensure_future(held.close())
+            _close_later(held)
         else:
+            held.idle_since = time.monotonic()
             self.idle.append(held)
 
     async def close(self) -> None:
         idle, self.idle = self.idle, []
         await asyncio.gather(*(held.close() for held in idle))
+
+
+_CLOSING: set[asyncio.Task[None]] = set()  # closes nobody waits for, kept from the garbage collector meanwhile
+
+
+def _close_later(held: _Held) -> None:
+    task = asyncio.ensure_future(held.close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 async def _shielded_close(held: _Held) -> None:

@@ -161,3 +161,18 @@ async def test_calls_at_once_on_a_stdio_server_start_at_most_max_stdio_calls_pro
     assert pools.pool("s").opened <= sessions_module.MAX_STDIO_CALLS
     assert len(set(pids(http.state))) <= sessions_module.MAX_STDIO_CALLS
     await pools.close_idle()
+
+
+async def test_an_idle_stdio_session_whose_process_died_is_replaced(http, tmp_path, monkeypatch):
+    monkeypatch.setattr(sessions_module, "PROBE_AFTER_S", 0.0)  # however soon after its last call it died
+    pools = pools_for(http, http.state)
+    assert text(await pools.call("s", "nap", {"seconds": 0})) == "napped 0.0"
+    (pid,) = pids(http.state)
+    os.kill(pid, 9)
+    for _ in range(250):
+        if not alive(pid):
+            break
+        await asyncio.sleep(0.02)
+    assert text(await asyncio.wait_for(pools.call("s", "shout", {"text": "again"}), 30)) == "AGAIN"
+    assert pools.pool("s").opened == 2
+    await pools.close_idle()
