@@ -78,9 +78,12 @@ class MetricsCallback(BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if getattr(output, "status", "success") == "error":  # a tool that reported its failure as its result (MCP's)
-            self.on_tool_error(RuntimeError("tool error result"), run_id=run_id)
+            self._tool_failed(run_id)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._tool_failed(run_id)
+
+    def _tool_failed(self, run_id: UUID) -> None:
         self.errors += 1
         self.failed_tools.append(self._tool_names.pop(run_id, "tool"))
 

@@ -148,3 +148,27 @@ def test_a_served_agent_reaches_the_gateway_through_agentcore_identity_with_no_s
         assert stats(gateway)["unauthorized"] == 1 and CLIENT_SECRET not in log and "tok-" not in log
     finally:
         vault.server.stop()
+
+
+async def test_an_mcp_error_result_is_an_error_span_and_counted(tmp_path, session_id):
+    """A tool's own failure (an MCP error result, not an exception): its execute_tool span ends in error, the tool
+    errors metric counts it, and `metrics.errors` on agent_end."""
+    from bedrock.core.conventions import ERROR_TYPE
+    from opentelemetry.trace import StatusCode
+
+    with McpServer(tmp_path / "plain") as server:
+        collected = Collected()
+        config = Settings(memory_backend="memory", mcp_servers=json.dumps(
+            {"plain": {"transport": "streamable_http", "url": server.url}}))
+        runtime: Runtime = build_app(config, agent=build_agent(config, telemetry=collected.telemetry(config))
+                                     ).state.runtime
+        try:
+            result = await runtime.ainvoke({"prompt": 'fail({"message": "no"})', "session_id": session_id})
+        finally:
+            await runtime.get_agent().drain()
+            runtime.get_agent().close()
+    assert result["metrics"]["errors"] == 1
+    span, = [s for s in collected.spans() if s.name == "execute_tool fail"]
+    assert span.status.status_code == StatusCode.ERROR and span.attributes[ERROR_TYPE] == "tool_error"
+    assert span.attributes[MCP_SERVER] == "plain"
+    assert [p.value for p in collected.points("langgraph_agentcore.tool.errors")] == [1]
