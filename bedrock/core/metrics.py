@@ -77,15 +77,16 @@ class MetricsCallback(BaseCallbackHandler):
         self._tool_names[run_id] = serialized.get("name") or kwargs.get("name") or "tool"
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        name = self._tool_names.pop(run_id, "tool")
         if getattr(output, "status", "success") == "error":  # a tool that reported its failure as its result (MCP's)
-            self._tool_failed(run_id)
+            self._tool_failed(name)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._tool_failed(run_id)
+        self._tool_failed(self._tool_names.pop(run_id, "tool"))
 
-    def _tool_failed(self, run_id: UUID) -> None:
+    def _tool_failed(self, name: str) -> None:
         self.errors += 1
-        self.failed_tools.append(self._tool_names.pop(run_id, "tool"))
+        self.failed_tools.append(name)
 
     def record_error(self) -> None:
         """Count an error the runtime saw outside any callback (a failed turn)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ class CredentialError(Exception):
     """A server's credentials could not be had; the message is safe to show (no secret in it)."""
 
 
-class TokenSource:
+class TokenSource(ABC):
     """A bearer token, fetched when missing, near expiry, or refused (`refresh`), one fetch at a time."""
 
     refreshable = True
@@ -79,16 +80,22 @@ class TokenSource:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
 
+    @abstractmethod
     async def _fetch(self) -> tuple[str, float | None]:
-        raise NotImplementedError
+        """A new token and when it expires (a Unix time; None: not said)."""
 
 
 class StaticBearer(TokenSource):
+    """The configured token, never expiring; a 401 is the answer (there is no other token to try)."""
+
     refreshable = False
 
     def __init__(self, server: str, token: str) -> None:
         super().__init__(server)
-        self._token = token
+        self._static = token
+
+    async def _fetch(self) -> tuple[str, float | None]:
+        return self._static, None
 
 
 class ClientCredentials(TokenSource):

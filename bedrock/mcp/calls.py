@@ -48,10 +48,16 @@ def error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=f"Error: {text}")], isError=True)
 
 
-def failure(error: BaseException) -> str:
-    """A failure's type, and an HTTP status where there is one: never its message (a URL's query, a header)."""
+def cause(error: BaseException) -> BaseException:
+    """The one error inside anyio's task groups' (nested) exception groups, or the error itself."""
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
         error = error.exceptions[0]
+    return error
+
+
+def failure(error: BaseException) -> str:
+    """A failure's type, and an HTTP status where there is one: never its message (a URL's query, a header)."""
+    error = cause(error)
     if isinstance(error, CredentialError):
         return f"no credentials: {error}"
     if isinstance(error, httpx.HTTPStatusError):
@@ -106,6 +112,11 @@ class CallBounds:
         return result.model_copy(update={"content": kept, "structuredContent": structured if keep_structured else None})
 
 
+def tell_broken(broken: asyncio.Future[BaseException], error: BaseException) -> None:
+    if not broken.done():  # the first error is the one the call gets
+        broken.set_result(error)
+
+
 class _WatchedStream(httpx.AsyncByteStream):
     def __init__(self, stream: httpx.AsyncByteStream, broken: asyncio.Future[BaseException]) -> None:
         self.stream, self.broken = stream, broken
@@ -115,8 +126,7 @@ class _WatchedStream(httpx.AsyncByteStream):
             async for chunk in self.stream:
                 yield chunk
         except Exception as error:  # the peer gone mid-body: RemoteProtocolError, ReadError
-            if not self.broken.done():
-                self.broken.set_result(error)
+            tell_broken(self.broken, error)
             raise
 
     async def aclose(self) -> None:
@@ -134,16 +144,16 @@ class _WatchedTransport(httpx.AsyncBaseTransport):
         self.broken = broken
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        watched = self.broken is not None and request.method == "POST"
+        broken = self.broken
+        if broken is None or request.method != "POST":
+            return await self.inner.handle_async_request(request)
         try:
             response = await self.inner.handle_async_request(request)
         except Exception as error:  # refused, reset: the SDK hands this to a session that ignores it
-            if watched and self.broken is not None and not self.broken.done():
-                self.broken.set_result(error)
+            tell_broken(broken, error)
             raise
-        if watched and self.broken is not None:
-            assert isinstance(response.stream, httpx.AsyncByteStream)
-            response.stream = _WatchedStream(response.stream, self.broken)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _WatchedStream(response.stream, broken)
         return response
 
 

@@ -30,6 +30,8 @@ from mcp import ClientSession
 from mcp.shared.exceptions import McpError
 from mcp.types import CallToolResult, ToolListChangedNotification
 
+from bedrock.mcp.calls import BROKEN, tell_broken, cause
+
 logger = logging.getLogger(__name__)
 
 MAX_IDLE = 4  # idle sessions kept per server and loop (a stdio one is a process: ~40 MB of a Python server's RSS)
@@ -56,7 +58,6 @@ class _Held:
 
     @classmethod
     async def open(cls, connection: dict[str, Any]) -> _Held:
-        from bedrock.mcp.calls import BROKEN  # the HTTP client its session makes reads it
 
         held = cls(asyncio.get_running_loop().create_future())
         ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
@@ -93,8 +94,7 @@ class _Held:
                 ready.set_exception(error)
             else:
                 logger.debug("an MCP session ended: %s", type(error).__name__)
-            if not self.broken.done():  # a call on it now would never be answered
-                self.broken.set_result(error)
+            tell_broken(self.broken, error)  # a call on it now would never be answered
         finally:
             self.closed = True
             if not ready.done():
@@ -117,8 +117,7 @@ class _Held:
 def _refused_before_running(error: BaseException) -> bool:
     """An idle session the server no longer has (restarted: HTTP 404, which the mcp SDK reports as "Session
     terminated"), or whose server cannot be reached, or whose stdio process is gone: the call was never run."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
+    error = cause(error)
     if isinstance(error, McpError):
         return "session terminated" in error.error.message.lower()
     return isinstance(error, httpx.ConnectError | anyio.ClosedResourceError | anyio.BrokenResourceError)
