@@ -104,3 +104,39 @@ def test_sigterm_during_an_mcp_call_ends_the_turn_and_the_call(tmp_path: Path, s
         while "slow-cancelled" not in mcp_server.events():  # the session closed with the turn: the server's call too
             assert time.monotonic() < deadline, mcp_server.events()
             time.sleep(0.05)
+
+
+@pytest.mark.parametrize("on_disconnect", ["cancel", "continue"])
+def test_a_client_leaving_mid_call(tmp_path: Path, session_id, on_disconnect):
+    """`cancel`: the run, and the server's call with it, end when the client leaves, and nothing is kept;
+    `continue` (the default): the call and the turn go on without the client, and the turn is kept."""
+    with McpServer(tmp_path / "http") as mcp_server:
+        servers = {"remote": {"transport": "streamable_http", "url": mcp_server.url}}
+        seconds = 600 if on_disconnect == "cancel" else 1
+        with LiveServer({"MCP_SERVERS": json.dumps(servers)}) as live:
+            with httpx.stream("POST", f"{live.url}/invocations", timeout=60, json={
+                    "prompt": f'slow({{"seconds": {seconds}}})', "session_id": session_id, "stream": True,
+                    "on_disconnect": on_disconnect}) as response:
+                body, chunks = b"", response.iter_bytes()  # kept: a dropped iterator closes the connection
+                for chunk in chunks:
+                    body += chunk
+                    if b'"tool_calls"' in body:
+                        break
+                deadline = time.monotonic() + 30
+                while "slow-start" not in mcp_server.events():
+                    assert time.monotonic() < deadline, (body, mcp_server.events())
+                    time.sleep(0.02)
+            # the connection is closed here, the call still running on the MCP server
+            wanted = "cancelled" if on_disconnect == "cancel" else "completed"
+            deadline = time.monotonic() + 30
+            while (status := invoke(live.url, {"action": "status", "session_id": session_id}).json())[
+                    "state"] != wanted:
+                assert time.monotonic() < deadline, status
+                time.sleep(0.05)
+            history = invoke(live.url, {"action": "history", "session_id": session_id}).json()
+            if on_disconnect == "cancel":
+                assert "slow-cancelled" in mcp_server.events() and history["messages"] == []
+            else:
+                assert "slow-end" in mcp_server.events() and len(history["messages"]) == 4
+            after = invoke(live.url, {"prompt": 'add({"a": 1, "b": 1})', "session_id": session_id}).json()
+            assert after["output"] == "add returned: 2"
