@@ -126,10 +126,13 @@ async def test_two_cancels_in_the_same_instant_mid_call(http, backend, session_i
 
 @pytest.mark.parametrize("earlier", [False, True], ids=["first turn", "later turn"])
 async def test_request_timeout_mid_call(http, backend, session_id, earlier):
-    runtime = runtime_for(http, backend, request_timeout_s=1.0)
+    # 4 s: time for the call to reach the server first, even on a busy machine (with 1 s, a loaded run's first turn
+    # on PostgreSQL timed out before its session had opened, and no call was in flight to cut).
+    runtime = runtime_for(http, backend, request_timeout_s=4.0)
     before = await earlier_turn(runtime, session_id, earlier)
     events = [e async for e in runtime.stream({"prompt": 'slow({"seconds": 600})', "session_id": session_id})]
     assert events[-1].type == "error" and events[-1].data["code"] == "timeout"
+    assert "slow-start" in http.events()  # the timeout landed mid-call
     await until(lambda: "slow-cancelled" in http.events())
     await next_turn_works(runtime, session_id, before)
 
