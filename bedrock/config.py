@@ -120,6 +120,12 @@ class Settings:
     mcp_servers: str = ""  # a JSON file's path, or inline JSON: the MCP servers whose tools the agent gets
     mcp_tool_timeout_s: float = 30.0  # one MCP tool call (and listing a server's tools at startup) at most
     max_tool_result_bytes: int = 65_536  # an MCP tool's result beyond this is cut, with a marker (~16k tokens)
+    # Long-term memory: what an actor told the agent, kept across its sessions (bedrock/core/memory.py).
+    long_term_memory: bool = True
+    memory_recall_limit: int = 5  # memories the built-in agent recalls into a turn's context (5 facts: ~100 tokens)
+    memory_ttl_days: float = 0.0  # 0: kept until forgotten; N: forgotten N days after last written or recalled
+    embedding_model_id: str = "amazon.titan-embed-text-v2:0"  # semantic search's embeddings (Bedrock InvokeModel)
+    embedding_dimensions: int = 1024  # Titan text embeddings v2: 256, 512 or 1024
     mcp_required: bool = False  # a server unreachable at startup: 1 refuses to serve, 0 serves without its tools
     mcp_tool_prefix: bool = False  # 1: MCP tools are named server_tool
     # The built-in agent's own variables that the environment set: a user's graph refuses them at startup.
@@ -198,6 +204,12 @@ class Settings:
             max_tool_result_bytes=_int(env, "MAX_TOOL_RESULT_BYTES", d.max_tool_result_bytes, minimum=256),
             mcp_required=_flag(env, "MCP_REQUIRED", d.mcp_required),
             mcp_tool_prefix=_flag(env, "MCP_TOOL_PREFIX", d.mcp_tool_prefix),
+            long_term_memory=_flag(env, "LONG_TERM_MEMORY", d.long_term_memory),
+            memory_recall_limit=_int(env, "MEMORY_RECALL_LIMIT", d.memory_recall_limit),
+            memory_ttl_days=_float(env, "MEMORY_TTL_DAYS", d.memory_ttl_days),
+            embedding_model_id=(env.get("EMBEDDING_MODEL_ID") or d.embedding_model_id).strip(),
+            embedding_dimensions=int(_choice(env, "EMBEDDING_DIMENSIONS", str(d.embedding_dimensions),
+                                             ("256", "512", "1024"))),
             built_in_variables=tuple(name for name in BUILT_IN_VARIABLES if (env.get(name) or "").strip()),
         )
         settings.check()

@@ -72,6 +72,11 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
     ErrorKind("recursion_limit", 500, False, "GraphRecursionError",
               "The agent took too many steps without finishing."),
     ErrorKind("memory_unavailable", 503, True, "MemoryError", "Session memory could not be read or written; retry."),
+    ErrorKind("memory_not_found", 404, False, "MemoryNotFound", "This actor has no memory under that key."),
+    ErrorKind("long_term_memory_off", 409, False, "LongTermMemoryOff",
+              "Long-term memory is off on this server (LONG_TERM_MEMORY=off)."),
+    ErrorKind("too_many_memories", 500, False, "TooManyMemories",
+              "The turn wrote more memories than one turn may; see the server logs."),
     ErrorKind("tools_unavailable", 503, True, "ToolsUnavailable",
               "An MCP server the agent requires (MCP_REQUIRED=1) is unavailable; retry."),
     # The model (Bedrock Runtime)

@@ -102,6 +102,8 @@ def main() -> int:
     mcp_smoke = ["--calls", "20", "--turns", "10", "--stdio-calls", "3"]
     sections.append("## MCP tools against the same tool in-process (bench/mcp_bench.py)\n\n" +
                     script("mcp_bench.py", *(mcp_smoke if smoke else [])))
+    sections.append("## Long-term memory: recall per turn (bench/recall_bench.py)\n\n" +
+                    script("recall_bench.py", *(["--turns", "3"] if smoke else [])))
     text, values = peer_section(smoke)
     sections.append("## 8. Side by side with LangGraph's own Agent Server (bench/peer.py)\n\n" + text)
     goals += peer_goals(values)

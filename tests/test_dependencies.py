@@ -523,6 +523,38 @@ def test_langgraph_sqlite_saver_takes_self_lock_on_self_conn():
     conn.close()
 
 
+SQLITE_STORE = r"store\.lock = threading\.RLock\(\)"
+
+
+def test_langgraph_sqlite_store_takes_self_lock_around_its_batch():
+    """SqliteMemories replaces the store's `lock` with an RLock it holds around inline batches (so a batch on the loop
+    never runs beside one on a worker thread): that only means something while SqliteStore.batch takes `self.lock`."""
+    from langgraph.store.sqlite import SqliteStore
+
+    where = users(SQLITE_STORE)
+    conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    store = SqliteStore(conn)
+    relied_on(hasattr(store.lock, "acquire"), where, "SqliteStore.lock", f"lock={getattr(store, 'lock', None)!r}")
+    store.setup()
+    entered = []
+
+    class Recording:
+        def __init__(self) -> None:
+            self.lock = threading.RLock()
+
+        def __enter__(self) -> Any:
+            entered.append(True)
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc: Any) -> Any:
+            return self.lock.__exit__(*exc)
+
+    store.lock = Recording()  # type: ignore[assignment]
+    store.put(("a",), "k", {"v": 1})
+    relied_on(entered, where, "SqliteStore taking `with self.lock` around its batch", "a batch ran without it")
+    conn.close()
+
+
 def test_langgraph_postgres_saver_lock_and_pool():
     """ThreadedPostgresSaver sets `saver.lock` to a no-op (each call has its own pooled connection) and reads the
     pool back as `saver.conn`."""

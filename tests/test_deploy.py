@@ -43,7 +43,7 @@ def test_agentcore_config(agent):
     assert agent.aws.network_configuration.network_mode == "PUBLIC"
     assert agent.aws.protocol_configuration.server_protocol == "HTTP"
     assert agent.aws.observability.enabled
-    assert (agent.memory.mode, agent.memory.event_expiry_days) == ("STM_ONLY", 30)
+    assert (agent.memory.mode, agent.memory.event_expiry_days) == ("STM_AND_LTM", 30)
 
 
 def test_agentcore_config_validates(agent):

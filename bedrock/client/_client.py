@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -64,6 +64,19 @@ def _http_error(status: int, content: bytes) -> AgentHTTPError:
         return AgentHTTPError(status, f"http_{status}", error, body)
     text = content.decode("utf-8", "replace")[:500]
     return AgentHTTPError(status, f"http_{status}", text or httpx.codes.get_reason_phrase(status), body)
+
+
+def _forget_body(key: str | None, namespace: Sequence[str] | None, everything: bool,
+                 actor_id: str | None) -> dict[str, Any]:
+    """The `forget` request; ValueError for what the server would refuse anyway, so nothing is sent for it."""
+    if everything and (key is not None or namespace is not None):
+        raise ValueError("forget one memory (key, with its namespace if you like) or all=True, not both")
+    if not everything and key is None:
+        raise ValueError("give the key of the memory to forget, or all=True to forget every memory")
+    if isinstance(namespace, str):  # a string is a Sequence[str] too: one label, not one label per character
+        raise ValueError("namespace is a sequence of labels, e.g. [actor_id, \"memories\"]")
+    return {"action": "forget", "key": key, "namespace": None if namespace is None else list(namespace),
+            "all": True if everything else None, "actor_id": actor_id}
 
 
 def _incomplete() -> AgentStreamError:
@@ -122,6 +135,9 @@ class AgentClient:
             )
         self._boto: Any = None
         self._boto_lock = threading.Lock()
+        # The runtime session of the calls that name no session (`memories`, `forget`): one per client, not a
+        # fresh one each call, since every new runtime session starts a microVM of its own.
+        self._own_runtime_session = runtime_session_id(None)
 
     async def __aenter__(self) -> AgentClient:
         return self
@@ -213,6 +229,20 @@ class AgentClient:
         "pending": [approvals waiting for an answer], "run": its run in progress (as `status`) or None}`."""
         return await self._request({"action": "history", "session_id": session_id, "actor_id": actor_id})
 
+    async def memories(self, *, limit: int = 20, offset: int = 0, actor_id: str | None = None) -> dict[str, Any]:
+        """A page of the actor's long-term memories (no session needed): `{"actor_id", "memories": [{"namespace",
+        "key", "value", "created_at", "updated_at"}…], "next_offset"}` — `next_offset` is None on the last page.
+        AgentHTTPError 409 `long_term_memory_off` if the server keeps none."""
+        return await self._request({"action": "memories", "limit": limit, "offset": offset, "actor_id": actor_id})
+
+    async def forget(self, key: str | None = None, *, namespace: Sequence[str] | None = None, all: bool = False,
+                     actor_id: str | None = None) -> dict[str, Any]:
+        """Delete the actor's memory `key` (in `namespace`, else wherever the actor keeps it), or with `all=True`
+        every memory of the actor. Returns `{"actor_id", "forgotten": count}`; AgentHTTPError 404
+        `memory_not_found` for a key the actor has no memory under. ValueError, before anything is sent, unless
+        exactly one of `key` or `all` is given."""
+        return await self._request(_forget_body(key, namespace, all, actor_id))
+
     async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
         body = {key: value for key, value in body.items() if value is not None}
         try:
@@ -220,8 +250,9 @@ class AgentClient:
                 if self.agent_runtime_arn:
                     return await self._runtime_json(body)
                 assert self._http is not None
-                response = await self._http.post(f"{self.base_url}/invocations", json=body,
-                                                 headers={SESSION_HEADER: body["session_id"]})
+                # The actor's memories belong to no session: their requests name none.
+                headers = {SESSION_HEADER: body["session_id"]} if "session_id" in body else {}
+                response = await self._http.post(f"{self.base_url}/invocations", json=body, headers=headers)
         except TimeoutError:
             raise AgentTimeoutError(f"The agent did not answer {body['action']} in time.") from None
         except httpx.TransportError as exc:
@@ -299,10 +330,11 @@ class AgentClient:
         )
 
     async def _runtime_json(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A non-streamed call to the deployed runtime (`cancel`, `status`), on the session's runtime session."""
+        """A non-streamed call to the deployed runtime (`cancel`, `status`, `history`) on the session's runtime
+        session; one of no session (`memories`, `forget`) on this client's own."""
         from botocore import exceptions as boto_errors
 
-        session = runtime_session_id(body["session_id"])
+        session = runtime_session_id(body["session_id"]) if "session_id" in body else self._own_runtime_session
         try:
             response = await asyncio.to_thread(self._invoke_runtime, body, session, "application/json")
         except boto_errors.ClientError as exc:

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from bedrock.config import Settings
 from bedrock.core.loader import GraphLoadError, GraphSource, apply_env, find_graph, load_graph
-from bedrock.core.model import OFFLINE_CREDENTIALS, make_model
+from bedrock.core.model import OFFLINE_CREDENTIALS, make_embeddings, make_model
 from bedrock.core.turn import Agent
 from bedrock.store import Store, open_store
+from bedrock.store.long_term import LongTermOptions
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,10 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
         _export_offline(settings, endpoint_url)
     store: Store | None = None
     try:
-        store = open_store(settings)
+        store = open_store(settings, long_term_options(settings, endpoint_url))
         offer = McpOffer(settings, source)
         graph = load_graph(source, settings, store.checkpointer, lambda: make_model(settings, endpoint_url),
-                           offer.tools)
+                           offer.tools, own_store=store.long_term is None)
         offer.check_taken()
         agent = Agent(graph, settings, store, telemetry=telemetry, built_in=source.built_in)
         agent.on_drain.extend(offer.releases)
@@ -60,6 +61,17 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
         raise
     agent.closers.extend(closers)
     return agent
+
+
+def long_term_options(settings: Settings, endpoint_url: str | None) -> LongTermOptions | None:
+    """How the actors' long-term memory is made (None: LONG_TERM_MEMORY=off): Bedrock's embeddings for semantic
+    search, unless EMBEDDING_MODEL_ID is `none` (then recall is by recency)."""
+    if not settings.long_term_memory:
+        return None
+    embeddings = None
+    if settings.embedding_model_id.lower() != "none":
+        embeddings = make_embeddings(settings, endpoint_url)
+    return LongTermOptions(embeddings, settings.embedding_dimensions, settings.memory_ttl_days)
 
 
 class McpOffer:

@@ -26,6 +26,7 @@ from langgraph.prebuilt.tool_node import ToolInvocationError
 from langgraph.types import interrupt
 
 from bedrock.config import ConfigError
+from bedrock.core.memory import recall
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +162,9 @@ def build_graph(
 
 
 def agent_graph(model: BaseChatModel, tools: Sequence[BaseTool], history_max_messages: int = 40,
-                approval_required: frozenset[str] = frozenset()) -> StateGraph:
-    """The agent graph, uncompiled (the runtime compiles it with its checkpointer). Raises ConfigError if
+                approval_required: frozenset[str] = frozenset(), recall_limit: int = 0) -> StateGraph:
+    """The agent graph, uncompiled (the runtime compiles it with its checkpointer). Each model call is given up to
+    `recall_limit` of the actor's memories that bear on the turn (the runtime's store). Raises ConfigError if
     `approval_required` names a tool it does not have."""
     unknown = approval_required - {tool.name for tool in tools}
     if unknown:
@@ -175,6 +177,9 @@ def agent_graph(model: BaseChatModel, tools: Sequence[BaseTool], history_max_mes
         preferences = config.get("configurable", {}).get("preferences")
         if preferences:
             messages = [preferences_message(preferences), *messages]
+        recalled = await recall(messages, recall_limit) if recall_limit else None
+        if recalled is not None:
+            messages = [recalled, *messages]
         return {"messages": [await bound.ainvoke(messages, config)]}
 
     graph = StateGraph(MessagesState)

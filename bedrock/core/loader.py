@@ -138,9 +138,11 @@ def settings_with_graph_env(cwd: Path | None = None) -> Settings:
 
 
 def load_graph(source: GraphSource, settings: Settings, checkpointer: BaseCheckpointSaver | None,
-               model: Callable[[], Any], mcp_tools: Callable[[], list[Any]] = list) -> CompiledStateGraph:
+               model: Callable[[], Any], mcp_tools: Callable[[], list[Any]] = list,
+               own_store: bool = True) -> CompiledStateGraph:
     """The compiled graph `source` names, with `checkpointer`; `model()` makes the configured chat model and
-    `mcp_tools()` lists the MCP servers' tools (each called only for a factory that asks for it)."""
+    `mcp_tools()` lists the MCP servers' tools (each called only for a factory that asks for it). `own_store`: a
+    graph may keep a store it was compiled with (false when the runtime gives each turn its long-term memory)."""
     target = _attribute(source)
     if callable(target) and not isinstance(target, (StateGraph, CompiledStateGraph)):
         target = _call_factory(source, target, settings, {"model": model, "mcp_tools": mcp_tools})
@@ -152,6 +154,11 @@ def load_graph(source: GraphSource, settings: Settings, checkpointer: BaseCheckp
     if not isinstance(target, CompiledStateGraph):
         raise GraphLoadError(f"{source} is a {type(target).__name__}, not a LangGraph graph (a compiled graph, a "
                              "StateGraph, or a function returning one)")
+    if not own_store and target.store is not None:
+        raise GraphLoadError(
+            f"{source} was compiled with a store of its own ({type(target.store).__name__}): compile it without one; "
+            "this runtime gives every turn its actor's long-term memory as the store (`get_store()`), kept as "
+            "MEMORY_BACKEND says (or set LONG_TERM_MEMORY=off to keep yours)")
     own = target.checkpointer
     if own is not None and own is not False:
         raise GraphLoadError(

@@ -26,6 +26,8 @@ from pydantic import PrivateAttr
 from bedrock.config import Settings
 
 if TYPE_CHECKING:
+    from langchain_aws import BedrockEmbeddings
+
     from bedrock.core.bedrock_client import LoopClients
 
 OFFLINE_CREDENTIALS = {"aws_access_key_id": "offline", "aws_secret_access_key": "offline"}
@@ -301,3 +303,50 @@ def aio_session(profile: str | None) -> Any:
             session = _SESSIONS[profile] = AioSession(profile=profile)
             warm(session)
         return session
+
+
+def make_embeddings(settings: Settings, endpoint_url: str | None = None) -> BedrockEmbeddings:
+    """BedrockEmbeddings for semantic search (`EMBEDDING_MODEL_ID`, `EMBEDDING_DIMENSIONS`), `bedrock` and `offline`
+    alike, as `make_model` makes the chat model: the same region, botocore Config, and — offline — the same endpoint
+    (it answers InvokeModel for Titan text embeddings v2) and dummy credentials.
+
+    `dimensions` is BedrockEmbeddings' own field rather than `model_kwargs`: it sends `{"dimensions": N}` for Titan,
+    and the key each other family expects (Cohere v4, Nova) should EMBEDDING_MODEL_ID name one. Its boto3 client is
+    a LazyClient, built on first use: BedrockEmbeddings would build one at once (~90 ms of a cold start, as
+    `make_model` says of the chat model's), and langchain-aws (with numpy) is loaded only here, not at import.
+    """
+    from langchain_aws import BedrockEmbeddings
+
+    extra: dict[str, Any] = {}
+    if settings.model_provider == "offline":
+        if endpoint_url is None:
+            raise ValueError("offline embeddings need the offline endpoint's URL (build_agent starts one)")
+        extra.update(OFFLINE_CREDENTIALS)
+    if endpoint_url is not None:
+        extra["endpoint_url"] = endpoint_url
+    runtime = LazyClient()
+    embeddings = BedrockEmbeddings(
+        model_id=settings.embedding_model_id,
+        dimensions=settings.embedding_dimensions,
+        region_name=settings.aws_region,
+        config=botocore_config(settings),
+        client=runtime,
+        **extra,
+    )
+    runtime.factory = lambda: embeddings_client(embeddings)
+    return embeddings
+
+
+def embeddings_client(embeddings: BedrockEmbeddings) -> Any:
+    """The boto3 `bedrock-runtime` client BedrockEmbeddings would have built itself, from the same fields (`aws_client`
+    reads a chat model's, which has fields BedrockEmbeddings lacks: its Bedrock API key)."""
+    return create_aws_client(
+        region_name=embeddings.region_name,
+        credentials_profile_name=embeddings.credentials_profile_name,
+        aws_access_key_id=embeddings.aws_access_key_id,
+        aws_secret_access_key=embeddings.aws_secret_access_key,
+        aws_session_token=embeddings.aws_session_token,
+        endpoint_url=embeddings.endpoint_url,
+        config=embeddings.config,
+        service_name="bedrock-runtime",
+    )

@@ -16,9 +16,11 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
 
 from bedrock.config import Settings
+from bedrock.core.memory import ActorMemory
 from bedrock.core.rollback import cut_turn, roll_back, saver_of
 from bedrock.core.sessions import SessionLocks
 from bedrock.wire.request import RunRequest
@@ -29,9 +31,11 @@ logger = logging.getLogger(__name__)
 class Settlement:
     """Keeps or rolls back the turns of one agent's graph, and releases their sessions' locks."""
 
-    def __init__(self, graph: CompiledStateGraph, settings: Settings, locks: SessionLocks) -> None:
+    def __init__(self, graph: CompiledStateGraph, settings: Settings, locks: SessionLocks,
+                 long_term: BaseStore | None = None) -> None:
         self.graph = graph
         self.locks = locks
+        self.long_term = long_term
         self.durability = settings.checkpoint_durability
         self._settling: set[asyncio.Future[None]] = set()  # turns being committed or rolled back
         # Only savers that implement pruning (our SQLite and PostgreSQL ones) are pruned; the base class's raises.
@@ -42,7 +46,8 @@ class Settlement:
             and type(checkpointer).aprune is not BaseCheckpointSaver.aprune
         )
 
-    async def settle(self, graph_stream: Any, request: RunRequest, turn_id: str, completed: bool) -> None:
+    async def settle(self, graph_stream: Any, request: RunRequest, turn_id: str, completed: bool,
+                     memory: ActorMemory | None = None) -> None:
         """Keep a completed turn (and prune), or stop the run and roll the session back; then release it.
 
         The work runs as its own task, so nothing cancels it: the session stays locked until it is done,
@@ -55,7 +60,7 @@ class Settlement:
         if completed and not self.can_prune:
             self.locks.release(request.session)
             return
-        work = self.prune(request) if completed else self._abandon(graph_stream, request, turn_id)
+        work = self.prune(request) if completed else self._abandon(graph_stream, request, turn_id, memory)
         task = asyncio.ensure_future(work)
         self._settling.add(task)
         task.add_done_callback(lambda done: self._settled(request.session, done))
@@ -81,13 +86,20 @@ class Settlement:
         except Exception:
             logger.exception("could not prune old checkpoints of session %s", request.session_id)
 
-    async def _abandon(self, graph_stream: Any, request: RunRequest, turn_id: str) -> None:
-        """Stop the graph run (its tasks and its exit checkpoint end with it), then roll the session back."""
+    async def _abandon(self, graph_stream: Any, request: RunRequest, turn_id: str,
+                       memory: ActorMemory | None) -> None:
+        """Stop the graph run (its tasks and its exit checkpoint end with it), drop its memories, then roll the
+        session back."""
         if graph_stream is not None:
             try:
                 await graph_stream.aclose()
             except Exception:
                 logger.exception("the cut turn of session %s failed while stopping", request.session_id)
+        if memory is not None:
+            try:
+                await memory.drop()
+            except Exception:
+                logger.exception("could not undo the memories of the cut turn of session %s", request.session_id)
         if self.graph.checkpointer is None:
             return  # nothing was stored, nothing to undo
         config: RunnableConfig = {"configurable": {"thread_id": request.session, "actor_id": request.actor}}
@@ -109,7 +121,10 @@ class Settlement:
         """
         state = await self.graph.aget_state(config)
         if state.next and not state.interrupts:
-            async for _ in self.graph.astream(None, config, durability=self.durability):
+            graph = self.graph
+            if self.long_term is not None:  # what it writes on the way is not kept: it re-asks, it is no turn
+                graph = graph.copy(update={"store": ActorMemory(self.long_term, config["configurable"]["actor_id"])})
+            async for _ in graph.astream(None, config, durability=self.durability):
                 pass
 
     async def recover(self, request: RunRequest, state: StateSnapshot) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from bedrock.core.deadlines import bounded
 from bedrock.core.graph import dangling_calls, declined
 from bedrock.core.hooks import observed, stream_observers
 from bedrock.core.inputs import GraphInputs
+from bedrock.core.memory import ActorMemory, Memories
 from bedrock.core.metrics import MetricsCallback
 from bedrock.core.ownership import SessionOwners
 from bedrock.core.rollback import turn_metadata
@@ -74,9 +76,14 @@ class Agent(SessionReads):
         self.owners = SessionOwners(store.owners if store is not None else InProcessOwners())
         self.closers: list[Callable[[], Any]] = [store.close] if store is not None else []  # `close`: last first
         self.on_drain: list[Callable[[], Awaitable[Any]]] = []  # awaited by `drain`, on its loop (MCP's sessions)
+        self._background: set[asyncio.Future[Any]] = set()  # a kept turn's conversation on its way to the memory
         self.approval_required = frozenset(settings.approval_required_tools) if built_in else frozenset()
         self.locks = SessionLocks(settings.session_wait_s, store.shared_locks if store is not None else None)
-        self.settlement = Settlement(graph, settings, self.locks)
+        # The actors' memories across sessions (None: LONG_TERM_MEMORY=off, or a graph built by hand): each turn
+        # sees its actor's through an ActorMemory, kept with the turn.
+        self.long_term = store.long_term if store is not None else None
+        self.memories = Memories(self.long_term) if self.long_term is not None else None
+        self.settlement = Settlement(graph, settings, self.locks, self.long_term)
 
     def run_config(self, request: RunRequest, callbacks: Sequence[Any], turn_id: str = "") -> RunnableConfig:
         """LangGraph config: the session is the thread; preferences and custom_data ride along.
@@ -87,6 +94,7 @@ class Agent(SessionReads):
             "configurable": {
                 "thread_id": request.session_id,
                 "actor_id": request.actor_id,
+                "user_id": request.actor_id,  # the name LangGraph's memory examples read the actor by
                 "preferences": request.preferences or {},
                 "custom_data": request.custom_data or {},
             },
@@ -163,6 +171,7 @@ class Agent(SessionReads):
         failure: Exception | None = None
         completed = False
         graph_stream: AsyncIterator[Any] | None = None
+        memory = ActorMemory(self.long_term, request.actor) if self.long_term is not None else None
         try:
             await self.locks.acquire(request.session, session_wait_s)
         except Exception as refused:  # busy, or the shared lock's store failed (a database restarting)
@@ -189,7 +198,8 @@ class Agent(SessionReads):
         # From here the session is ours until `settlement.settle` gives it back: nothing between here and `try`
         # can fail.
         try:
-            graph_stream = self.graph.astream(
+            graph = self.graph if memory is None else self.graph.copy(update={"store": memory})  # ~40 µs
+            graph_stream = graph.astream(
                 graph_input, config, stream_mode=STREAM_MODES, subgraphs=True,
                 durability=self.settings.checkpoint_durability, context=self.inputs.context(request),
             )
@@ -212,12 +222,14 @@ class Agent(SessionReads):
                     yield seq.emit(INTERRUPT, data)
             if request.include_state:
                 end["state"] = await self._final_state(request)
+            if memory is not None:  # its writes kept with the turn; a cut that lands meanwhile undoes them
+                await memory.keep()
             completed = True  # the graph run finished and wrote its last checkpoint: the turn is kept
         except Exception as exc:
             failure = exc
         finally:
             # Every way out (done, failed, cancelled, closed at a yield) passes here exactly once.
-            await self.settlement.settle(graph_stream, request, turn_id, completed)
+            await self.settlement.settle(graph_stream, request, turn_id, completed, memory)
         if failure is not None:
             error = classify(failure)
             metrics.record_error()
@@ -225,6 +237,8 @@ class Agent(SessionReads):
             yield seq.emit(ERROR, error.event_data(utc_timestamp()))
             return
         self.remember_nodes(request.session, out.labels)
+        if memory is not None:  # after the turn is kept, never for a cut one; awaited by `drain`
+            self.in_background(memory.record_turn(request.session, request.prompt, out.output))
         snapshot = metrics.snapshot()
         # The SDK logs "completed" when the response object is returned; this is the turn's real duration.
         logger.info("turn done: session=%s run=%s steps=%d latency_ms=%s", request.session_id, run_id, out.step,
@@ -292,10 +306,25 @@ class Agent(SessionReads):
         """Roll back the steps of a turn whose process died mid-turn (`Settlement.recover`)."""
         await self.settlement.recover(request, await self._state(request.session, request.actor))
 
+    def in_background(self, work: Awaitable[Any]) -> None:
+        """Run `work` after the turn, logged if it fails (a kept turn stays kept), awaited by `drain`."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("could not send a kept turn to long-term memory", exc_info=task.exception())
+
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Wait for turns being committed or rolled back (before the server closes the checkpointer); then release
-        what this loop holds for the agent (idle MCP sessions: a stdio server's process)."""
+        """Wait for turns being committed or rolled back (before the server closes the checkpointer) and their
+        conversations sent to long-term memory; then release what this loop holds for the agent (idle MCP sessions:
+        a stdio server's process)."""
         await self.settlement.drain(timeout_s)
+        pending = {task for task in self._background if task.get_loop() is asyncio.get_running_loop()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
         for release in self.on_drain:
             await release()
 

@@ -1,4 +1,5 @@
-"""A local Bedrock Runtime–compatible endpoint (Converse and ConverseStream) in front of the offline rules.
+"""A local Bedrock Runtime–compatible endpoint (Converse and ConverseStream) in front of the offline rules, and
+InvokeModel for Titan text embeddings v2 in front of the offline embeddings (`bedrock/offline/embeddings.py`).
 
 `MODEL_PROVIDER=offline` points ChatBedrockConverse here, so offline runs and tests take the production
 path — botocore signing, retries, event-stream decoding, usage — with only the endpoint swapped.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import struct
 import threading
 import time
@@ -25,13 +27,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from bedrock.offline import embeddings
 from bedrock.offline.background import BackgroundServer
 from bedrock.offline.rules import Reply, Turn, new_tool_call, reply_to, tokenize
 
 __all__ = [
     "BreakStream", "ConverseValidationError", "Hold", "HttpError", "OfflineBedrockEndpoint", "Recorded", "Reply",
-    "Responder", "Turn", "converse_usage", "event_frame", "exception_frame", "new_tool_call", "offered_tools",
-    "turns_from_converse", "validate_converse",
+    "Responder", "Turn", "converse_usage", "event_frame", "exception_frame", "malformed_input", "new_tool_call",
+    "offered_tools", "titan_embedding_violations", "turns_from_converse", "validate_converse",
 ]
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -161,6 +164,61 @@ def offered_tools(body: dict[str, Any]) -> set[str]:
     return names
 
 
+# Titan text embeddings v2 (InvokeModel): its model ids (bare, versioned, or a foundation-model ARN), its request's
+# fields, and its bounds (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html).
+TITAN_EMBED_V2 = re.compile(r"(^|/)amazon\.titan-embed-text-v2(:\d+)?$")
+TITAN_FIELDS = ("inputText", "dimensions", "normalize", "embeddingTypes")
+TITAN_DIMENSIONS = (256, 512, 1024)
+TITAN_EMBEDDING_TYPES = ("float", "binary")
+TITAN_MAX_CHARS = 50_000
+INVALID_MODEL = "The provided model identifier is invalid."
+
+# A JSON value's type as the schema validator behind Bedrock's "Malformed input request" messages names it (everit).
+_JSON_TYPES = {str: "String", bool: "Boolean", int: "Integer", float: "BigDecimal", list: "JSONArray",
+               dict: "JSONObject", type(None): "Null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def titan_embedding_violations(body: dict[str, Any]) -> list[str]:
+    """What Titan text embeddings v2's request schema refuses in `body`, each in Bedrock's wording (e.g. "expected
+    maxLength: 50000, actual: 52611"); none for a request it accepts."""
+    violations = [] if "inputText" in body else ["required key [inputText] not found"]
+    violations += [f"extraneous key [{key}] is not permitted" for key in body if key not in TITAN_FIELDS]
+    text = body.get("inputText", "")
+    if not isinstance(text, str):
+        violations.append(f"expected type: String, found: {_json_type(text)}")
+    elif "inputText" in body and not text:
+        violations.append("expected minLength: 1, actual: 0")
+    elif len(text) > TITAN_MAX_CHARS:
+        violations.append(f"expected maxLength: {TITAN_MAX_CHARS}, actual: {len(text)}")
+    dimensions = body.get("dimensions", TITAN_DIMENSIONS[-1])
+    if type(dimensions) is not int or dimensions not in TITAN_DIMENSIONS:  # type(): True is not 1 here
+        violations.append(f"{_json_text(dimensions)} is not a valid enum value")
+    if not isinstance(body.get("normalize", True), bool):
+        violations.append(f"expected type: Boolean, found: {_json_type(body['normalize'])}")
+    types = body.get("embeddingTypes", ["float"])
+    if not isinstance(types, list):
+        violations.append(f"expected type: JSONArray, found: {_json_type(types)}")
+    else:
+        violations += [f"{_json_text(kind)} is not a valid enum value" for kind in types
+                       if kind not in TITAN_EMBEDDING_TYPES]
+    return violations
+
+
+def malformed_input(violations: Sequence[str]) -> str:
+    """InvokeModel's ValidationException message for a body its model's schema refuses: one violation is quoted,
+    several are counted (as Bedrock answers, e.g. "Malformed input request: 2 schema violations found, …")."""
+    what = violations[0] if len(violations) == 1 else f"{len(violations)} schema violations found"
+    return f"Malformed input request: {what}, please reformat your input and try again."
+
+
 @dataclass(frozen=True)
 class HttpError:
     """Answer the next request with an AWS JSON error (e.g. 429 ThrottlingException)."""
@@ -210,7 +268,8 @@ Responder = Callable[[Sequence[Turn], Collection[str]], Reply]
 
 class OfflineBedrockEndpoint:
     """Serves `POST /model/{modelId}/converse` and `/converse-stream` as Bedrock does; scriptable, and recording
-    if asked. Its public API, for tests of any graph served on ChatBedrockConverse:
+    if asked; and `/invoke` for Titan text embeddings v2 (BedrockEmbeddings), unscripted. Its public API, for tests
+    of any graph served on ChatBedrockConverse:
 
     - `start()` → itself, on 127.0.0.1 at a free port (`url`); `stop()`.
     - `then(*actions)`: the scripting hook. Each request takes the next action queued, in order: a `Reply`
@@ -219,8 +278,9 @@ class OfflineBedrockEndpoint:
       (`validate_converse`) is refused first, and takes no action off the queue.
     - `responder`: the rules themselves, `(turns, offered tool names) → Reply`; `reply_to` (the offline rules,
       `bedrock/offline/rules.py`, with their `NAME({...})` convention) unless given.
-    - `record(n)` (or `record=n`): keep the last n requests (`requests`: path, model id, body, headers) and
-      usage reports (`usage_reported`); 0, the default, keeps none, so a long-running `make run` does not grow.
+    - `record(n)` (or `record=n`): keep the last n Converse requests (`requests`: path, model id, body, headers),
+      usage reports (`usage_reported`) and InvokeModel requests (`invocations`, apart: a turn that recalls memories
+      embeds between its model calls); 0, the default, keeps none, so a long-running `make run` does not grow.
 
     A test scripting the model's first answer (two parallel calls of the graph's own `lookup_order` tool), the
     rules answering the next request (they quote the tools' results)::
@@ -242,6 +302,13 @@ class OfflineBedrockEndpoint:
     `endpoint.then(BreakStream(after_tokens=3))` breaks the next stream after three text chunks. (Any model id
     is served; but ChatBedrockConverse streams only for a provider it knows, e.g. `bedrock.config`'s
     `DEFAULT_BEDROCK_MODEL_ID`: for another id its `stream()` falls back to Converse.)
+
+    InvokeModel answers Titan text embeddings v2 alone (`amazon.titan-embed-text-v2:0`, bare, versioned or as an ARN):
+    `{"embedding", "inputTextTokenCount", "embeddingsByType"}` from `bedrock/offline/embeddings.py`, texts that share
+    words near. Converse serves any model id because one request shape serves every model; InvokeModel's body is
+    the model's own, so an id whose shape this endpoint does not know is refused as Bedrock refuses an unknown one
+    (400 ValidationException, "The provided model identifier is invalid."), as is a body Titan's schema refuses
+    (`titan_embedding_violations`). Invocations are recorded in `invocations`, and take nothing off the script.
     """
 
     def __init__(
@@ -255,12 +322,14 @@ class OfflineBedrockEndpoint:
         self.responder = responder
         self.requests: deque[Recorded]
         self.usage_reported: deque[dict[str, int]]
+        self.invocations: deque[Recorded]
         self.record(record)
         self.script: deque[Reply | HttpError | BreakStream | Hold] = deque()
         self.app = Starlette(
             routes=[
                 Route("/model/{model_id:path}/converse", self._converse, methods=["POST"]),
                 Route("/model/{model_id:path}/converse-stream", self._converse_stream, methods=["POST"]),
+                Route("/model/{model_id:path}/invoke", self._invoke, methods=["POST"]),
             ]
         )
         self._server = BackgroundServer(self.app)
@@ -277,9 +346,10 @@ class OfflineBedrockEndpoint:
         self._server.stop()
 
     def record(self, last: int) -> OfflineBedrockEndpoint:
-        """Keep the `last` requests and usage reports from now on (0: keep none)."""
+        """Keep the `last` requests, usage reports and invocations from now on (0: keep none)."""
         self.requests = deque(maxlen=last)
         self.usage_reported = deque(maxlen=last)
+        self.invocations = deque(maxlen=last)
         return self
 
     def then(self, *actions: Reply | HttpError | BreakStream | Hold) -> OfflineBedrockEndpoint:
@@ -290,14 +360,17 @@ class OfflineBedrockEndpoint:
 
     async def _receive(self, request: Request) -> tuple[dict[str, Any], Reply | HttpError | BreakStream | Hold | None]:
         body = json.loads(await request.body())
-        if self.requests.maxlen:
-            self.requests.append(
-                Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
+        self._record(self.requests, request, body)
         try:
             validate_converse(body)
         except ConverseValidationError as invalid:
             return body, HttpError(400, "ValidationException", str(invalid))  # before any scripted action
         return body, self.script.popleft() if self.script else None
+
+    @staticmethod
+    def _record(log: deque[Recorded], request: Request, body: dict[str, Any]) -> None:
+        if log.maxlen:
+            log.append(Recorded(request.url.path, request.path_params["model_id"], body, dict(request.headers)))
 
     def _rules(self, body: dict[str, Any]) -> Reply:
         return self.responder(turns_from_converse(body), offered_tools(body))
@@ -373,6 +446,33 @@ class OfflineBedrockEndpoint:
         yield event_frame("messageStop", {"stopReason": "tool_use" if reply.tool_calls else "end_turn"})
         latency = int((time.perf_counter() - started) * 1000)
         yield event_frame("metadata", {"usage": self._report(reply), "metrics": {"latencyMs": latency}})
+
+    async def _invoke(self, request: Request) -> Response:
+        """InvokeModel, for Titan text embeddings v2: the model id first, then the body against Titan's schema."""
+        started = time.perf_counter()
+        try:
+            body = json.loads(await request.body())
+        except ValueError:  # not JSON, or not UTF-8
+            body = None
+        self._record(self.invocations, request, body if isinstance(body, dict) else {})
+        if not TITAN_EMBED_V2.search(request.path_params["model_id"]):
+            return self._error(HttpError(400, "ValidationException", INVALID_MODEL))
+        if not isinstance(body, dict):
+            return self._error(HttpError(400, "ValidationException",
+                                         "Malformed input request, please reformat your input and try again."))
+        violations = titan_embedding_violations(body)
+        if violations:
+            return self._error(HttpError(400, "ValidationException", malformed_input(violations)))
+        text = body["inputText"]
+        vector = embeddings.embed(text, body.get("dimensions", TITAN_DIMENSIONS[-1]), body.get("normalize", True))
+        by_type = {kind: embeddings.binary(vector) if kind == "binary" else vector
+                   for kind in body.get("embeddingTypes") or ["float"]}
+        tokens = embeddings.count_tokens(text)
+        # The headers Bedrock adds to an InvokeModel answer: the input's token count, the invocation's latency.
+        headers = {"x-amzn-bedrock-input-token-count": str(tokens),
+                   "x-amzn-bedrock-invocation-latency": str(int((time.perf_counter() - started) * 1000))}
+        return JSONResponse({"embedding": vector, "inputTextTokenCount": tokens, "embeddingsByType": by_type},
+                            headers=headers)
 
 
 def converse_usage(reply: Reply) -> dict[str, int]:

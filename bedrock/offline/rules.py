@@ -11,6 +11,9 @@ Its rules are written once, over plain `Turn`s, so every front end (the local Be
 - after tool results → an answer that quotes each result in order ("The result of 2+2 is 4." for the
   calculator, "NAME returned: …" for any other tool, "NAME failed: …" for an error);
 - "my name is X" → acknowledged; "what's my name?" → recalled from the conversation's history;
+- with a `remember` tool offered: "remember that X" or "I prefer X" → a `remember` call with the fact; "what do you
+  remember about me?" → the memories listed in the system prompt after a line that ends "you remember this about
+  the user (…):" (the runtime's recall), or that there are none;
 - anything else → a plain reply that says it is offline (and echoes any preferences it was given).
 """
 
@@ -45,6 +48,12 @@ _CLOSE = re.compile(r"\s*\)")
 _MY_NAME_IS = re.compile(r"\bmy name is\s+([A-Za-z][\w'-]{0,63})", re.IGNORECASE)
 _ASK_NAME = re.compile(r"\bwhat(?:'s|\s+is)\s+my\s+name\b|\bwho\s+am\s+i\b", re.IGNORECASE)
 _TOKEN = re.compile(r"\S+\s*|\s+")
+REMEMBER = "remember"
+# Bounded repetitions only (a prompt is up to 32,000 characters): none of these backtracks beyond a sentence.
+_REMEMBER_THAT = re.compile(r"^\s*(?:please\s+)?remember\s+(?:that\s+)?([^\n]{1,1000})", re.IGNORECASE)
+_I_PREFER = re.compile(r"\bI\s+prefer\s+[^.!?\n]{1,1000}", re.IGNORECASE)
+_ASK_MEMORIES = re.compile(r"\bwhat\s+do\s+you\s+(?:remember|know)\s+about\s+me\b", re.IGNORECASE)
+_RECALLED = re.compile(r"you remember this about the user[^\n]*:\n((?:- [^\n]*\n?)+)")
 
 
 def _normalized_calls(
@@ -287,6 +296,10 @@ def _rules(turns: Sequence[Turn], offered: Collection[str]) -> Reply:
     if calls:
         return Reply(f"I'll call {_names([name for name, _ in calls])}.",
                      tool_calls=[new_tool_call(name, args) for name, args in calls])
+    if REMEMBER in offered:
+        memory_reply = _memory_rules(prompt, system)
+        if memory_reply is not None:
+            return memory_reply
     ask_name = _ASK_NAME.search(prompt)
     told_name = _MY_NAME_IS.search(prompt)
     expression = None if (ask_name or told_name) else find_expression(prompt)
@@ -302,6 +315,22 @@ def _rules(turns: Sequence[Turn], offered: Collection[str]) -> Reply:
             return Reply(f"Your name is {name}.")
         return Reply("I don't know your name yet. Tell me with \"My name is ...\".")
     return Reply(_offline_text(system))
+
+
+def _memory_rules(prompt: str, system: str) -> Reply | None:
+    """A fact to save (`remember`), or what the recalled memories in the system prompt say."""
+    if _ASK_MEMORIES.search(prompt):
+        recalled = _RECALLED.search(system)
+        if recalled is None:
+            return Reply("I don't remember anything about you yet. Tell me with \"Remember that ...\".")
+        facts = [line[2:].strip() for line in recalled.group(1).splitlines() if line.startswith("- ")]
+        return Reply("Here is what I remember about you: " + "; ".join(facts) + ".")
+    told = _REMEMBER_THAT.search(prompt)
+    prefers = None if told else _I_PREFER.search(prompt)
+    fact = (told.group(1) if told else prefers.group(0) if prefers else "").strip().rstrip(".!")
+    if not fact:
+        return None
+    return Reply("I'll remember that.", new_tool_call(REMEMBER, {"fact": fact}))
 
 
 def _quote_results(turns: Sequence[Turn]) -> str:
@@ -330,6 +359,8 @@ def _quote(call: dict[str, Any] | None, result: Turn) -> str:
         return f"The result of {expression} is {result.text}."
     if result.is_error:
         return f"{call.get('name')} failed: {result.text}"
+    if call.get("name") == REMEMBER:
+        return f"Got it: I'll remember that ({(call.get('args') or {}).get('fact', '')})."
     return f"{call.get('name')} returned: {result.text}" if result.text else f"{call.get('name')} returned nothing."
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from bedrock.config import ConfigError, DependencyUnavailable, Settings
 from bedrock.core.build import build_agent
-from bedrock.wire.request import (AgentRequest, CancelRequest, ControlRequest, HistoryRequest, ResumeRequest,
-                                  RunRequest, StatusRequest, client_fields, parse_request)
+from bedrock.wire.request import (AgentRequest, CancelRequest, ControlRequest, ForgetRequest, HistoryRequest,
+                                  MemoriesRequest, ResumeRequest, RunRequest, StatusRequest, client_fields,
+                                  parse_request)
 from bedrock.core.runs import Follower, Run, RunRegistry, new_run_id
 from bedrock.core.turn import Agent, result_of
 from bedrock.errors import AgentError, PayloadError, SessionBusy, SessionForbidden, classify
@@ -200,6 +201,8 @@ class Runtime:
             raise AgentError("tools_unavailable") from None
         except Exception:
             raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
+        if isinstance(request, (MemoriesRequest, ForgetRequest)):  # the actor's own, of no session
+            return await self._memories(request)
         try:
             # A run claims here, at once (its turn's own check then finds the owner cached): looking first and
             # claiming in the turn cost a second SQLite call per new session, +10% server CPU a turn with 100
@@ -287,7 +290,10 @@ class Runtime:
         return run, run.follow(after)
 
     async def control(self, request: ControlRequest) -> dict[str, Any]:
-        """`cancel` (the session's run in progress; waits until it is rolled back), `status`, or `history`."""
+        """`cancel` (the session's run in progress; waits until it is rolled back), `status`, `history`, or the
+        actor's memories (`memories`, `forget`)."""
+        if isinstance(request, (MemoriesRequest, ForgetRequest)):
+            return await self._memories(request)
         if isinstance(request, HistoryRequest):
             try:
                 history = await self.get_agent().history(request.session, request.actor)
@@ -301,6 +307,22 @@ class Runtime:
         if isinstance(request, CancelRequest):
             return await self._cancel(request.session, request.actor, request.run_id)
         return self._find(request).status()
+
+    async def _memories(self, request: MemoriesRequest | ForgetRequest) -> dict[str, Any]:
+        """A page of the actor's long-term memories, or how many were forgotten."""
+        memories = self.get_agent().memories
+        if memories is None:
+            raise AgentError("long_term_memory_off")
+        try:
+            if isinstance(request, MemoriesRequest):
+                return await memories.page(request.actor, request.limit, request.offset)
+            forgotten = await memories.forget(request.actor, request.key, request.namespace)
+        except AgentError:
+            raise
+        except Exception as exc:  # a store that cannot be read: its catalog error, not a bare 500
+            logger.error("could not %s the memories of actor %s", request.action, request.actor_id, exc_info=exc)
+            raise classify(exc) from None
+        return {"actor_id": request.actor, "forgotten": forgotten}
 
     def _find(self, request: ResumeRequest | StatusRequest) -> Run:
         """The session's run `run_id` (else its newest); another actor's — possible only before a session's first

@@ -2,8 +2,8 @@
 
 The page (`bedrock/server/static/`) is plain HTML, CSS and ES modules: no build step, so `make run` needs no
 Node. It talks to the same `POST /invocations` as every other client (`run`, `cancel`, `resume`, `status`,
-`history`), so what it shows is what AgentCore would serve. `SERVE_UI=0` leaves both routes out (the
-container's default: AgentCore routes only `/invocations` and `/ping`).
+`history`, `memories`, `forget`), so what it shows is what AgentCore would serve. `SERVE_UI=0` leaves both routes
+out (the container's default: AgentCore routes only `/invocations` and `/ping`).
 
 The policy allows nothing inline: no inline script or style, no `eval`, nothing from another origin; the page
 inserts every prompt and answer as text (`textContent`), so a reply holding markup cannot run, and if it ever

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 from datetime import UTC, datetime
 
 from bedrock.store.base import Store
@@ -72,10 +73,16 @@ class AgentCoreStore(Store):
     backend = "agentcore"
 
     @classmethod
-    def open(cls, memory_id: str, region: str) -> AgentCoreStore:
+    def open(cls, memory_id: str, region: str, long_term: Any = None) -> AgentCoreStore:
         """Raises whatever makes the memory unusable (`open_store` then falls back to SQLite)."""
         # Imported here: only AgentCore Memory deployments pay for langgraph-checkpoint-aws.
         from langgraph_checkpoint_aws import AgentCoreMemorySaver
 
+        from bedrock.store.agentcore_memories import AgentCoreMemories
+
         saver = AgentCoreMemorySaver(memory_id, region_name=region)
-        return cls(saver, AgentCoreOwners(memory_id, region))
+        # Long-term memory (when asked for): the memory's records. Under "users": an actor's namespaces, ("alice", …),
+        # are /users/alice/…/, where the starter toolkit's STM_AND_LTM strategies write alice's preferences and facts.
+        # The options' embeddings and expiry do not apply: AgentCore embeds the records itself, and keeps no TTL.
+        memories = AgentCoreMemories(memory_id, region_name=region, root=("users",)) if long_term is not None else None
+        return cls(saver, AgentCoreOwners(memory_id, region), long_term=memories)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.store.base import BaseStore
 
     from bedrock.store.locks import SharedLocks
 
@@ -27,24 +28,28 @@ class OwnerStore(Protocol):
 class Store:
     """A backend's storage: `checkpointer` (LangGraph's saver, the sessions' histories), `owners` (an OwnerStore
     beside them), `shared_locks` (a session's lock that other processes sharing the storage honour; None where no
-    other process can reach it), `long_term`, and `close()`. Each backend's module makes one with its `open`."""
+    other process can reach it), `long_term` (LangGraph's BaseStore of the actors' memories across sessions, None when
+    LONG_TERM_MEMORY is off), and `close()`. Each backend's module makes one with its `open`."""
 
     backend: ClassVar[str] = ""  # the MEMORY_BACKEND value it serves, for logs and tests
 
     def __init__(self, checkpointer: BaseCheckpointSaver, owners: OwnerStore,
-                 shared_locks: SharedLocks | None = None) -> None:
+                 shared_locks: SharedLocks | None = None, long_term: BaseStore | None = None) -> None:
         self.checkpointer = checkpointer
         self.owners = owners
         self.shared_locks = shared_locks
-        # Memory kept across sessions (facts about an actor): a later issue adds LangGraph's BaseStore here.
-        self.long_term = None
+        self.long_term = long_term
 
     def close(self) -> None:
         """Free the shared locks (their queued releases run first), then the checkpointer's connections. Call once
         the turns are settled."""
         if self.shared_locks is not None:
             self.shared_locks.close()
+        self.close_long_term()
         self.close_checkpointer()
+
+    def close_long_term(self) -> None:
+        """Stop the long-term store's work (its expiry sweeper) and close what it holds alone; nothing here."""
 
     def close_checkpointer(self) -> None:
         """Close the checkpointer's connections and threads; nothing to close here (a backend with some says so)."""

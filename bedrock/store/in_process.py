@@ -6,6 +6,7 @@ from __future__ import annotations
 from langgraph.checkpoint.memory import InMemorySaver
 
 from bedrock.store.base import Store
+from bedrock.store.long_term import LongTermOptions, in_process
 
 
 class InProcessOwners:
@@ -28,5 +29,6 @@ class InProcessStore(Store):
     checkpointer: InMemorySaver
 
     @classmethod
-    def open(cls) -> InProcessStore:
-        return cls(InMemorySaver(), InProcessOwners())
+    def open(cls, long_term: LongTermOptions | None = None) -> InProcessStore:
+        return cls(InMemorySaver(), InProcessOwners(),
+                   long_term=in_process(long_term) if long_term is not None else None)

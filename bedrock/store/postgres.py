@@ -22,6 +22,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
 from bedrock.store.base import Store
+from bedrock.store.long_term import LongTermOptions, postgres
 from bedrock.store.locks import session_digest
 from bedrock.store.threaded import ThreadedCalls
 
@@ -301,14 +302,26 @@ class PostgresStore(Store):
     checkpointer: ThreadedPostgresSaver
 
     @classmethod
-    def open(cls, url: str, pool_size: int) -> PostgresStore:
-        """Connect to `url` (a pool of up to `pool_size` connections) and set the tables up."""
-        saver = ThreadedPostgresSaver.open(url, pool_size, also=PostgresOwners.create_table)
+    def open(cls, url: str, pool_size: int, long_term: LongTermOptions | None = None) -> PostgresStore:
+        """Connect to `url` (a pool of up to `pool_size` connections) and set the tables up; the actors' memories
+        (`long_term`) in the same database, on the same pool."""
+        memories: list[Any] = []
+
+        def tables(saver: ThreadedPostgresSaver) -> None:
+            PostgresOwners.create_table(saver)
+            if long_term is not None:
+                memories.append(postgres(saver.pool, long_term))
+
+        saver = ThreadedPostgresSaver.open(url, pool_size, also=tables)
         try:
-            return cls(saver, PostgresOwners(saver), AdvisoryLocks(url))
+            return cls(saver, PostgresOwners(saver), AdvisoryLocks(url), memories[0] if memories else None)
         except BaseException:
             saver.close()
             raise
+
+    def close_long_term(self) -> None:
+        if self.long_term is not None and self.long_term.ttl_config:
+            self.long_term.stop_ttl_sweeper(timeout=5)  # type: ignore[attr-defined]  # LangGraph's PostgresStore
 
     def close_checkpointer(self) -> None:
         self.checkpointer.close()

@@ -4,20 +4,24 @@ inline when free, pruned), the owners in a table of the same file, and a byte-ra
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.store.base import Op, PutOp, Result, SearchOp
+from langgraph.store.sqlite import SqliteStore as LangGraphSqliteStore
 
 from bedrock.store import sqlite_tables
 from bedrock.store.base import Store
+from bedrock.store.long_term import LongTermOptions
 from bedrock.store.locks import session_digest
 from bedrock.store.threaded import ThreadedCalls
 
@@ -198,6 +202,52 @@ class FileLocks:
             self.fd = -1
 
 
+class SqliteMemories(LangGraphSqliteStore):
+    """LangGraph's SqliteStore on a connection of its own to the sessions' file, its async calls on the loop's
+    executor (LangGraph's async one, AsyncSqliteStore, is bound to the loop that made it: see store/threaded.py)."""
+
+    @classmethod
+    def open(cls, path: str | Path, options: LongTermOptions) -> SqliteMemories:
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        index = options.index()
+        if index is not None and not hasattr(conn, "enable_load_extension"):
+            logger.warning("long-term memory: this Python's sqlite3 cannot load extensions (sqlite-vec), so SQLite "
+                           "memories are found by recency, not meaning")
+            index = None
+        store = cls(conn, index=index, ttl=options.ttl())
+        store.lock = threading.RLock()  # type: ignore[assignment]  # reentrant: an inline call holds it around batch's
+        try:
+            store.setup()
+            if store.ttl_config:
+                store.start_ttl_sweeper()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Inline when the connection is free and nothing needs embedding (a read of a local file: ~0.1 ms, less than
+        the hop to a thread), as the saver's calls are; else on the loop's executor (an embedding is a network call)."""
+        ops = list(ops)
+        if not self._embeds(ops) and self.lock.acquire(blocking=False):
+            try:
+                return self.batch(ops)
+            finally:
+                self.lock.release()
+        return await asyncio.get_running_loop().run_in_executor(None, self.batch, ops)
+
+    def _embeds(self, ops: list[Op]) -> bool:
+        return self.index_config is not None and any(
+            (isinstance(op, PutOp) and op.value is not None and op.index is not False)
+            or (isinstance(op, SearchOp) and op.query) for op in ops)
+
+    def close(self) -> None:
+        if self.ttl_config:
+            self.stop_ttl_sweeper(timeout=5)
+        self.conn.close()
+
+
 class SqliteStore(Store):
     """The SQLite file at AGENT_MEMORY_PATH: its saver, its owners table, and `<file>.locks` for the other
     processes on this host that serve from it."""
@@ -206,14 +256,23 @@ class SqliteStore(Store):
     checkpointer: ThreadedSqliteSaver
 
     @classmethod
-    def open(cls, path: str | Path) -> SqliteStore:
-        """Open (creating folders and tables on demand) the database at `path`, and its lock file beside it."""
+    def open(cls, path: str | Path, long_term: LongTermOptions | None = None) -> SqliteStore:
+        """Open (creating folders and tables on demand) the database at `path`, and its lock file beside it; the
+        actors' memories (`long_term`) in the same file."""
         saver = ThreadedSqliteSaver.open(path)
+        memories = None
         try:
-            return cls(saver, SqliteOwners(saver), FileLocks(f"{path}.locks"))
+            memories = SqliteMemories.open(path, long_term) if long_term is not None else None
+            return cls(saver, SqliteOwners(saver), FileLocks(f"{path}.locks"), memories)
         except BaseException:
+            if memories is not None:
+                memories.close()
             saver.close()
             raise
+
+    def close_long_term(self) -> None:
+        if isinstance(self.long_term, SqliteMemories):
+            self.long_term.close()
 
     def close_checkpointer(self) -> None:
         self.checkpointer.close()

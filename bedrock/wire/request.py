@@ -1,4 +1,4 @@
-"""What a client sends: one payload, one of six requests, told apart by its `action` — parsed once, here.
+"""What a client sends: one payload, one of eight requests, told apart by its `action` — parsed once, here.
 
     RunRequest         action "run" (the default), a prompt: a turn
     ApprovalRequest    action "run" with `resume` instead of a prompt: the answer to the session's pending interrupt
@@ -6,6 +6,8 @@
     CancelRequest      action "cancel": stop the session's runs in progress
     StatusRequest      action "status": a run's state
     HistoryRequest     action "history": the session's kept conversation
+    MemoriesRequest    action "memories": the actor's long-term memories, a page at a time (no session needed)
+    ForgetRequest      action "forget": delete one of the actor's memories, or all of them (no session needed)
 
 A pydantic union told apart by a callable discriminator (the action, and for a run whether it answers an approval),
 so each request type holds only its own fields: a field of another action is refused by name. Every failure is
@@ -28,7 +30,10 @@ from bedrock.wire.ids import ID_PATTERN, MAX_ACTOR_ID, MAX_RUN_ID, MAX_SESSION_I
 from bedrock.wire.json_values import bounded_object, field_error, refuse_non_finite, unencodable_field
 
 DEFAULT_MAX_PROMPT_CHARS = 32_000
-ACTIONS = ("run", "cancel", "resume", "status", "history")
+ACTIONS = ("run", "cancel", "resume", "status", "history", "memories", "forget")
+MAX_MEMORY_PAGE = 100  # memories listed per request
+MAX_MEMORY_KEY = 256  # characters of a memory's key (LangGraph's stores take any string; ours are 22)
+MAX_NAMESPACE_LABELS = 16
 # Fields the AgentCore CLI's chat (`agentcore dev`) sends beside the prompt, by name: those that mean something
 # here are taken as ours, the others ignored — unknown fields stay refused, so a typo is still an error.
 CLIENT_ALIASES = {"sessionId": "session_id", "userId": "actor_id"}
@@ -207,10 +212,49 @@ class HistoryRequest(_Request):
     action: Literal["history"]
 
 
-AgentRequest = RunRequest | ApprovalRequest | ResumeRequest | CancelRequest | StatusRequest | HistoryRequest
-ControlRequest = CancelRequest | StatusRequest | HistoryRequest
+class MemoriesRequest(_Request):
+    """The actor's long-term memories, `limit` at a time from `offset`."""
+
+    action: Literal["memories"]
+    limit: int = Field(default=20, ge=1, le=MAX_MEMORY_PAGE)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+NamespaceLabel = Annotated[str, Field(min_length=1, max_length=MAX_MEMORY_KEY)]
+
+
+class ForgetRequest(_Request):
+    """Delete the actor's memory `key` (in `namespace`, else in whichever of its namespaces holds it), or with
+    `"all": true` every memory of the actor."""
+
+    action: Literal["forget"]
+    key: Annotated[str, Field(min_length=1, max_length=MAX_MEMORY_KEY)] | None = None
+    namespace: Annotated[list[NamespaceLabel], Field(min_length=1, max_length=MAX_NAMESPACE_LABELS)] | None = None
+    all: bool = False
+
+    @field_validator("namespace")
+    @classmethod
+    def _labels(cls, namespace: list[str] | None) -> list[str] | None:
+        if namespace is not None and any("." in label for label in namespace):
+            raise ValueError("a namespace's labels hold no '.' (LangGraph's stores refuse them)")
+        return namespace
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ForgetRequest:
+        if self.all and (self.key is not None or self.namespace is not None):
+            raise field_error("all", "`all` forgets every memory: no `key` or `namespace` beside it")
+        if not self.all and self.key is None:
+            raise field_error("key", "Field required (or `\"all\": true` to forget every memory)")
+        return self
+
+
+MemoryRequest = MemoriesRequest | ForgetRequest
+AgentRequest = (RunRequest | ApprovalRequest | ResumeRequest | CancelRequest | StatusRequest | HistoryRequest
+                | MemoriesRequest | ForgetRequest)
+ControlRequest = CancelRequest | StatusRequest | HistoryRequest | MemoriesRequest | ForgetRequest
 _TYPES: dict[str, type[BaseModel]] = {"run": RunRequest, "approval": ApprovalRequest, "resume": ResumeRequest,
-                                      "cancel": CancelRequest, "status": StatusRequest, "history": HistoryRequest}
+                                      "cancel": CancelRequest, "status": StatusRequest, "history": HistoryRequest,
+                                      "memories": MemoriesRequest, "forget": ForgetRequest}
 
 
 def _kind(payload: Any) -> str:
@@ -269,7 +313,7 @@ def _settled(request: Any, payload: dict[str, Any], header_session_id: str | Non
     """The request with what it left unsaid filled in: its session, its actor, where a resume picks up, and
     whether it streams."""
     updates: dict[str, Any] = {}
-    if request.session_id is None:
+    if request.session_id is None and not isinstance(request, (MemoriesRequest, ForgetRequest)):
         if not header_session_id and type(request) is not RunRequest:
             what = "with resume (the session whose approval is pending)" if isinstance(request, ApprovalRequest) \
                 else f"with action {request.action!r}"

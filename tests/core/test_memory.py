@@ -52,6 +52,7 @@ def test_agentcore_memory_under_moto(monkeypatch, session_id):
             "before-call.bedrock-agentcore.*", lambda model, **_: calls.append(model.name)
         )
         monkeypatch.setenv("BEDROCK_AGENTCORE_MEMORY_ID", memory_id)
+        monkeypatch.setenv("LONG_TERM_MEMORY", "off")  # moto has no memory records: test_memory_agentcore.py's stand-in
         settings = Settings.from_env()
         agent = build_agent(settings)
         assert isinstance(agent.store, AgentCoreStore) and isinstance(agent.owners.store, AgentCoreOwners)
@@ -152,6 +153,7 @@ def test_approvals_and_history_on_agentcore_memory_under_moto(monkeypatch, sessi
         memory_id = control.create_memory(name="agent_memory", eventExpiryDuration=30)["memory"]["id"]
         monkeypatch.setenv("BEDROCK_AGENTCORE_MEMORY_ID", memory_id)
         monkeypatch.setenv("APPROVAL_REQUIRED_TOOLS", "calculator")
+        monkeypatch.setenv("LONG_TERM_MEMORY", "off")  # moto has no memory records: test_memory_agentcore.py's stand-in
         settings = Settings.from_env()
 
         async def turns() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -280,7 +280,9 @@ def test_agentcore_memory_under_moto_rolls_back_at_a_few_cut_points(monkeypatch,
         endpoint = OfflineBedrockEndpoint(token_delay_ms=0.5).start()
         try:
             agent = build_agent(Settings(model_provider="bedrock", memory_backend="agentcore",
-                                         agentcore_memory_id=memory_id, token_buffer_size=1), endpoint.url)
+                                         agentcore_memory_id=memory_id, token_buffer_size=1,
+                                         long_term_memory=False),  # moto has no memory records: see test_memory_agentcore.py
+                                endpoint.url)
             assert isinstance(agent.store, AgentCoreStore)  # not SQLite, which an unusable memory falls back to
 
             async def cuts() -> None:

@@ -77,7 +77,7 @@ async def test_a_wrong_secret_leaves_the_tools_out_and_names_the_refusal_not_the
     config = Settings(memory_backend="memory", mcp_servers=json.dumps(servers))
     agent = build_agent(config)
     try:
-        assert set(agent.graph.nodes["tools"].bound.tools_by_name) == {"calculator"}
+        assert set(agent.graph.nodes["tools"].bound.tools_by_name) == {"calculator", "remember"}  # the built-in tools alone
     finally:
         agent.close()
     assert ("unavailable: no credentials: the token endpoint refused the client credentials (invalid_client)"

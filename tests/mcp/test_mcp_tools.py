@@ -68,7 +68,7 @@ async def kept(runtime: Runtime, session_id: str) -> list[tuple[str, str]]:
 async def test_the_model_calls_tools_over_streamable_http_and_stdio_beside_the_calculator(http, session_id):
     runtime = runtime_for({"remote": {"transport": "streamable_http", "url": http.url}, "local": STDIO})
     names = {tool.name for tool in runtime.get_agent().graph.nodes["tools"].bound.tools_by_name.values()}
-    assert names == {"calculator", "add", "echo", "slow", "fail", "big", "grow", "shout", "word_count", "nap"}
+    assert names == {"calculator", "remember", "add", "echo", "slow", "fail", "big", "grow", "shout", "word_count", "nap"}
     for prompt, answer in (('add({"a": 2, "b": 3})', "5"), ('echo({"text": "hi"})', "echo: hi"),
                            ('shout({"text": "hello"})', "HELLO"), ('word_count({"text": "a b c"})', "3"),
                            ('calculator({"expression": "6 * 7"})', "42")):
@@ -95,7 +95,7 @@ async def test_a_server_down_at_start_leaves_its_tools_out_and_says_so(http, ses
     runtime = runtime_for({"remote": {"transport": "streamable_http", "url": f"{http.url}?key=SECRET"},
                            "local": STDIO})
     names = set(runtime.get_agent().graph.nodes["tools"].bound.tools_by_name)
-    assert names == {"calculator", "shout", "word_count", "nap"}
+    assert names == {"calculator", "remember", "shout", "word_count", "nap"}
     assert "MCP server 'remote' (http://127.0.0.1:" in caplog.text and "unavailable: ConnectError" in caplog.text
     assert "SECRET" not in caplog.text
     events = await turn(runtime, session_id, 'add({"a": 2, "b": 3})')  # not offered: plain text to the model

@@ -206,3 +206,27 @@ def test_over_http(make_server, keys, jwks_file, session_id):
     assert in_her_session.status_code == 403 and in_her_session.json()["error"]["code"] == "session_forbidden"
     mine = post({"prompt": "What's my name?", "session_id": session_id, "actor_id": "alice", "stream": True}, alice)
     assert b"Your name is Alice." in mine.content
+
+
+def test_memories_are_the_token_s_actor_s_over_http(make_server, keys, jwks_file):
+    live = make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks_file), "JWT_ISSUER": ISSUER,
+                        "JWT_AUDIENCE": AUDIENCE})
+    alice = {"Authorization": "Bearer " + keys.token("alice")}
+    bob = {"Authorization": "Bearer " + keys.token("bob")}
+
+    def post(payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        return loopback.post(live.url + "/invocations", json=payload, headers=headers, timeout=30)
+
+    assert post({"prompt": "I prefer metric units"}, alice).status_code == 200
+    listed = post({"action": "memories"}, alice).json()
+    assert listed["actor_id"] == "alice" and [m["value"]["text"] for m in listed["memories"]] == [
+        "I prefer metric units"]
+    assert post({"action": "memories"}, bob).json()["memories"] == []
+    for payload in ({"action": "memories", "actor_id": "alice"}, {"action": "forget", "all": True, "actor_id": "alice"}):
+        refused = post(payload, bob)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "actor_forbidden"
+    unauthorized = post({"action": "memories"}, {})
+    assert unauthorized.status_code == 401
+    key = listed["memories"][0]["key"]
+    assert post({"action": "forget", "key": key}, bob).status_code == 404  # not his: as unknown as any other key
+    assert post({"action": "forget", "key": key}, alice).json()["forgotten"] == 1

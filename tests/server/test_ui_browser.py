@@ -208,6 +208,7 @@ def approvals(browser_ready: None) -> Iterator[LiveServer]:
 
 def test_approve_with_edited_arguments_and_decline_by_keyboard_alone(approvals, page):
     page.goto(approvals.url + "/")
+    page.keyboard.press("Tab")  # Memories
     page.keyboard.press("Tab")  # New chat
     page.keyboard.press("Tab")  # the message box
     assert page.evaluate("document.activeElement.id") == "prompt"

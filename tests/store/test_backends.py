@@ -54,7 +54,7 @@ def test_each_backend_brings_its_owners_and_its_lock_and_the_agent_uses_them(set
         else:
             assert isinstance(store.shared_locks, getattr(module, locks_name))
         assert agent.locks.shared is store.shared_locks
-        assert agent.graph.checkpointer is store.checkpointer and store.long_term is None
+        assert agent.graph.checkpointer is store.checkpointer and agent.long_term is store.long_term is not None
     finally:
         agent.close()
 

@@ -17,6 +17,9 @@ const byId = (id) => document.getElementById(id);
 const ui = {
   log: byId('log'), form: byId('composer'), prompt: byId('prompt'), send: byId('send'), stop: byId('stop'),
   newChat: byId('new-chat'), session: byId('session-id'), notice: byId('notice'),
+  memoriesToggle: byId('memories-toggle'), memories: byId('memories'), memoryList: byId('memories-list'),
+  memoryError: byId('memories-error'), memoryEmpty: byId('memories-empty'), memoryMore: byId('memories-more'),
+  forgetAll: byId('forget-all'),
 };
 
 let sessionId = loadSession();
@@ -609,6 +612,7 @@ class Follow {
         return false;
       case 'agent_end':
         view.end(data);
+        memoriesMayHaveChanged(); // a kept turn's memories are written before its agent_end
         return true;
       case 'error':
         if (data.code === 'cancelled') view.stopped();
@@ -701,6 +705,112 @@ async function loadConversation() {
   }
 }
 
+// --- what the agent remembers about the actor ----------------------------------------------------------------
+
+const MEMORY_PAGE = 100; // the most one `memories` request lists
+const MEMORY_PAGES = 5; // the panel lists this many pages at most, then says there are more
+
+let memoryRefreshes = 0; // numbers the refreshes: one that answers after a newer one is not shown
+
+// `memories` and `forget` belong to the actor, not to a session: they name none. The page names no actor either,
+// so they are the same actor's whose turns it runs (the server's default).
+async function memoryAction(body) {
+  const response = await post(body);
+  if (!response.ok) throw await errorOf(response);
+  return response.json();
+}
+
+async function loadMemories() {
+  const memories = [];
+  let offset = 0;
+  for (let page = 0; page < MEMORY_PAGES && offset != null; page += 1) {
+    const answer = await memoryAction({ action: 'memories', limit: MEMORY_PAGE, offset });
+    memories.push(...(answer.memories ?? []));
+    offset = answer.next_offset ?? null;
+  }
+  return { memories, more: offset != null };
+}
+
+async function refreshMemories() {
+  const refresh = (memoryRefreshes += 1);
+  let found;
+  try {
+    found = await loadMemories();
+  } catch (error) {
+    if (refresh === memoryRefreshes) memoriesFailed(error);
+    return;
+  }
+  if (refresh !== memoryRefreshes) return;
+  showMemoryError(null);
+  ui.memoryList.replaceChildren(...found.memories.map(memoryItem));
+  ui.memoryEmpty.hidden = found.memories.length > 0;
+  ui.memoryMore.textContent = found.more ? `Showing the first ${found.memories.length}; there are more.` : '';
+  ui.memoryMore.hidden = !found.more;
+  ui.forgetAll.disabled = found.memories.length === 0;
+}
+
+// Refreshed after each turn only while the panel shows: opening it refreshes it anyway.
+function memoriesMayHaveChanged() {
+  if (!ui.memories.hidden) refreshMemories();
+}
+
+// A memory as one line: the built-in agent keeps its fact as `text`; a user's graph may store any value.
+function memoryText(value) {
+  return typeof value?.text === 'string' ? value.text : compact(value);
+}
+
+function memoryItem(memory) {
+  const text = memoryText(memory.value);
+  const forget = el('button', { type: 'button', class: 'forget', text: '×', title: 'Forget this',
+    'aria-label': `Forget: ${shorten(text, 80)}` });
+  forget.addEventListener('click', () => forgetMemories({ key: memory.key, namespace: memory.namespace }, forget));
+  return el('li', { class: 'memory', title: memory.key, 'data-key': memory.key },
+    el('span', { class: 'memory-text', text }), forget);
+}
+
+async function forgetMemories(target, button) {
+  button.disabled = true;
+  try {
+    await memoryAction({ action: 'forget', ...target });
+  } catch (error) {
+    // Already gone (forgotten from another tab): the refresh shows as much; nothing went wrong.
+    if (error?.code !== 'memory_not_found') {
+      memoriesFailed(error);
+      button.disabled = false;
+      return;
+    }
+  }
+  await refreshMemories();
+}
+
+function memoriesFailed(error) {
+  if (error?.code === 'long_term_memory_off') { // this server keeps no memories: nothing to open
+    setMemoriesOpen(false);
+    ui.memoriesToggle.hidden = true;
+    return;
+  }
+  showMemoryError(error);
+}
+
+function showMemoryError(error) {
+  if (!error) {
+    ui.memoryError.replaceChildren();
+    ui.memoryError.hidden = true;
+    return;
+  }
+  const code = error.code ?? 'error';
+  ui.memoryError.dataset.code = code;
+  ui.memoryError.replaceChildren(el('code', { text: code }), ' ',
+    el('span', { text: error.message ?? error.error ?? 'Something went wrong.' }));
+  ui.memoryError.hidden = false;
+}
+
+function setMemoriesOpen(open) {
+  ui.memories.hidden = !open;
+  ui.memoriesToggle.setAttribute('aria-expanded', String(open));
+  if (open) refreshMemories();
+}
+
 // --- wiring --------------------------------------------------------------------------------------------------
 
 ui.form.addEventListener('submit', (event) => {
@@ -732,5 +842,13 @@ ui.newChat.addEventListener('click', () => {
   ui.prompt.focus();
 });
 
+ui.memoriesToggle.addEventListener('click', () => setMemoriesOpen(ui.memories.hidden));
+
+ui.forgetAll.addEventListener('click', () => {
+  if (!window.confirm('Forget everything the agent remembers about you? This cannot be undone.')) return;
+  forgetMemories({ all: true }, ui.forgetAll);
+});
+
 ui.send.disabled = false;
 loadConversation();
+refreshMemories(); // at once, while closed: a server that keeps no memories hides the button before it is used
