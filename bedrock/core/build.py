@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bedrock.config import Settings
 from bedrock.core.loader import GraphLoadError, GraphSource, apply_env, find_graph, load_graph
-from bedrock.core.model import OFFLINE_CREDENTIALS, make_embeddings, make_model
+from bedrock.core.model import OFFLINE_CREDENTIALS, LazyEmbeddings, make_embeddings, make_model
 from bedrock.core.turn import Agent
 from bedrock.store import Store, open_store
 from bedrock.store.long_term import LongTermOptions
@@ -70,7 +70,7 @@ def long_term_options(settings: Settings, endpoint_url: str | None) -> LongTermO
         return None
     embeddings = None
     if settings.embedding_model_id.lower() != "none":
-        embeddings = make_embeddings(settings, endpoint_url)
+        embeddings = LazyEmbeddings(lambda: make_embeddings(settings, endpoint_url))
     return LongTermOptions(embeddings, settings.embedding_dimensions, settings.memory_ttl_days)
 
 

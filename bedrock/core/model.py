@@ -1,4 +1,5 @@
-"""make_model(settings, endpoint_url): the chat model the graph calls — always ChatBedrockConverse."""
+"""make_model(settings, endpoint_url): the chat model the graph calls — always ChatBedrockConverse; make_embeddings:
+Bedrock's embeddings for long-term memory's semantic search."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from langchain_aws.chat_models.bedrock_converse import (
 )
 from langchain_aws.utils import create_aws_client
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.embeddings import Embeddings
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
@@ -335,6 +337,36 @@ def make_embeddings(settings: Settings, endpoint_url: str | None = None) -> Bedr
     )
     runtime.factory = lambda: embeddings_client(embeddings)
     return embeddings
+
+
+class LazyEmbeddings(Embeddings):
+    """Embeddings made on first use by `factory` (`make_embeddings`): importing langchain-aws's embeddings loads numpy,
+    ~80 ms of every cold start, while most turns embed nothing (an actor without memories: none)."""
+
+    def __init__(self, factory: Callable[[], Embeddings]) -> None:
+        self._factory = factory
+        self._made: Embeddings | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def made(self) -> Embeddings:
+        if self._made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = self._factory()
+        return self._made
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.made.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.made.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await self.made.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await self.made.aembed_query(text)
 
 
 def embeddings_client(embeddings: BedrockEmbeddings) -> Any:

@@ -79,3 +79,20 @@ async def test_a_graph_compiled_with_its_own_store_is_refused_unless_memory_is_o
         source=GraphSource("own_store.py:graph", tmp_path))
     _AGENTS.append(agent)
     assert agent.memories is None and agent.graph.store is not None  # its own, untouched
+
+
+async def test_a_create_agent_s_tools_and_middleware_reach_the_actor_s_store(tmp_path, backend):
+    agent = agent_for("profile_agent.py:graph", tmp_path, **backend)
+
+    async def ask(prompt: str, actor: str, session: str, user_id: str) -> str:
+        payload = {"prompt": prompt, "actor_id": actor, "session_id": session, "context": {"user_id": user_id}}
+        return (await agent.invoke(parse_request(payload)))["output"]
+
+    saved = await ask('save_user_info({"user_info": {"name": "Alice", "language": "pt"}})', "alice", "a-1", "alice")
+    assert "Successfully saved user info." in saved
+    assert "'name': 'Alice'" in await ask("get_user_info()", "alice", "a-2", "alice")
+    # The middleware read the store too (the offline model repeats the system prompt it was given).
+    assert "Context I was given: You help Alice." in await ask("hello", "alice", "a-3", "alice")
+    # bob names alice as his user id: the store he gets is his own, where no "alice" profile is kept
+    assert "Unknown user" in await ask("get_user_info()", "bob", "b-1", "alice")
+    assert "Context I was given: You help someone new." in await ask("hello", "bob", "b-2", "alice")

@@ -168,3 +168,24 @@ async def test_the_model_failing_after_the_write_keeps_nothing(tmp_path, backend
         assert await remembered(agent) == ["my dog is called Rex"]
     finally:
         failing.stop()
+
+
+async def test_sigterm_s_grace_running_out_at_any_event_keeps_the_memory_only_with_the_turn(endpoint, tmp_path,
+                                                                                           backend):
+    agent = make_agent(endpoint, backend, tmp_path, shutdown_grace_s=0)
+    whole = [e async for e in agent.stream(request(REMEMBER, "probe"))]
+    cut = 0
+    for index in range(len(whole)):
+        await forget_all(agent)
+        shutdown = asyncio.Event()
+        events = []
+        async for event in agent.stream(request(REMEMBER, f"g-{index}"), shutdown=shutdown):
+            events.append(event)
+            if len(events) - 1 == index:
+                shutdown.set()
+        await agent.drain()
+        completed = events[-1].type == "agent_end"
+        cut += not completed
+        assert completed or events[-1].data["code"] == "server_shutting_down"
+        assert await remembered(agent) == (["my dog is called Rex"] if completed else []), index
+    assert cut >= len(whole) - 2

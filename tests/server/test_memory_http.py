@@ -92,3 +92,40 @@ def test_with_long_term_memory_off_the_actions_say_so_and_nothing_is_remembered(
     # No `remember` tool: "remember that …" is an ordinary prompt, and nothing crosses sessions.
     say(live.url, "Remember that my dog is called Rex", "dave", "d-1")
     assert "Rex" not in say(live.url, RECALL, "dave", "d-2")
+
+
+def leave_after_the_write(url: str, payload: dict[str, Any]) -> None:
+    """Stream a remembering turn and leave once its `remember` call's result is shown (the write is made, in the
+    turn); the connection closes."""
+    with loopback.Client(timeout=30) as client, client.stream("POST", url + "/invocations",
+                                                           json={**payload, "stream": True}) as response:
+        assert response.status_code == 200
+        seen = b""
+        for chunk in response.iter_raw():
+            seen += chunk
+            if b"Remembered: " in seen:
+                return
+    raise AssertionError(f"the turn ended before its write: {seen!r}")
+
+
+def settled(url: str, session: str, actor: str) -> str:
+    """The session's run's final status, once its run is no longer running (polled: the run ends on its own)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = post(url, {"action": "status", "session_id": session, "actor_id": actor}).json()
+        if status["state"] != "running":
+            return status["state"]
+        time.sleep(0.05)
+    raise AssertionError("the run did not end")
+
+
+@pytest.mark.parametrize("on_disconnect,kept", [("cancel", False), ("continue", True)])
+def test_a_client_leaving_after_the_write_keeps_the_memory_only_with_the_turn(make_server, on_disconnect, kept):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "40", "TOKEN_BUFFER_SIZE": "1"})
+    leave_after_the_write(live.url, {"prompt": "Remember that my dog is called Rex", "actor_id": "erin",
+                                     "session_id": "e-1", "on_disconnect": on_disconnect, "stream_tokens": True})
+    assert settled(live.url, "e-1", "erin") == ("completed" if kept else "cancelled")
+    memories = post(live.url, {"action": "memories", "actor_id": "erin"}).json()["memories"]
+    assert [m["value"]["text"] for m in memories] == (["my dog is called Rex"] if kept else [])
