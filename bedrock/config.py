@@ -103,6 +103,11 @@ class Settings:
     log_format: str = "text"  # json: one JSON object per line (the container's default)
     otel_capture_content: bool = False  # prompts, answers and tool arguments in spans
     serve_ui: bool = True  # the chat page on GET / (the container's Dockerfile turns it off)
+    # WebSocket /ws (bedrock/server/websocket.py): bounds per connection; a message's size is MAX_REQUEST_BYTES
+    ws_max_messages_per_s: float = 20.0  # sustained; bursts of twice as many pass
+    ws_idle_timeout_s: float = 300.0  # no message and no run in flight this long: the server closes the socket
+    ws_ping_interval_s: float = 20.0  # a ping this often; no pong within as long again: the connection is dropped
+    ws_allowed_origins: tuple[str, ...] = ()  # browser pages of other origins that may connect (same-origin always)
     agent_protocol: str = "auto"  # auto: an AG-UI RunAgentInput body is answered in AG-UI; ag-ui: every body is one
     auth_mode: str = "none"
     jwt_jwks_file: str = ""
@@ -194,6 +199,10 @@ class Settings:
             jwt_leeway_s=_float(env, "JWT_LEEWAY_S", d.jwt_leeway_s),
             jwt_jwks_refresh_s=_float(env, "JWT_JWKS_REFRESH_S", d.jwt_jwks_refresh_s),
             serve_ui=_flag(env, "SERVE_UI", d.serve_ui),
+            ws_max_messages_per_s=_float(env, "WS_MAX_MESSAGES_PER_S", d.ws_max_messages_per_s, minimum=1.0),
+            ws_idle_timeout_s=_float(env, "WS_IDLE_TIMEOUT_S", d.ws_idle_timeout_s),
+            ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", d.ws_ping_interval_s),
+            ws_allowed_origins=_origins(env.get("WS_ALLOWED_ORIGINS")),
             agent_protocol=_choice(env, "AGENT_PROTOCOL", d.agent_protocol, ("auto", "ag-ui")),
             agent_graph=(env.get("AGENT_GRAPH") or "").strip(),
             langgraph_config=(env.get("LANGGRAPH_CONFIG") or "").strip(),
@@ -234,6 +243,16 @@ BUILT_IN_VARIABLES = ("APPROVAL_REQUIRED_TOOLS", "HISTORY_MAX_MESSAGES")
 # Signature algorithms with public keys only: `none` and the HMAC family (whose "key" would be the public
 # key itself, the classic confusion attack) are refused whatever JWT_ALGORITHMS says.
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def _origins(raw: str | None) -> tuple[str, ...]:
+    """WS_ALLOWED_ORIGINS: comma-separated `scheme://host[:port]`, as a browser's `Origin` header writes them."""
+    origins = tuple(origin.strip().rstrip("/").lower() for origin in (raw or "").split(",") if origin.strip())
+    for origin in origins:
+        scheme, sep, host = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not host or "/" in host:
+            raise ConfigError(f"WS_ALLOWED_ORIGINS must list origins such as https://app.example.com, got {origin!r}")
+    return origins
 
 
 def _algorithms(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:

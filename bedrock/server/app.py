@@ -3,6 +3,7 @@
     POST /invocations    AgentCore's route (the SDK's request context, then our entrypoint)
     POST /invoke         local: the same, for the guide's clients
     POST /stream         local: the same with `"stream": true` implied
+    WS   /ws             one connection, many requests: the same payloads, each event a JSON message (websocket.py)
     GET  /ping           Healthy, or HealthyBusy while every invocation slot is taken
     GET  /, /ui/…        local: the chat page (SERVE_UI; bedrock/server/ui.py)
 
@@ -33,9 +34,10 @@ from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
 from bedrock.server.responses import DeferredJSONResponse, JSONReply, error_response, sse_response
 from bedrock.server.main import prepare_process
-from bedrock.server.negotiation import prefers_event_stream
+from bedrock.server.negotiation import agui_of, prefers_event_stream
 from bedrock.server.runtime import Followed, Runtime
 from bedrock.server.ui import ui_routes
+from bedrock.server.websocket import websocket_handler
 from bedrock.wire.headers import SESSION_HEADER
 from bedrock.wire.text import TextRendering
 
@@ -113,6 +115,8 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
                              stream=request.url.path == "/stream", verified=verified_actor(request.scope),
                              headers=request.headers)
 
+    # One connection, many requests (bedrock/server/websocket.py); the SDK's route, the SDK's request context.
+    app.websocket(websocket_handler(runtime, verifier))
     app.add_route("/invoke", local, methods=["POST"])
     app.add_route("/stream", local, methods=["POST"])
     if settings.serve_ui:
@@ -132,7 +136,7 @@ async def respond(
     for the run's end. Every refusal comes before a stream starts, as a JSON error. From the request's
     `headers`: `Last-Event-ID` (resume) and `Accept` (preferring an event stream: stream without `"stream"`)."""
     headers = headers or {}
-    payload, agui = _agui(runtime.settings, payload)
+    payload, agui = agui_of(runtime.settings, payload)
     request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
                                prefers_events=prefers_event_stream(headers.get("accept")))
     with _incoming_trace(headers):  # the caller's trace becomes the parent of the turn's span
@@ -148,24 +152,6 @@ async def respond(
     return DeferredJSONResponse(lambda: result_of(outcome.follower, outcome.start))
 
 
-def _agui(settings: Settings, payload: Any) -> tuple[Any, Any]:
-    """An AG-UI RunAgentInput body as our payload, and the AG-UI rendering of its run (None for our own bodies).
-
-    AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions on runs (cancel, resume, status, history) stay
-    reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run."""
-    ag_ui_only = settings.agent_protocol == "ag-ui" and not _is_run_action(payload)
-    if not (ag_ui_only or (isinstance(payload, dict) and "threadId" in payload)):
-        return payload, None
-    # Imported with the first AG-UI body: ag-ui-protocol's models take ~55 ms to import, which every AgentCore
-    # session (a cold start) would otherwise pay (bench/RESULTS_cold_start.md).
-    from bedrock.wire import agui as ag_ui
-
-    if not (ag_ui_only or ag_ui.looks_like_run_agent_input(payload)):
-        return payload, None
-    ours, run_input = ag_ui.payload_from_agui(payload)
-    return ours, ag_ui.AGUIStream(run_input)
-
-
 @contextmanager
 def _incoming_trace(headers: Mapping[str, str]) -> Iterator[None]:
     """The request's `traceparent` as the current OpenTelemetry context while its run starts, if it has one."""
@@ -179,11 +165,6 @@ def _incoming_trace(headers: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         telemetry.detach(token)
-
-
-def _is_run_action(payload: Any) -> bool:
-    """Our payload for an action on a session's runs (not a run)."""
-    return isinstance(payload, dict) and payload.get("action") in ("cancel", "resume", "status", "history")
 
 
 def _stop_if_failed(build: Future[Agent]) -> None:

@@ -263,6 +263,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": bounded_protocol(settings),
         # The protocol bounds idle connections itself (KEEPALIVE_TIMEOUT_S); uvicorn's setting says the same.
         "timeout_keep_alive": settings.keepalive_timeout_s,
+        # /ws: a message is bounded as a request body is (the protocol closes with 1009 past it, before buffering
+        # more); pings find dead peers. No per-message deflate: a token's message is ~100 bytes, which deflate
+        # barely shrinks for CPU on every message (and a compressed message is a small bomb's way in).
+        "ws_max_size": settings.max_request_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_s or None,
+        "ws_ping_timeout": settings.ws_ping_interval_s or None,
+        "ws_per_message_deflate": False,
         # Graceful shutdown outlasts SHUTDOWN_GRACE_S, so open streams end with their error event, not a cut.
         "timeout_graceful_shutdown": settings.shutdown_grace_s + 5,
         **({"log_config": log_config} if (log_config := uvicorn_log_config(settings)) else {}),

@@ -1,4 +1,4 @@
-"""Content negotiation: does a request's `Accept` prefer an event stream to JSON?
+"""Content negotiation: does a request's `Accept` prefer an event stream to JSON; does its body speak AG-UI?
 
 Hand-written (a few dozen lines) because Starlette has no Accept parser and none of the maintained ones is a
 dependency already; only the question this server asks is answered, by RFC 9110's rules: each type takes the
@@ -6,6 +6,10 @@ weight of the most specific range that matches it, and `q=0` means "not acceptab
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from bedrock.config import Settings
 
 EVENT_STREAM = "text/event-stream"
 JSON = "application/json"
@@ -50,3 +54,26 @@ def prefers_event_stream(accept: str | None) -> bool:
     if events <= 0:
         return False
     return events > json or (events == json and EVENT_STREAM in ranges and JSON not in ranges)
+
+
+def agui_of(settings: Settings, payload: Any) -> tuple[Any, Any]:
+    """An AG-UI RunAgentInput body as our payload, and the AG-UI rendering of its run (None for our own bodies).
+
+    AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions on runs (cancel, resume, status, history) stay
+    reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run."""
+    ag_ui_only = settings.agent_protocol == "ag-ui" and not _is_run_action(payload)
+    if not (ag_ui_only or (isinstance(payload, dict) and "threadId" in payload)):
+        return payload, None
+    # Imported with the first AG-UI body: ag-ui-protocol's models take ~55 ms to import, which every AgentCore
+    # session (a cold start) would otherwise pay (bench/RESULTS_cold_start.md).
+    from bedrock.wire import agui as ag_ui
+
+    if not (ag_ui_only or ag_ui.looks_like_run_agent_input(payload)):
+        return payload, None
+    ours, run_input = ag_ui.payload_from_agui(payload)
+    return ours, ag_ui.AGUIStream(run_input)
+
+
+def _is_run_action(payload: Any) -> bool:
+    """Our payload for an action on a session's runs (not a run)."""
+    return isinstance(payload, dict) and payload.get("action") in ("cancel", "resume", "status", "history")

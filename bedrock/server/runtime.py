@@ -47,6 +47,8 @@ ORIGINS = {
     # A caller that stops iterating (or is cancelled) ends its run; it may run on a loop of its own (invoke_agent),
     # where the server's shutdown signal (an asyncio.Event of the server's loop) cannot be awaited.
     "in_process": Origin(on_disconnect="cancel", shutdown=False),
+    # A socket that drops is a client leaving, as over HTTP (bedrock/server/websocket.py).
+    "ws": Origin(on_disconnect="continue", shutdown=True),
 }
 
 
@@ -193,7 +195,7 @@ class Runtime:
         on runs never does), then a run (a follower of it), a resume (a follower from an event id), or an action's
         dict. Raises AgentError.
 
-        `origin` ("http" or "in_process") picks the defaults that differ (ORIGINS)."""
+        `origin` ("http", "ws" or "in_process") picks the defaults that differ (ORIGINS)."""
         defaults = ORIGINS[origin]
         try:
             agent = await self.ready_agent()
