@@ -104,6 +104,8 @@ def main() -> int:
                     script("mcp_bench.py", *(mcp_smoke if smoke else [])))
     sections.append("## Long-term memory: recall per turn (bench/recall_bench.py)\n\n" +
                     script("recall_bench.py", *(["--turns", "3"] if smoke else [])))
+    sections.append("## The same run over each wire: WebSocket against SSE (bench/wire_bench.py)\n\n" +
+                    script("wire_bench.py", *(["--smoke"] if smoke else [])))
     text, values = peer_section(smoke)
     sections.append("## 8. Side by side with LangGraph's own Agent Server (bench/peer.py)\n\n" + text)
     goals += peer_goals(values)

@@ -21,8 +21,16 @@ def test_values_are_parsed_and_memory_id_names_are_both_read():
 @pytest.mark.parametrize(
     "env, message",
     [({"PORT": "eighty"}, "PORT must be an integer"), ({"MODEL_MAX_TOKENS": "0"}, "MODEL_MAX_TOKENS must be >= 1"),
-     ({"MODEL_PROVIDER": "openai"}, "MODEL_PROVIDER must be one of"), ({"REQUEST_TIMEOUT_S": "soon"}, "a number")],
+     ({"MODEL_PROVIDER": "openai"}, "MODEL_PROVIDER must be one of"), ({"REQUEST_TIMEOUT_S": "soon"}, "a number"),
+     ({"WS_ALLOWED_ORIGINS": "app.example.com"}, "WS_ALLOWED_ORIGINS must list origins"),
+     ({"WS_ALLOWED_ORIGINS": "https://app.example.com/chat"}, "WS_ALLOWED_ORIGINS must list origins"),
+     ({"WS_MAX_MESSAGES_PER_S": "0"}, "WS_MAX_MESSAGES_PER_S must be >= 1")],
 )
 def test_bad_values_are_clear_errors(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_allowed_origins_are_read_as_browsers_write_them():
+    settings = Settings.from_env({"WS_ALLOWED_ORIGINS": " https://App.Example.com/ , http://localhost:3000"})
+    assert settings.ws_allowed_origins == ("https://app.example.com", "http://localhost:3000")

@@ -59,11 +59,18 @@ DENIAL = "websocket.http.response"  # the ASGI extension that lets a handshake b
 def websocket_handler(runtime: Runtime, verifier: TokenVerifier | None) -> Callable[[WebSocket, Any],
                                                                                       Awaitable[None]]:
     """The SDK's `@app.websocket` handler: each connection served by a Connection."""
+    logging.getLogger("uvicorn.error").addFilter(_not_a_denial)
 
     async def handle(websocket: WebSocket, context: Any) -> None:
         await Connection(runtime, verifier, websocket, getattr(context, "session_id", None)).serve()
 
     return handle
+
+
+def _not_a_denial(record: logging.LogRecord) -> bool:
+    """uvicorn 0.54's WebSocket protocol logs an ERROR for every handshake refused with an HTTP response (the ASGI
+    denial extension it offers), as if the app had forgotten the handshake: every refusal here is a denial."""
+    return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
 class SocketGone(Exception):

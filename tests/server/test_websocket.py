@@ -21,6 +21,7 @@ from websockets.uri import parse_uri
 from testkit import loopback
 from testkit.sse import frames_of
 from tests.server.test_auth import AUDIENCE, ISSUER, Keys
+from tests.server.test_runs_http import humans
 
 LONG = "Tell me about the sea"
 
@@ -288,3 +289,36 @@ async def test_a_dropped_socket_is_a_client_leaving(paced, session_id):
             await send(ws, {"action": "history", "session_id": sid, "request_id": "h"})
             humans = [m for m in (await reply(ws, "h"))["data"]["messages"] if m["type"] == "human"]
         assert (end["event"] == "agent_end") is kept and len(humans) == int(kept), (how, end)
+
+
+async def test_idle_sockets_close_but_not_while_a_run_streams_and_listed_origins_connect(make_server, session_id):
+    live = make_server({"WS_IDLE_TIMEOUT_S": "0.5", "OFFLINE_TOKEN_DELAY_MS": "150", "TOKEN_BUFFER_SIZE": "1",
+                        "WS_ALLOWED_ORIGINS": "https://app.example.com"})
+    async with connect(ws_url(live), origin="https://app.example.com") as ws:
+        # The run lasts well past the idle bound (~20 tokens at 150 ms): the socket stays open to its end.
+        await send(ws, {"prompt": LONG, "session_id": session_id, "request_id": "r"})
+        events = await until_end(ws, "r")
+        assert events[-1]["event"] == "agent_end"
+        assert sum(m["event"] == "llm_token" for m in events) * 0.15 > 0.5
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 30)  # then nothing in flight: closed as idle
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "idle")
+
+
+async def test_sigterm_closes_sockets_with_1012_and_the_run_still_settles(make_server, session_id):
+    live = make_server({"OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1", "SHUTDOWN_GRACE_S": "0.5"})
+    async with connect(ws_url(live)) as ws:
+        await send(ws, {"prompt": "My name is Alice", "session_id": session_id, "request_id": "a"})
+        await until_end(ws, "a")
+        await send(ws, {"prompt": LONG, "session_id": session_id, "request_id": "r"})
+        while json.loads(await ws.recv())["event"] != "llm_token":
+            pass
+        live.process.terminate()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012  # service restart: reconnect
+    assert live.process.wait(30) is not None and "Traceback" not in live.log_path.read_text()  # (uvicorn re-raises
+    # SIGTERM once it has shut down: the exit status is the signal's)
+    # The run outlived its socket (on_disconnect: continue) until the grace ended it: rolled back, not half kept.
+    assert await humans(live.memory_path, session_id) == ["My name is Alice"]
