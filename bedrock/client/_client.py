@@ -30,13 +30,13 @@ from bedrock.client._runtime import (
     _runtime_http_error,
     runtime_session_id,
 )
+from bedrock.client._socket import Connection, forget_body
 from bedrock.wire.decoding import SSEDecoder
 from bedrock.wire.events import AGENT_START, TERMINAL_EVENTS, SSEEvent, encode_frame
 from bedrock.wire.headers import SESSION_HEADER
 from bedrock.wire.result import fold
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-_INCOMPLETE = "The stream ended before the turn's final event."
 logger = logging.getLogger("bedrock.client")
 
 
@@ -50,37 +50,6 @@ def _event(event_type: str, data: Any, event_id: Any) -> SSEEvent:
     if isinstance(event_id, str):
         event_id = int(event_id) if event_id.isdigit() else None
     return encode_frame(event_type or "message", data, event_id)
-
-
-def _http_error(status: int, content: bytes) -> AgentHTTPError:
-    try:
-        body: Any = json.loads(content)
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return AgentHTTPError(status, str(error.get("code", f"http_{status}")), str(error.get("message", "")), body)
-    if isinstance(error, str):  # the SDK's own failures answer {"error": "..."}
-        return AgentHTTPError(status, f"http_{status}", error, body)
-    text = content.decode("utf-8", "replace")[:500]
-    return AgentHTTPError(status, f"http_{status}", text or httpx.codes.get_reason_phrase(status), body)
-
-
-def _forget_body(key: str | None, namespace: Sequence[str] | None, everything: bool,
-                 actor_id: str | None) -> dict[str, Any]:
-    """The `forget` request; ValueError for what the server would refuse anyway, so nothing is sent for it."""
-    if everything and (key is not None or namespace is not None):
-        raise ValueError("forget one memory (key, with its namespace if you like) or all=True, not both")
-    if not everything and key is None:
-        raise ValueError("give the key of the memory to forget, or all=True to forget every memory")
-    if isinstance(namespace, str):  # a string is a Sequence[str] too: one label, not one label per character
-        raise ValueError("namespace is a sequence of labels, e.g. [actor_id, \"memories\"]")
-    return {"action": "forget", "key": key, "namespace": None if namespace is None else list(namespace),
-            "all": True if everything else None, "actor_id": actor_id}
-
-
-def _incomplete() -> AgentStreamError:
-    return AgentStreamError("incomplete_stream", _INCOMPLETE, retryable=True)
 
 
 async def _before(deadline: float, step: Any) -> Any:
@@ -125,11 +94,12 @@ class AgentClient:
         self.region = region or _arn_region(agent_runtime_arn)
         self.qualifier, self.endpoint_url = qualifier, endpoint_url
         self.timeout, self.retries, self.backoff_s, self.reconnects = timeout, retries, backoff_s, reconnects
+        self._headers = dict(headers or {})  # also the WebSocket handshake's (connect)
         self._http: httpx.AsyncClient | None = None
         if self.base_url is not None:
             # One pooled client for every turn: keep-alive connections are reused across streams.
             self._http = httpx.AsyncClient(
-                headers=dict(headers or {}),
+                headers=self._headers,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                 limits=httpx.Limits(max_keepalive_connections=10),
             )
@@ -171,7 +141,7 @@ class AgentClient:
                     try:
                         event = await _before(deadline, source.__anext__())
                     except StopAsyncIteration:
-                        broke: AgentClientError = _incomplete()
+                        broke: AgentClientError = AgentStreamError.incomplete()
                         break
                     except AgentConnectionError as error:
                         broke = error
@@ -241,7 +211,23 @@ class AgentClient:
         every memory of the actor. Returns `{"actor_id", "forgotten": count}`; AgentHTTPError 404
         `memory_not_found` for a key the actor has no memory under. ValueError, before anything is sent, unless
         exactly one of `key` or `all` is given."""
-        return await self._request(_forget_body(key, namespace, all, actor_id))
+        return await self._request(forget_body(key, namespace, all, actor_id))
+
+    def connect(self) -> Connection:
+        """A WebSocket session with the server (`{base_url}/ws`, `ws://` or `wss://`): one connection for many
+        turns and actions, several at once, with this client's `headers` (its bearer token) on the handshake.
+
+            async with client.connect() as conn:
+                result = await conn.invoke({"prompt": "My name is Alice", "session_id": "s"})
+                async for event in conn.stream({"prompt": "What's my name?", "session_id": "s"}):
+                    ...
+
+        The socket opens on `async with` (or `await client.connect()`), with this client's `timeout`, `retries`
+        and `backoff_s`. ValueError for a runtime-ARN client: InvokeAgentRuntime is its only way in here."""
+        if self.base_url is None:
+            raise ValueError("connect() needs a client made with base_url (a server's /ws)")
+        return Connection(self.base_url, headers=self._headers, timeout=self.timeout, retries=self.retries,
+                          backoff_s=self.backoff_s)
 
     async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
         body = {key: value for key, value in body.items() if value is not None}
@@ -258,12 +244,12 @@ class AgentClient:
         except httpx.TransportError as exc:
             raise AgentConnectionError(f"Could not reach {self.base_url}: {exc!r}") from exc
         if not response.is_success:
-            raise _http_error(response.status_code, response.content)
+            raise AgentHTTPError.from_body(response.status_code, response.content)
         return response.json()
 
     async def invoke(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """One turn's result `{output, session_id, actor_id, steps, metrics}`; AgentStreamError if it failed."""
-        return await fold(self.stream(payload), AgentStreamError.from_event, _incomplete)
+        return await fold(self.stream(payload), AgentStreamError.from_event, AgentStreamError.incomplete)
 
     # --- HTTP ---------------------------------------------------------------------------------------------
 
@@ -277,7 +263,7 @@ class AgentClient:
                 async with aconnect_sse(self._http, "POST", url, json=body, headers=headers) as source:
                     response = source.response
                     if not response.is_success:
-                        raise _http_error(response.status_code, await response.aread())
+                        raise AgentHTTPError.from_body(response.status_code, await response.aread())
                     content_type = response.headers.get("content-type", "")
                     if not content_type.startswith("text/event-stream"):
                         raise AgentClientError(f"expected an event stream from {url}, got {content_type!r}")

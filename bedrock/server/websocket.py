@@ -52,6 +52,7 @@ from bedrock.wire.json_values import refuse_non_finite
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_ID = 128
+MAX_PEEK_BYTES = 4096  # a message refused for the rate is read for its request_id only up to this size
 MAX_IN_FLIGHT = 64  # requests of one connection being answered at once (runs followed, actions awaited)
 DENIAL = "websocket.http.response"  # the ASGI extension that lets a handshake be refused with an HTTP response
 
@@ -212,16 +213,18 @@ class Connection:
             message = await asyncio.wait_for(self.ws.receive(), timeout)
         except TimeoutError:
             return await self._unauthorized(Unauthorized(f"No token within {timeout:g} s: send "
-                                                         '{"authorization": "Bearer …"} first.'))
+                                                         '{"authorization": "Bearer …"} first.'), None)
         if message["type"] == "websocket.disconnect":
             return False
         payload = self._parse(_raw(message))
+        request_id = _request_id_of(payload)
         if not isinstance(payload, dict) or not isinstance(payload.get("authorization"), str):
-            return await self._unauthorized(Unauthorized('The first message must be {"authorization": "Bearer …"}.'))
+            return await self._unauthorized(Unauthorized('The first message must be {"authorization": "Bearer …"}.'),
+                                            request_id)
         try:
             self.actor = await self.verifier.actor(payload.pop("authorization"))  # type: ignore[union-attr]
         except Unauthorized as error:
-            return await self._unauthorized(error)
+            return await self._unauthorized(error, request_id)
         try:
             await self.send(f'{{"event":"authenticated","data":{dumps({"actor_id": self.actor})}}}')
         except SocketGone:
@@ -230,8 +233,8 @@ class Connection:
             self._start(payload)
         return True
 
-    async def _unauthorized(self, error: Unauthorized) -> bool:
-        await self._send_error(error, None)
+    async def _unauthorized(self, error: Unauthorized, request_id: str | None) -> bool:
+        await self._send_error(error, request_id)
         self._close = (4401, "unauthorized")
         return False
 
@@ -248,7 +251,9 @@ class Connection:
             if len(self._refused) > 2 * self.settings.ws_max_messages_per_s:
                 self._close = (1008, "too many messages")
                 return
-            await self._send_error(AgentError("rate_limited"), None)
+            raw = _raw(message)  # refused unread but for its request_id (a small message's: parsing one is ~2 µs)
+            request_id = _request_id_of(self._parse(raw)) if len(raw) <= MAX_PEEK_BYTES else None
+            await self._send_error(AgentError("rate_limited"), request_id)
             return
         raw = _raw(message)
         if len(raw) > self.settings.max_request_bytes:  # (uvicorn, given our options, closes with 1009 before)
@@ -257,7 +262,7 @@ class Connection:
             return
         payload = self._parse(raw)
         if isinstance(payload, AgentError):
-            await self._send_error(payload, None)
+            await self._send_error(payload, None)  # (not JSON: no request_id to be read)
         elif len(self.tasks) >= MAX_IN_FLIGHT:
             await self._send_error(AgentError("rate_limited", f"At most {MAX_IN_FLIGHT} requests of one connection "
                                               "are answered at once; wait for an answer."), _request_id_of(payload))
