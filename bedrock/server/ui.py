@@ -2,8 +2,10 @@
 
 The page (`bedrock/server/static/`) is plain HTML, CSS and ES modules: no build step, so `make run` needs no
 Node. It talks to the same `POST /invocations` as every other client (`run`, `cancel`, `resume`, `status`,
-`history`, `memories`, `forget`), so what it shows is what AgentCore would serve. `SERVE_UI=0` leaves both routes
-out (the container's default: AgentCore routes only `/invocations` and `/ping`).
+`history`, `memories`, `forget`), so what it shows is what AgentCore would serve; opened as `/?transport=ws` it
+sends the same payloads over one WebSocket to `/ws` (bedrock/server/websocket.py) instead, falling back to the
+POSTs when the socket cannot open or drops. `SERVE_UI=0` leaves both routes out (the container's default: AgentCore
+routes only `/invocations` and `/ping`).
 
 The policy allows nothing inline: no inline script or style, no `eval`, nothing from another origin; the page
 inserts every prompt and answer as text (`textContent`), so a reply holding markup cannot run, and if it ever
@@ -29,6 +31,10 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self'",
+    # 'self' covers the page's own `/ws` too: CSP Level 3 matches it to the same host and port over ws: (from an
+    # http page) and wss: (from either), as Chromium 71+, Firefox and Safari 16+ do. Naming the socket's URL instead
+    # would mean a policy per request's Host (the page is reached as localhost, 127.0.0.1, a LAN address …) only for
+    # older ones (Safari before 16, Chromium before 71); in those the socket fails to open and the page uses POSTs.
     "connect-src 'self'",
     "base-uri 'none'",
     "form-action 'none'",

@@ -1,4 +1,5 @@
-// The chat page: one session's conversation, streamed from POST /invocations.
+// The chat page: one session's conversation, streamed from POST /invocations (or, with `?transport=ws` in the
+// page's address, over one WebSocket to /ws; see SocketTransport).
 //
 // No framework and no build step (`make run` needs no Node); SSE framing is left to eventsource-parser
 // (vendored as published, see vendor/eventsource-parser/), which buffers frames split across network reads,
@@ -63,9 +64,12 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+let standingNotice = ''; // shown whenever no other notice is: what stays true (the page fell back to HTTP)
+
 function showNotice(text) {
-  ui.notice.textContent = text;
-  ui.notice.hidden = !text;
+  const shown = text || standingNotice;
+  ui.notice.textContent = shown;
+  ui.notice.hidden = !shown;
 }
 
 // Where a step happened: its node, inside its subgraphs' (`research › search`).
@@ -497,10 +501,253 @@ async function errorOf(response) {
     retryable: response.status >= 500 };
 }
 
-async function action(body) {
-  const response = await post({ ...body, session_id: sessionId });
+// --- one WebSocket for everything (`?transport=ws`) ----------------------------------------------------------
+
+// With `?transport=ws` the page sends what it would POST (turns, Stop's cancel, answers, history, status, memories,
+// forget) over one socket to /ws (bedrock/server/websocket.py): each message an /invocations payload with a
+// `request_id`, which every message answering it carries. A run's messages are its SSE events as JSON, so Follow
+// shows them as it shows a stream's. Opt-in while it is new: POSTs stay the default. A socket that cannot open, or
+// that drops, leaves the page on POSTs for good (a proxy without WebSocket support would refuse every new one), and
+// the page says so once.
+//
+// No token is sent as the socket's first message: the page has none (its POSTs carry no Authorization header, so
+// with AUTH_MODE=jwt they are refused). There the server refuses the first message and closes the socket (4401);
+// the page falls back to POSTs, refused as they are today.
+const WS_OPEN_TIMEOUT_MS = 5000; // a socket still connecting after this long (a proxy holding it) is given up
+
+// The socket went before a request was answered: a broken connection, as fetch's TypeError is.
+class SocketGone extends TypeError {}
+
+// The messages answering one request, taken one at a time as they come; a failure reaches the take after the
+// messages that came before it (a run's last events are shown before its connection is said to be lost).
+class Inbox {
+  constructor(id) {
+    this.id = id;
+    this.messages = [];
+    this.waiting = null; // the take waiting for the next message: its {resolve, reject}
+    this.failure = null;
+  }
+
+  push(message) {
+    if (this.waiting) this.waiting.resolve(message);
+    else this.messages.push(message);
+    this.waiting = null;
+  }
+
+  fail(error) {
+    this.failure ??= error;
+    this.waiting?.reject(this.failure);
+    this.waiting = null;
+  }
+
+  // At once, what came or not (an aborted fetch stops as soon).
+  abort(error) {
+    this.messages.length = 0;
+    this.fail(error);
+  }
+
+  take() {
+    if (this.messages.length) return Promise.resolve(this.messages.shift());
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
+  }
+}
+
+// A refusal's data (the error event it would have had: {error, code, retryable, …}) in the catalog's shape as well.
+function errorOfMessage(message) {
+  return { ...message.data, message: message.data?.error };
+}
+
+class SocketTransport {
+  constructor(wanted) {
+    this.usable = wanted; // false: POSTs (the default, or since the socket failed)
+    this.ws = null; // the open socket
+    this.opening = null; // the promise of the socket being opened (null: none is)
+    this.inboxes = new Map(); // request_id → Inbox: the requests sent and not yet answered in full
+    this.requests = 0; // numbers the request ids: unique for the page's life, across sockets
+  }
+
+  // The open socket, opened if none is; null once the page is on POSTs.
+  connected() {
+    if (!this.usable) return Promise.resolve(null);
+    if (this.ws) return Promise.resolve(this.ws);
+    this.opening ??= this.open().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  open() {
+    return new Promise((resolve) => {
+      let ws;
+      try {
+        ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`);
+      } catch { // refused outright (an older browser's policy check)
+        resolve(this.fallBack());
+        return;
+      }
+      let opened = false;
+      const timer = setTimeout(() => ws.close(), WS_OPEN_TIMEOUT_MS); // its close event then gives it up
+      ws.addEventListener('open', () => {
+        opened = true;
+        clearTimeout(timer);
+        this.ws = ws;
+        resolve(ws);
+      });
+      ws.addEventListener('message', (event) => this.route(event.data));
+      // Every end of a socket comes here (an `error` event is always followed by `close`).
+      ws.addEventListener('close', (event) => {
+        clearTimeout(timer);
+        if (!opened) resolve(this.fallBack());
+        else if (this.ws === ws) this.closed(event);
+      });
+    });
+  }
+
+  // The server closes a socket idle for WS_IDLE_TIMEOUT_S (1000, nothing in flight): the next request opens
+  // another. Any other end (a restart's 1012, a proxy's cut, a bound) is the transport failing.
+  closed(event) {
+    this.ws = null;
+    if (event.code === 1000 && this.inboxes.size === 0) return;
+    this.fallBack();
+  }
+
+  // POSTs from now on. The requests still waiting on the socket fail as on a broken connection: an action is then
+  // asked again over HTTP, a run re-attached by its Follow. Said once; a notice shown meanwhile is not replaced.
+  fallBack() {
+    if (this.usable) {
+      standingNotice = 'The WebSocket connection to the agent is not available: the page uses HTTP requests.';
+      if (ui.notice.hidden) showNotice('');
+    }
+    this.usable = false;
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close();
+    for (const inbox of this.inboxes.values()) inbox.fail(new SocketGone('The WebSocket connection closed.'));
+    this.inboxes.clear();
+    return null;
+  }
+
+  // A message to the request it answers; `authenticated`, and a run's events after its Follow left it, are
+  // nobody's. A refusal naming no request (`rate_limited` before the message was read, a token refused) leaves
+  // some request unanswered, and which one is unknown: the socket is given up as if it had dropped.
+  route(text) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (message?.event === 'error' && message.request_id === undefined) this.fallBack();
+    else this.inboxes.get(message?.request_id)?.push(message);
+  }
+
+  // `body` sent with a request_id of its own: the Inbox of its answers; null if not sent (the page is on POSTs).
+  async send(body) {
+    const ws = await this.connected();
+    if (!ws || ws !== this.ws) return null; // (closed meanwhile: nothing was sent, HTTP may ask)
+    const inbox = new Inbox(`r${(this.requests += 1)}`);
+    this.inboxes.set(inbox.id, inbox);
+    ws.send(JSON.stringify({ ...body, request_id: inbox.id }));
+    return inbox;
+  }
+
+  leave(inbox) {
+    this.inboxes.delete(inbox.id);
+  }
+
+  // An action's answer: {data}, or the catalog's error thrown; null if not answered here (the page is on POSTs,
+  // or the socket went first: each action the page sends is safe to ask again, over HTTP).
+  async call(body) {
+    const inbox = await this.send(body);
+    if (!inbox) return null;
+    let reply;
+    try {
+      reply = await inbox.take();
+    } catch {
+      return null;
+    } finally {
+      this.leave(inbox);
+    }
+    if (reply.event === 'error') throw errorOfMessage(reply);
+    return { data: reply.data };
+  }
+
+  // A run's events, as `openStream` answers; null if not sent here (the page is on POSTs). A socket that goes
+  // after the run was sent fails its events as a broken stream: Follow re-attaches (over HTTP) if it knows the run.
+  async stream(body, signal) {
+    const inbox = await this.send(body);
+    if (!inbox) return null;
+    // Aborted (Stop could not cancel): the page leaves the run, whose events the server still sends, to nobody.
+    const abort = () => inbox.abort(signal.reason ?? new DOMException('Aborted', 'AbortError'));
+    signal?.addEventListener('abort', abort, { once: true });
+    const leave = () => {
+      signal?.removeEventListener('abort', abort);
+      this.leave(inbox);
+    };
+    let first;
+    try {
+      first = await inbox.take();
+    } catch (error) {
+      leave();
+      throw error;
+    }
+    if (first.event === 'error' && first.status !== undefined) { // refused, as a 4xx would be: no run started
+      leave();
+      return { refused: errorOfMessage(first) };
+    }
+    return { events: socketEvents(first, inbox, leave) };
+  }
+}
+
+// A run's messages as the events of its stream ({type, data, id}), until its Follow leaves them.
+async function* socketEvents(first, inbox, leave) {
+  try {
+    for (let message = first; ; message = await inbox.take()) {
+      if (message.event === 'result') return; // answered as an action is: no run to follow
+      yield { type: message.event, data: message.data, id: Number(message.id) };
+    }
+  } finally {
+    leave();
+  }
+}
+
+const transport = new SocketTransport(new URLSearchParams(window.location.search).get('transport') === 'ws');
+
+// An action's answer: over the socket when the page uses one, else POSTed.
+async function ask(body) {
+  const answered = transport.usable ? await transport.call(body) : null;
+  if (answered) return answered.data;
+  const response = await post(body);
   if (!response.ok) throw await errorOf(response);
   return response.json();
+}
+
+// A run's events: over the socket when the page uses one, else POSTed. `{refused}` (the catalog's error: no run
+// started), or `{events}`: an async iterator of {type, data, id} that ends where the stream does.
+async function openStream(body, signal) {
+  const viaSocket = transport.usable ? await transport.stream(body, signal) : null;
+  if (viaSocket) return viaSocket;
+  const response = await post(body, signal);
+  if (!response.ok) return { refused: await errorOf(response) };
+  return { events: sseEvents(response) };
+}
+
+// An event stream's frames as events; leaving it early cancels the response's body.
+async function* sseEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream())
+    .pipeThrough(new EventSourceParserStream()).getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield { type: value.event, data: JSON.parse(value.data), id: Number(value.id) };
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+async function action(body) {
+  return ask({ ...body, session_id: sessionId });
 }
 
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
@@ -561,28 +808,18 @@ class Follow {
 
   // True once the run's terminal event (or a refusal) is shown; false if the stream ended without one.
   async read(request) {
-    const response = await post(request, this.controller.signal);
-    if (!response.ok) {
-      const error = await errorOf(response);
-      this.view.error(error, () => start(this.view, this.body));
+    const opened = await openStream(request, this.controller.signal);
+    if (opened.refused) {
+      this.view.error(opened.refused, () => start(this.view, this.body));
       return true;
     }
     showNotice('');
-    const events = response.body.pipeThrough(new TextDecoderStream())
-      .pipeThrough(new EventSourceParserStream());
-    const reader = events.getReader();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return false;
-        const id = Number(value.id);
-        if (id && id <= this.lastId) continue; // already shown before a drop
-        if (id) this.lastId = id;
-        if (this.handle(value.event, JSON.parse(value.data))) return true;
-      }
-    } finally {
-      reader.cancel().catch(() => {});
+    for await (const { type, data, id } of opened.events) {
+      if (id && id <= this.lastId) continue; // already shown before a drop
+      if (id) this.lastId = id;
+      if (this.handle(type, data)) return true;
     }
+    return false;
   }
 
   // Show one event; true if it ends the run.
@@ -714,10 +951,8 @@ let memoryRefreshes = 0; // numbers the refreshes: one that answers after a newe
 
 // `memories` and `forget` belong to the actor, not to a session: they name none. The page names no actor either,
 // so they are the same actor's whose turns it runs (the server's default).
-async function memoryAction(body) {
-  const response = await post(body);
-  if (!response.ok) throw await errorOf(response);
-  return response.json();
+function memoryAction(body) {
+  return ask(body);
 }
 
 async function loadMemories() {
