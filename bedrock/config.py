@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -109,6 +110,13 @@ class Settings:
     ws_ping_interval_s: float = 20.0  # a ping this often; no pong within as long again: the connection is dropped
     ws_allowed_origins: tuple[str, ...] = ()  # browser pages of other origins that may connect (same-origin always)
     agent_protocol: str = "auto"  # auto: an AG-UI RunAgentInput body is answered in AG-UI; ag-ui: every body is one
+    # A2A (bedrock/a2a/): the JSON-RPC endpoint and its agent card, mounted in the app under `a2a_path` ("" disables
+    # the mount); `python -m bedrock.a2a` serves the same at the root of `a2a_port` (AgentCore's A2A contract: 9000).
+    a2a_path: str = "/a2a"
+    a2a_port: int = 9000
+    a2a_url: str = ""  # the JSON-RPC URL the card advertises; empty: the request's own (its Host and the path)
+    a2a_agent_name: str = ""  # the card's name; empty: AGENT_NAME, the graph's own name, else a generic one
+    a2a_agent_description: str = ""  # the card's description; empty: the built-in agent's own, else a generic one
     auth_mode: str = "none"
     jwt_jwks_file: str = ""
     jwt_jwks_url: str = ""
@@ -204,6 +212,12 @@ class Settings:
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", d.ws_ping_interval_s),
             ws_allowed_origins=_origins(env.get("WS_ALLOWED_ORIGINS")),
             agent_protocol=_choice(env, "AGENT_PROTOCOL", d.agent_protocol, ("auto", "ag-ui")),
+            a2a_path=_a2a_path(env.get("A2A_PATH", d.a2a_path)),
+            a2a_port=_int(env, "A2A_PORT", d.a2a_port),
+            # AGENTCORE_RUNTIME_URL: the variable the AgentCore SDK's own A2A server advertises (runtime/a2a.py).
+            a2a_url=(env.get("A2A_URL") or env.get("AGENTCORE_RUNTIME_URL") or "").strip(),
+            a2a_agent_name=(env.get("A2A_AGENT_NAME") or "").strip(),
+            a2a_agent_description=(env.get("A2A_AGENT_DESCRIPTION") or "").strip(),
             agent_graph=(env.get("AGENT_GRAPH") or "").strip(),
             langgraph_config=(env.get("LANGGRAPH_CONFIG") or "").strip(),
             agent_name=(env.get("AGENT_NAME") or "").strip(),
@@ -253,6 +267,22 @@ def _origins(raw: str | None) -> tuple[str, ...]:
         if scheme not in ("http", "https") or not sep or not host or "/" in host:
             raise ConfigError(f"WS_ALLOWED_ORIGINS must list origins such as https://app.example.com, got {origin!r}")
     return origins
+
+
+# The app's own routes (bedrock/server/app.py): A2A_PATH may not take one of them.
+RESERVED_PATHS = ("/invocations", "/invoke", "/stream", "/ws", "/ping", "/ui")
+_URL_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+def _a2a_path(raw: str) -> str:
+    """A2A_PATH: a path such as /a2a (no trailing slash), not one of the app's own routes; empty: no A2A mount."""
+    path = raw.strip()
+    if not path:
+        return ""
+    if not _URL_PATH.fullmatch(path) or any(path == r or path.startswith(r + "/") for r in RESERVED_PATHS):
+        raise ConfigError(f"A2A_PATH must be a path such as /a2a, without a trailing slash and not one of "
+                          f"{', '.join(RESERVED_PATHS)}; got {raw!r} (empty turns A2A off)")
+    return path
 
 
 def _algorithms(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:

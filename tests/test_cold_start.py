@@ -32,6 +32,7 @@ OFF_THE_SERVING_PATH = (
     "aiohttp",
     "testkit",
     "bedrock.mcp",  # MCP_SERVERS only, and imported by the build then (tests/mcp: not by a build without it)
+    "a2a",  # a2a-sdk: imported on the first A2A request (bedrock/a2a/app.py), never by a start
     "langchain_mcp_adapters",
     "mcp",
     "authlib",

@@ -5,6 +5,7 @@ module imports itself back through others, and no backend is chosen by a class's
     core, server → wire                               offline: reached from core/build.py alone
     agents → core, wire (imported by no module: the loader finds them by name, as it finds a user's graph)
     mcp → (config, errors): MCP servers' tools, reached from core/build.py and the built-in agent
+    a2a → server, core, wire: A2A over the app's Runtime, mounted by server/app.py alone (a2a-sdk loaded lazily)
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ ALLOWED = {
     "bedrock.core": {"bedrock.wire", "bedrock.store", "bedrock.offline", "bedrock.mcp"},
     "bedrock.mcp": set(),
     "bedrock.offline": {"bedrock.wire"},
-    "bedrock.server": {"bedrock.core", "bedrock.wire", "bedrock.store"},
+    "bedrock.server": {"bedrock.core", "bedrock.wire", "bedrock.store", "bedrock.a2a"},
     "bedrock.client": {"bedrock.wire"},
     "bedrock.agents": {"bedrock.core", "bedrock.wire", "bedrock.mcp"},  # graph modules, as a user's: imported by name by the loader
+    "bedrock.a2a": {"bedrock.server", "bedrock.core", "bedrock.wire"},
 }
 
 
@@ -84,6 +86,14 @@ def test_mcp_is_reached_from_the_build_and_the_built_in_agent_alone():
     users = {name for name, targets in GRAPH.items() if layer(name) != "bedrock.mcp"
              and any(layer(target) == "bedrock.mcp" for target in targets)}
     assert users <= {"bedrock.core.build", "bedrock.agents.calculator"}, users
+
+
+def test_a2a_is_mounted_by_the_app_alone():
+    """The app mounts A2A's routes (bedrock/a2a/app.py, which imports nothing of a2a-sdk); every other module of the
+    layer is imported from there lazily, on the first A2A request."""
+    users = {(name, target) for name, targets in GRAPH.items() if layer(name) != "bedrock.a2a"
+             for target in targets if layer(target) == "bedrock.a2a"}
+    assert users <= {("bedrock.server.app", "bedrock.a2a.app")}, users
 
 
 def test_the_built_in_agent_is_imported_by_no_module():

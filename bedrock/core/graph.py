@@ -121,6 +121,9 @@ def approval_node(node: ToolNode, approval_required: frozenset[str]) -> Any:
         messages += [results[call["id"]] for call in asked.tool_calls]
         return {"messages": messages}
 
+    # The tools it runs, found as a ToolNode's are (`tools_by_name`): what lists a graph's tools (the A2A agent
+    # card's skills, bedrock/a2a/card.py) sees through the approvals.
+    setattr(tools, "tools_by_name", node.tools_by_name)  # noqa: B010 - a function's attribute, unknown to mypy
     return tools
 
 

@@ -4,6 +4,7 @@
     POST /invoke         local: the same, for the guide's clients
     POST /stream         local: the same with `"stream": true` implied
     WS   /ws             one connection, many requests: the same payloads, each event a JSON message (websocket.py)
+    POST /a2a            A2A's JSON-RPC (A2A_PATH; bedrock/a2a/), its card at /a2a/.well-known/agent-card.json
     GET  /ping           Healthy, or HealthyBusy while every invocation slot is taken
     GET  /, /ui/…        local: the chat page (SERVE_UI; bedrock/server/ui.py)
 
@@ -13,27 +14,23 @@ A request's way in is drawn in ARCHITECTURE.md ("A request's way in").
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bedrock.a2a.app import A2AService
 from bedrock.config import Settings
 from bedrock.core.correlation import carries_trace
 from bedrock.core.turn import Agent, result_of
-from bedrock.errors import AgentError
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
-from bedrock.server.responses import DeferredJSONResponse, JSONReply, error_response, sse_response
-from bedrock.server.main import prepare_process
+from bedrock.server.responses import DeferredJSONResponse, JSONReply, install_error_handlers, sse_response
+from bedrock.server.main import prepare_process, stop_if_failed
 from bedrock.server.negotiation import agui_of, prefers_event_stream
 from bedrock.server.runtime import Followed, Runtime
 from bedrock.server.ui import ui_routes
@@ -68,6 +65,8 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
     `uvicorn bedrock.agent_runtime:app` under `agentcore dev`. Apps built in tests leave the process alone.
     """
     runtime = Runtime(settings, agent)
+    # A2A (A2A_PATH): its routes answer from the first request on; a2a-sdk is imported then, not at a cold start.
+    a2a = A2AService(runtime, settings.a2a_path) if settings.a2a_path else None
 
     @asynccontextmanager
     async def lifespan(app: AgentCoreApp) -> AsyncIterator[None]:
@@ -77,16 +76,19 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
         # cold start, and /ping answers while the model client, graph and checkpointer are being built.
         build = runtime.start()
         if process:  # an app embedded in someone else's server never signals their process
-            build.add_done_callback(_stop_if_failed)
+            build.add_done_callback(stop_if_failed)
         yield
         await runtime.stop()
+        if a2a is not None:  # after the runs: an A2A task's run has ended (or been rolled back) by now
+            await a2a.aclose()
 
     verifier = TokenVerifier(settings) if settings.auth_mode == "jwt" else None
     app = AgentCoreApp(
         lifespan=lifespan,
         middleware=[
             # Outermost: an unauthenticated caller's body is not even read (AUTH_MODE=jwt; a no-op otherwise).
-            Middleware(BearerAuth, paths=INVOCATION_PATHS, verifier=verifier),
+            # A2A's JSON-RPC route too; its agent card stays public.
+            Middleware(BearerAuth, paths=INVOCATION_PATHS | ({settings.a2a_path} if a2a else set()), verifier=verifier),
             Middleware(JSONBodyGuard, paths=INVOCATION_PATHS, max_bytes=settings.max_request_bytes,
                        read_timeout_s=settings.request_read_timeout_s),
         ],
@@ -121,9 +123,9 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
     app.add_route("/stream", local, methods=["POST"])
     if settings.serve_ui:
         app.router.routes.extend(ui_routes())
-    app.add_exception_handler(Exception, _internal_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(AgentError, _agent_error)  # raised anywhere on a request's way: its catalog reply
+    if a2a is not None:
+        app.router.routes.extend(a2a.routes())
+    install_error_handlers(app)  # an AgentError raised anywhere on a request's way: its catalog reply
     return app
 
 
@@ -165,34 +167,3 @@ def _incoming_trace(headers: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         telemetry.detach(token)
-
-
-def _stop_if_failed(build: Future[Agent]) -> None:
-    """A server whose agent cannot be built stops, as a failed startup would, rather than answer errors. Only the
-    app its process serves (`process=True`); an embedded one answers `internal_error` and retries the build."""
-    if build.exception() is not None:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-async def _agent_error(request: Request, exc: Exception) -> Response:
-    """A refusal (a bad payload, someone else's session, no such run …): its catalog status and JSON body."""
-    assert isinstance(exc, AgentError)
-    return error_response(exc)
-
-
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type"}
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (an unknown route, a method a route does not take) in the catalog's JSON shape,
-    with their headers (405's `Allow`); its default is plain text."""
-    assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
-    return error_response(AgentError(code), headers=exc.headers)
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    """Any unhandled failure (Starlette's default is a plain-text 500): the JSON error shape, no internals."""
-    logger.error("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(AgentError("internal_error"))

@@ -40,7 +40,7 @@ class JSONBodyGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if not _is_json(headers.get(b"content-type"), b"origin" in headers):
+        if not json_content_type(headers.get(b"content-type"), b"origin" in headers):
             refused = error_response(AgentError("unsupported_media_type"))
             refused.headers["connection"] = "close"  # its body is never read
             await refused(scope, receive, send)
@@ -97,7 +97,7 @@ class JSONBodyGuard:
         return True
 
 
-def _is_json(content_type: bytes | None, from_a_browser: bool) -> bool:
+def json_content_type(content_type: bytes | None, from_a_browser: bool) -> bool:
     """Whether a body may be read as JSON: `application/json` or a `+json` type. A web page can send any other
     site a POST without asking first (no CORS preflight) only as text/plain, a form, or with no type at all —
     so with those, any page a developer visits could start, cancel or approve runs on their local server. A

@@ -8,7 +8,9 @@ import errno
 import gc
 import logging
 import os
+import signal
 import socket
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import uvicorn  # loaded with the app anyway (its h11 protocol: connections.py)
@@ -19,7 +21,7 @@ from bedrock.server.connections import uvicorn_options
 from bedrock.server.logs import adopt_foreign_loggers, process_handler
 
 if TYPE_CHECKING:
-    from bedrock_agentcore.runtime import BedrockAgentCoreApp
+    from starlette.applications import Starlette
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 GC_THRESHOLDS = (700, 10, 100)
 
 
-def prepare_process(settings: Settings) -> None:
+def prepare_process(settings: Settings, serving: str = "POST /invocations") -> None:
     """What a serving process sets up once its modules are loaded (once: a second call changes nothing).
 
     Every new AgentCore session starts from cold: its imports leave ~230k objects that the cyclic collector
@@ -48,7 +50,7 @@ def prepare_process(settings: Settings) -> None:
     tune_allocator()
     offline = settings.model_provider == "offline"
     model = "offline rule-based stand-in (not an LLM)" if offline else settings.bedrock_model_id
-    logger.info("serving POST /invocations; model: %s", model)
+    logger.info("serving %s; model: %s", serving, model)
 
 
 def install_log_handler(settings: Settings) -> bool:
@@ -65,8 +67,16 @@ def install_log_handler(settings: Settings) -> bool:
     return True
 
 
-def serve(app: BedrockAgentCoreApp, settings: Settings, *, sock: socket.socket | None = None,
-          **uvicorn_config: object) -> None:
+def stop_if_failed(build: Future[Any]) -> None:
+    """A done-callback of the agent's build: a server whose agent cannot be built stops, as a failed startup would,
+    rather than answer errors. Only for the app its process serves; an embedded one answers `internal_error` and
+    retries the build."""
+    if build.exception() is not None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(app: Starlette, settings: Settings, *, sock: socket.socket | None = None,
+          serving: str = "POST /invocations", **uvicorn_config: object) -> None:
     """Serve `app` until SIGTERM/SIGINT: on PORT (BIND_HOST, else the SDK's choice), or on a bound `sock`.
 
     The port is bound first, before the app starts: a port that is taken ends the process at once, with one error
@@ -85,7 +95,7 @@ def serve(app: BedrockAgentCoreApp, settings: Settings, *, sock: socket.socket |
         # What `BedrockAgentCoreApp.run` gave uvicorn, which served PORT before: the access log and uvicorn's own
         # level follow the app's debug.
         defaults = {"access_log": app.debug, "log_level": "info" if app.debug else "warning"}
-    prepare_process(settings)
+    prepare_process(settings, serving)
     options = {**defaults, **uvicorn_options(settings), **uvicorn_config}
     AnnouncingServer(uvicorn.Config(app, **options), settings).run(sockets=[sock])
 

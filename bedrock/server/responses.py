@@ -10,6 +10,9 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -137,6 +140,39 @@ class JSONReply(JSONResponse):
 def error_response(error: AgentError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The JSON reply of a refused or failed request: the error's catalogued status, its one body shape."""
     return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """Every refusal and failure of `app`'s routes as the catalog's JSON error: an AgentError raised anywhere on a
+    request's way (its entry's status and body), Starlette's own 404/405, and any unhandled failure (a 500
+    `internal_error`, without the exception's text)."""
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(AgentError, _agent_error)
+
+
+async def _agent_error(request: Request, exc: Exception) -> Response:
+    """A refusal (a bad payload, someone else's session, no such run …): its catalog status and JSON body."""
+    assert isinstance(exc, AgentError)
+    return error_response(exc)
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (an unknown route, a method a route does not take) in the catalog's JSON shape,
+    with their headers (405's `Allow`); its default is plain text."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+    return error_response(AgentError(code), headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """Any unhandled failure (Starlette's default is a plain-text 500): the JSON error shape, no internals."""
+    logger.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(AgentError("internal_error"))
 
 
 class DeferredJSONResponse(Response):

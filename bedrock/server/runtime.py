@@ -49,6 +49,10 @@ ORIGINS = {
     "in_process": Origin(on_disconnect="cancel", shutdown=False),
     # A socket that drops is a client leaving, as over HTTP (bedrock/server/websocket.py).
     "ws": Origin(on_disconnect="continue", shutdown=True),
+    # An A2A task's run is followed by its executor (bedrock/a2a/executor.py), not by a connection: a dropped stream
+    # leaves the task going (tasks/resubscribe finds it), and the executor's task ends only when the task is
+    # cancelled (tasks/cancel) or the A2A server closes — which must cancel the run and roll it back.
+    "a2a": Origin(on_disconnect="cancel", shutdown=True),
 }
 
 
@@ -112,6 +116,16 @@ class Runtime:
         """The agent, awaiting its build without blocking the event loop."""
         agent = self.agent
         return agent if agent is not None else await asyncio.wrap_future(self.start_build())
+
+    async def serving_agent(self) -> Agent:
+        """The agent, awaiting its build; a refusal if it cannot be built (`tools_unavailable`: an MCP server it
+        requires is down; else `internal_error`), built again on the next call."""
+        try:
+            return await self.ready_agent()
+        except DependencyUnavailable:
+            raise AgentError("tools_unavailable") from None
+        except Exception:
+            raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
 
     # --- the server's life ---------------------------------------------------------------------------------
 
@@ -195,14 +209,9 @@ class Runtime:
         on runs never does), then a run (a follower of it), a resume (a follower from an event id), or an action's
         dict. Raises AgentError.
 
-        `origin` ("http", "ws" or "in_process") picks the defaults that differ (ORIGINS)."""
+        `origin` ("http", "ws", "in_process" or "a2a") picks the defaults that differ (ORIGINS)."""
         defaults = ORIGINS[origin]
-        try:
-            agent = await self.ready_agent()
-        except DependencyUnavailable:
-            raise AgentError("tools_unavailable") from None
-        except Exception:
-            raise AgentError("internal_error", "The agent could not be started; see the server logs.") from None
+        agent = await self.serving_agent()
         if isinstance(request, (MemoriesRequest, ForgetRequest)):  # the actor's own, of no session
             return await self._memories(request)
         try:
