@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any
 
 import pytest
 
