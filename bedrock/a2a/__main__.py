@@ -1,8 +1,14 @@
 """`python -m bedrock.a2a`: the agent as an A2A server — JSON-RPC at `/`, its card at /.well-known/agent-card.json,
-`/ping` — on A2A_PORT (9000: AgentCore's A2A contract), with the environment's settings (and a langgraph.json's `env`
+`/ping` — on A2A_PORT (9000: AgentCore's A2A contract; `python bedrock/a2a/__main__.py` too), with the environment's settings (and a langgraph.json's `env`
 beneath them), as `python -m bedrock.agent_runtime` serves the HTTP protocol's app on PORT."""
 
 from __future__ import annotations
+
+if __name__ == "__main__" and not __package__:  # run as a file (an AgentCore CLI entrypoint): the root on sys.path
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 if __name__ == "__main__":
     import gc

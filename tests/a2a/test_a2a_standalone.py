@@ -16,16 +16,19 @@ from testkit.live_server import LiveServer
 from tests.a2a.test_a2a_server import answer_of, send, send_once
 
 # LiveServer reads `PORT=N` first, then waits for /ping: a free port is found, said, and given as A2A_PORT.
-A2A_MAIN = [sys.executable, "-c", (
-    "import os, socket, sys\n"
-    "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
-    "print(f'PORT={port}', flush=True)\n"
-    "os.environ.update(A2A_PORT=str(port), BIND_HOST='127.0.0.1')\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'bedrock.a2a'])\n")]
+def a2a_main(*how: str) -> list[str]:
+    return [sys.executable, "-c", (
+        "import os, socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+        "print(f'PORT={port}', flush=True)\n"
+        "os.environ.update(A2A_PORT=str(port), BIND_HOST='127.0.0.1')\n"
+        f"os.execv(sys.executable, [sys.executable, *{list(how)!r}])\n")]
 
 
-async def test_python_m_bedrock_a2a_serves_the_card_at_the_root_of_its_port():
-    live = LiveServer(command=A2A_MAIN)
+# As a module, and as a file (an AgentCore CLI runtime's `entrypoint`, run from the project's root).
+@pytest.mark.parametrize("how", [("-m", "bedrock.a2a"), ("bedrock/a2a/__main__.py",)], ids=["module", "file"])
+async def test_python_m_bedrock_a2a_serves_the_card_at_the_root_of_its_port(how):
+    live = LiveServer(command=a2a_main(*how))
     try:
         ping = loopback.get(live.url + "/ping", timeout=30)
         assert ping.status_code == 200 and ping.json()["status"] == "Healthy"
