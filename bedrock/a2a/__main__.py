@@ -1,6 +1,7 @@
-"""`python -m bedrock.a2a`: the agent as an A2A server — JSON-RPC at `/`, its card at /.well-known/agent-card.json,
-`/ping` — on A2A_PORT (9000: AgentCore's A2A contract; `python bedrock/a2a/__main__.py` too), with the environment's settings (and a langgraph.json's `env`
-beneath them), as `python -m bedrock.agent_runtime` serves the HTTP protocol's app on PORT."""
+"""`python -m bedrock.a2a` (or `python bedrock/a2a/__main__.py`): the agent as an A2A server — JSON-RPC at `/`, its
+card at /.well-known/agent-card.json, `/ping` — on A2A_PORT (9000: AgentCore's A2A contract), with the environment's
+settings (and a langgraph.json's `env` beneath them), as `python -m bedrock.agent_runtime` serves the HTTP protocol's
+app on PORT."""
 
 from __future__ import annotations
 
