@@ -105,6 +105,11 @@ class TokenVerifier:
 
     async def actor(self, authorization: str | None) -> str:
         """The verified actor id of an `Authorization: Bearer …` header; raises Unauthorized."""
+        return (await self.verify(authorization))[0]
+
+    async def verify(self, authorization: str | None) -> tuple[str, float]:
+        """The verified actor id of an `Authorization: Bearer …` header, and when its token expires (epoch seconds,
+        the leeway included: a WebSocket holds its actor only until then); raises Unauthorized."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("A bearer token is required.")
@@ -134,7 +139,7 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             logger.info("refused a bearer token: %s", error)
             raise Unauthorized("The token is not valid for this agent.") from None
-        return actor_from_claim(claims[claim])
+        return actor_from_claim(claims[claim]), float(claims["exp"]) + self.settings.jwt_leeway_s
 
 
 class BearerAuth:

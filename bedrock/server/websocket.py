@@ -6,7 +6,9 @@ Client → server: one JSON object a message — an `/invocations` payload (`pro
 AG-UI RunAgentInput), plus an optional `request_id` (a string of at most 128 characters) echoed on every message that
 answers it. Messages are handled as they arrive, each on its own: a `cancel` or an approval sent mid-turn acts at once.
 With AUTH_MODE=jwt the handshake's `Authorization` header carries the token; a browser, which cannot set one, sends
-`{"authorization": "Bearer …"}` as its first message instead.
+`{"authorization": "Bearer …"}` as its first message instead. A connection holds its actor until the token expires:
+past it a message is refused and the socket closed (4401), unless it brings a new token of the same actor
+(`{"authorization": …}`, alone or with a request; answered `authenticated`).
 
 Server → client, one JSON object a message:
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -101,6 +104,7 @@ class Connection:
         self.runtime, self.settings, self.verifier, self.ws = runtime, runtime.settings, verifier, websocket
         self.header_session = session_id or websocket.headers.get(SESSION_HEADER)
         self.actor: str | None = None
+        self.expires_at = float("inf")  # the token's expiry (AUTH_MODE=jwt): past it, no message is answered
         self.tasks: set[asyncio.Task[None]] = set()
         self.following = 0  # runs being forwarded: the connection is not idle while one is
         self._lock = asyncio.Lock()
@@ -120,7 +124,7 @@ class Connection:
         refusal = self._origin_refusal()
         if refusal is None and self.verifier is not None and "authorization" in self.ws.headers:
             try:
-                self.actor = await self.verifier.actor(self.ws.headers["authorization"])
+                self.actor, self.expires_at = await self.verifier.verify(self.ws.headers["authorization"])
             except Unauthorized as error:
                 refusal = error
         if refusal is not None:
@@ -222,7 +226,8 @@ class Connection:
             return await self._unauthorized(Unauthorized('The first message must be {"authorization": "Bearer …"}.'),
                                             request_id)
         try:
-            self.actor = await self.verifier.actor(payload.pop("authorization"))  # type: ignore[union-attr]
+            self.actor, self.expires_at = await self.verifier.verify(  # type: ignore[union-attr]
+                payload.pop("authorization"))
         except Unauthorized as error:
             return await self._unauthorized(error, request_id)
         try:
@@ -232,6 +237,32 @@ class Connection:
         if payload:  # the first request, sent with the token
             self._start(payload)
         return True
+
+    async def _reauthenticate(self, payload: Any) -> None:
+        """A token that has expired ends the connection (4401) unless the message brings a new one, of the same
+        actor (another's: `actor_forbidden`): `{"authorization": "Bearer …"}`, alone or with a request."""
+        request_id = _request_id_of(payload)
+        authorization = payload.pop("authorization", None) if isinstance(payload, dict) else None
+        if not isinstance(authorization, str):
+            await self._unauthorized(Unauthorized("The token has expired: send a new one as "
+                                                  '{"authorization": "Bearer …"}.'), request_id)
+            return
+        try:
+            actor, expires_at = await self.verifier.verify(authorization)  # type: ignore[union-attr]
+        except Unauthorized as error:
+            await self._unauthorized(error, request_id)
+            return
+        if actor != self.actor:
+            await self._send_error(AgentError("actor_forbidden", "A connection keeps the actor it was opened "
+                                              "with; open another for another actor."), request_id)
+            return
+        self.expires_at = expires_at
+        try:
+            await self.send(f'{{"event":"authenticated","data":{dumps({"actor_id": actor})}{_tail(request_id)}}}')
+        except SocketGone:
+            return
+        if set(payload) - {"request_id"}:
+            self._start(payload)
 
     async def _unauthorized(self, error: Unauthorized, request_id: str | None) -> bool:
         await self._send_error(error, request_id)
@@ -261,7 +292,10 @@ class Connection:
             self._close = (1009, "message too big")
             return
         payload = self._parse(raw)
-        if isinstance(payload, AgentError):
+        if self.verifier is not None and (isinstance(payload, dict) and "authorization" in payload
+                                          or time.time() > self.expires_at):
+            await self._reauthenticate(payload)
+        elif isinstance(payload, AgentError):
             await self._send_error(payload, None)  # (not JSON: no request_id to be read)
         elif len(self.tasks) >= MAX_IN_FLIGHT:
             await self._send_error(AgentError("rate_limited", f"At most {MAX_IN_FLIGHT} requests of one connection "

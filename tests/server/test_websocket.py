@@ -322,3 +322,36 @@ async def test_sigterm_closes_sockets_with_1012_and_the_run_still_settles(make_s
     # SIGTERM once it has shut down: the exit status is the signal's)
     # The run outlived its socket (on_disconnect: continue) until the grace ended it: rolled back, not half kept.
     assert await humans(live.memory_path, session_id) == ["My name is Alice"]
+
+
+async def test_a_connection_holds_its_actor_only_until_its_token_expires(make_server, keys, tmp_path, session_id):
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(keys.jwks()))
+    live = make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks), "JWT_ISSUER": ISSUER,
+                        "JWT_AUDIENCE": AUDIENCE, "JWT_LEEWAY_S": "0"})
+
+    async def opened_then_expired() -> tuple[Any, float]:
+        expires = int(time.time()) + 2
+        ws = await connect(ws_url(live), additional_headers={"Authorization": f"Bearer {keys.token('alice', exp=expires)}"})
+        await send(ws, {"action": "status", "session_id": session_id, "request_id": "before"})
+        assert (await reply(ws, "before"))["data"]["code"] == "run_not_found"  # answered: the token is good
+        while time.time() <= expires + 0.2:  # the token's own clock, not a synchronisation
+            await asyncio.sleep(0.05)
+        return ws, expires
+
+    ws, _ = await opened_then_expired()
+    async with ws:
+        await send(ws, {"action": "status", "session_id": session_id, "request_id": "after"})
+        refused = await reply(ws, "after")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert refused["data"]["code"] == "unauthorized" and closed.value.rcvd.code == 4401
+    ws, _ = await opened_then_expired()
+    async with ws:
+        await send(ws, {"authorization": f"Bearer {keys.token('bob')}", "request_id": "bob"})
+        assert (await reply(ws, "bob"))["data"]["code"] == "actor_forbidden"  # a connection keeps its actor
+        await send(ws, {"authorization": f"Bearer {keys.token('alice')}", "action": "status",
+                        "session_id": session_id, "request_id": "renewed"})
+        assert json.loads(await ws.recv()) == {"event": "authenticated", "data": {"actor_id": "alice"},
+                                               "request_id": "renewed"}
+        assert (await reply(ws, "renewed"))["data"]["code"] == "run_not_found"  # served again
