@@ -355,3 +355,20 @@ async def test_a_connection_holds_its_actor_only_until_its_token_expires(make_se
         assert json.loads(await ws.recv()) == {"event": "authenticated", "data": {"actor_id": "alice"},
                                                "request_id": "renewed"}
         assert (await reply(ws, "renewed"))["data"]["code"] == "run_not_found"  # served again
+
+
+async def test_an_ag_ui_body_is_answered_in_ag_ui_events_on_the_socket(server, session_id):
+    from tests.wire.test_agui import agui_input
+
+    async with connect(ws_url(server)) as ws:
+        await send(ws, {**agui_input(thread_id=session_id, run_id="agui-1"), "request_id": "g"})
+        events = []
+        while not events or events[-1]["type"] not in ("RUN_FINISHED", "RUN_ERROR"):
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert message["event"] == "ag_ui" and message["request_id"] == "g", message
+            events.append(message["data"])
+    types = [event["type"] for event in events]
+    assert types[0] == "RUN_STARTED" and events[0]["threadId"] == session_id and types[-1] == "RUN_FINISHED"
+    assert "TOOL_CALL_RESULT" in types
+    text = "".join(event.get("delta", "") for event in events if event["type"] == "TEXT_MESSAGE_CONTENT")
+    assert "100" in text
