@@ -372,3 +372,17 @@ async def test_an_ag_ui_body_is_answered_in_ag_ui_events_on_the_socket(server, s
     assert "TOOL_CALL_RESULT" in types
     text = "".join(event.get("delta", "") for event in events if event["type"] == "TEXT_MESSAGE_CONTENT")
     assert "100" in text
+
+
+async def test_hostile_messages_are_refused_one_by_one_and_the_socket_keeps_serving(server, session_id):
+    hostile = ["", "[" * 100_000, b"\xff\xfe\x00garbage", '{"prompt": "\\ud800"}', '{"prompt": 1e400}',
+               '{"prompt": "hi", "session_id": "../../etc/passwd"}', '{"action": "history", "session_id": "x", '
+               '"actor_id": "' + "a" * 10_000 + '"}', json.dumps({"prompt": "x" * 40_000})]
+    async with connect(ws_url(server)) as ws:
+        for message in hostile:
+            await ws.send(message)
+            refused = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert refused["event"] == "error" and refused["status"] == 400, (str(message)[:60], refused)
+            assert refused["data"]["code"] == "invalid_payload"
+        await send(ws, {"prompt": "What is 2 + 2?", "session_id": session_id, "request_id": "ok"})
+        assert (await until_end(ws, "ok"))[-1]["data"]["output"] == "The result of 2 + 2 is 4."
