@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -30,7 +31,7 @@ from bedrock.client._runtime import (
     _runtime_http_error,
     runtime_session_id,
 )
-from bedrock.client._socket import Connection, forget_body
+from bedrock.client._socket import SIGNED_HANDSHAKE, Connection, forget_body
 from bedrock.wire.decoding import SSEDecoder
 from bedrock.wire.events import AGENT_START, TERMINAL_EVENTS, SSEEvent, encode_frame
 from bedrock.wire.headers import SESSION_HEADER
@@ -213,7 +214,7 @@ class AgentClient:
         exactly one of `key` or `all` is given."""
         return await self._request(forget_body(key, namespace, all, actor_id))
 
-    def connect(self) -> Connection:
+    def connect(self, session_id: str | None = None) -> Connection:
         """A WebSocket session with the server (`{base_url}/ws`, `ws://` or `wss://`): one connection for many
         turns and actions, several at once, with this client's `headers` (its bearer token) on the handshake.
 
@@ -222,11 +223,29 @@ class AgentClient:
                 async for event in conn.stream({"prompt": "What's my name?", "session_id": "s"}):
                     ...
 
-        The socket opens on `async with` (or `await client.connect()`), with this client's `timeout`, `retries`
-        and `backoff_s`. ValueError for a runtime-ARN client: InvokeAgentRuntime is its only way in here."""
-        if self.base_url is None:
-            raise ValueError("connect() needs a client made with base_url (a server's /ws)")
-        return Connection(self.base_url, headers=self._headers, timeout=self.timeout, retries=self.retries,
+        A runtime-ARN client connects to the deployed runtime's `/ws` through AgentCore (the AgentCore SDK's
+        SigV4-signed handshake, AgentCoreRuntimeClient.generate_ws_connection): the connection is one runtime session
+        (`session_id`, made a valid runtime session id as `stream` does; else a new one), as every request on it
+        reaches the same container. The socket opens on `async with` (or `await client.connect()`), with this
+        client's `timeout`, `retries` and `backoff_s`."""
+        if self.base_url is not None:
+            return Connection(self.base_url, headers=self._headers, timeout=self.timeout, retries=self.retries,
+                              backoff_s=self.backoff_s)
+        arn, region, endpoint_url = self.agent_runtime_arn, self.region, self.endpoint_url
+        assert arn is not None  # (one of base_url and agent_runtime_arn is given: __init__)
+        session = runtime_session_id(session_id)
+
+        def handshake() -> tuple[str, dict[str, str]]:
+            # Signed at each attempt (a signature is good for minutes); websockets writes Host, Upgrade and the key.
+            from bedrock_agentcore.runtime import AgentCoreRuntimeClient
+
+            url, headers = AgentCoreRuntimeClient(region=region).generate_ws_connection(arn, session_id=session)
+            if endpoint_url:  # a stand-in of the data plane (tests), as `endpoint_url` is for InvokeAgentRuntime
+                parts, local = urlsplit(url), urlsplit(endpoint_url)
+                url = urlunsplit(("ws" if local.scheme == "http" else "wss", local.netloc, parts.path, parts.query, ""))
+            return url, {name: value for name, value in headers.items() if name.lower() in SIGNED_HANDSHAKE}
+
+        return Connection(None, handshake=handshake, timeout=self.timeout, retries=self.retries,
                           backoff_s=self.backoff_s)
 
     async def _request(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("bedrock.client")
 
+# Of the headers the AgentCore SDK signs a runtime's handshake with, those sent as they are (the signature covers
+# Host and X-Amz-Date; websockets writes Host, Upgrade, Connection and Sec-WebSocket-* itself).
+SIGNED_HANDSHAKE = frozenset({"authorization", "x-amz-date", "x-amz-security-token", "user-agent",
+                              "x-amzn-bedrock-agentcore-runtime-session-id"})
 AG_UI_ENDS = frozenset({"RUN_FINISHED", "RUN_ERROR"})  # an AG-UI run's last event (AGENT_PROTOCOL=ag-ui)
 _GONE = object()  # put on every waiting request's queue when the connection ends
 
@@ -99,10 +103,16 @@ class Connection:
     again: open another). Any number of calls may run at once on one connection, from any tasks of its loop.
     """
 
-    def __init__(self, base_url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 300.0,
-                 retries: int = 3, backoff_s: float = 0.2) -> None:
-        """`headers` go on the handshake: the client's `Authorization` (with AUTH_MODE=jwt) and any other."""
-        self.url = ws_url(base_url)
+    def __init__(self, base_url: str | None, *, headers: Mapping[str, str] | None = None, timeout: float = 300.0,
+                 retries: int = 3, backoff_s: float = 0.2,
+                 handshake: Callable[[], tuple[str, dict[str, str]]] | None = None) -> None:
+        """`headers` go on the handshake: the client's `Authorization` (with AUTH_MODE=jwt) and any other.
+        `handshake` (instead of `base_url`): the URL and headers of each attempt, made on a thread — a deployed
+        runtime's, signed anew each time."""
+        if (base_url is None) == (handshake is None):
+            raise ValueError("give exactly one of base_url or handshake")
+        self._handshake = handshake
+        self.url = ws_url(base_url) if base_url is not None else "the runtime's /ws"
         self.timeout, self.retries, self.backoff_s = timeout, retries, backoff_s
         self._headers = dict(headers or {})
         self._ws: ClientConnection | None = None
@@ -135,8 +145,12 @@ class Connection:
 
         for attempt in range(self.retries + 1):
             try:
+                url, headers = self.url, self._headers
+                if self._handshake is not None:
+                    url, headers = await asyncio.to_thread(self._handshake)
+                    self.url = url.split("?", 1)[0]
                 return await connect(
-                    self.url, additional_headers=self._headers, open_timeout=min(self.timeout, 10.0),
+                    url, additional_headers=headers, open_timeout=min(self.timeout, 10.0),
                     # The server bounds what it reads (MAX_REQUEST_BYTES); what it answers (a long history) is read
                     # whole, as the HTTP client reads any body.
                     max_size=None,

@@ -4,7 +4,9 @@
 `authorization` header for the `bedrock-agentcore` service, records the call, and forwards the body and the
 runtime session header to the agent's `/invocations`, streaming the reply back with its status and content type —
 what the real service does for an HTTP-protocol runtime. `POST /invocations` forwards the same way without the
-signature check (a plain proxy, for `AgentClient(base_url=...)`).
+signature check (a plain proxy, for `AgentClient(base_url=...)`). `WS /runtimes/{arn}/ws` checks the handshake's
+signature and session header likewise, then relays messages both ways with the agent's `/ws` (AgentCore's
+bidirectional streaming).
 
 As the real service does, it reads the container's stream to its end whether or not its own client is still
 there (`upstream` keeps every call's bytes): the container never learns that a client left. `drop_after`
@@ -20,7 +22,8 @@ from typing import Any, AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from bedrock.wire.headers import SESSION_HEADER
 from testkit import loopback
@@ -46,6 +49,7 @@ class RuntimeStandIn:
         self.app = Starlette(routes=[
             Route("/runtimes/{arn:path}/invocations", self.invoke, methods=["POST"]),
             Route("/invocations", self.forward, methods=["POST"]),
+            WebSocketRoute("/runtimes/{arn:path}/ws", self.websocket),
         ])
 
     async def invoke(self, request: Request) -> Response:
@@ -62,6 +66,40 @@ class RuntimeStandIn:
             "authorization": authorization,
         })
         return await self.forward(request)
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        authorization = websocket.headers.get("authorization", "")
+        session = websocket.headers.get(SESSION_HEADER)
+        if not authorization.startswith("AWS4-HMAC-SHA256 ") or "/bedrock-agentcore/aws4_request" not in authorization:
+            await websocket.close(1008)
+            return
+        self.calls.append({"arn": websocket.path_params["arn"], "session_id": session, "authorization": authorization,
+                           "ws": True})
+        await websocket.accept()
+        async with connect(self.agent_url.replace("http://", "ws://") + "/ws",
+                           additional_headers={SESSION_HEADER: session or ""}, max_size=None) as agent:
+            async def up() -> None:
+                while (message := await websocket.receive())["type"] != "websocket.disconnect":
+                    await agent.send(message.get("text") or message.get("bytes") or "")
+
+            async def down() -> None:
+                try:
+                    async for message in agent:
+                        await websocket.send_text(message if isinstance(message, str) else message.decode())
+                except ConnectionClosed:
+                    pass
+
+            done, pending = await asyncio.wait([asyncio.ensure_future(up()), asyncio.ensure_future(down())],
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        try:
+            await websocket.close()
+        except RuntimeError:
+            pass  # the client left first
 
     async def forward(self, request: Request) -> Response:
         session = request.headers.get(SESSION_HEADER)

@@ -17,6 +17,7 @@ from bedrock.client import (
     AgentHTTPError,
     AgentStreamError,
     Connection,
+    runtime_session_id,
 )
 from bedrock.wire.events import SSEEvent
 from tests.server.test_auth import AUDIENCE, ISSUER, Keys
@@ -233,10 +234,24 @@ async def test_the_server_going_away_mid_stream_raises_connection_error_in_every
             await stopping
 
 
-async def test_connect_needs_a_base_url():
-    async with AgentClient(agent_runtime_arn="arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/x") as client:
-        with pytest.raises(ValueError, match="base_url"):
-            client.connect()
+async def test_a_runtime_arn_connects_through_agentcore_s_signed_handshake(server, serve, session_id):
+    """The AgentCore SDK signs the handshake (SigV4, `bedrock-agentcore`) for the runtime's /ws; the stand-in of the
+    data plane checks it and relays to the agent, as AgentCore does; the connection is one runtime session."""
+    from tests.client.runtime_standin import RuntimeStandIn
+    from tests.client.test_client import ARN
+
+    runtime = RuntimeStandIn(server.url)
+    url = serve(runtime.app)
+    async with AgentClient(agent_runtime_arn=ARN, endpoint_url=url) as client, client.connect(session_id) as conn:
+        await conn.invoke({"prompt": "My name is Alice", "session_id": session_id})
+        result = await conn.invoke({"prompt": "What's my name?", "session_id": session_id})
+    assert result["output"] == "Your name is Alice."
+    [call] = runtime.calls
+    assert call["ws"] and call["arn"] == ARN and call["session_id"] == runtime_session_id(session_id)
+    assert "/us-east-1/bedrock-agentcore/aws4_request" in call["authorization"]
+
+
+async def test_connect_url():
     async with AgentClient(base_url="https://agent.example/x/") as client:
         assert client.connect().url == "wss://agent.example/x/ws"  # nothing opened until `async with` or await
     async with AgentClient(base_url="http://127.0.0.1:1", retries=1, backoff_s=0.01) as client:
