@@ -59,8 +59,9 @@ def prefers_event_stream(accept: str | None) -> bool:
 def agui_of(settings: Settings, payload: Any) -> tuple[Any, Any]:
     """An AG-UI RunAgentInput body as our payload, and the AG-UI rendering of its run (None for our own bodies).
 
-    AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions on runs (cancel, resume, status, history) stay
-    reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run."""
+    AGENT_PROTOCOL=ag-ui: every run is AG-UI's; our actions (cancel, resume, status, history, memories, forget) stay
+    reachable, or an AG-UI-only deployment (on AgentCore, where no disconnect arrives) could not stop a run, nor show
+    or forget an actor's memories."""
     ag_ui_only = settings.agent_protocol == "ag-ui" and not _is_run_action(payload)
     if not (ag_ui_only or (isinstance(payload, dict) and "threadId" in payload)):
         return payload, None
@@ -75,5 +76,6 @@ def agui_of(settings: Settings, payload: Any) -> tuple[Any, Any]:
 
 
 def _is_run_action(payload: Any) -> bool:
-    """Our payload for an action on a session's runs (not a run)."""
-    return isinstance(payload, dict) and payload.get("action") in ("cancel", "resume", "status", "history")
+    """Our payload for an action (not a run): on a session's runs, or on an actor's memories."""
+    return isinstance(payload, dict) and payload.get("action") in (
+        "cancel", "resume", "status", "history", "memories", "forget")

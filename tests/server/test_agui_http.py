@@ -126,6 +126,8 @@ def test_agent_protocol_ag_ui_takes_only_ag_ui_bodies(make_server, session_id):
     ours = loopback.post(live.url + "/invocations", json={"prompt": "What is 25 * 4?"}, timeout=10)
     assert ours.status_code == 400 and ours.json()["error"]["message"].startswith("invalid AG-UI input")
     assert run(live.url, said(session_id, "What is 25 * 4?"))[-1].outcome.type == "success"
+    memories = loopback.post(live.url + "/invocations", json={"action": "memories"}, timeout=10)  # our actions stay
+    assert memories.status_code == 200 and memories.json()["memories"] == []
 
 
 def test_an_ag_ui_only_deployment_can_stop_a_run(make_server, session_id):
