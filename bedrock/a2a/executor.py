@@ -30,6 +30,7 @@ from a2a.types import Task, TaskState, TaskStatus
 from bedrock.a2a.context import actor_of
 from bedrock.a2a.inputs import payload_for, pending_of
 from bedrock.a2a.updates import TurnUpdates
+from bedrock.core.trace_context import incoming_trace
 from bedrock.core.runs import Run
 from bedrock.errors import AgentError
 from bedrock.server.runtime import Followed, Runtime
@@ -77,7 +78,8 @@ class RuntimeExecutor(AgentExecutor):
         try:
             payload = payload_for(context.message, str(context.context_id), pending, context.metadata)
             request = self.runtime.validate(payload, None, actor_of(context.call_context), prefers_events=True)
-            outcome = await self.runtime.dispatch(request, "a2a")
+            with incoming_trace(context.call_context.state.get("headers")):  # the caller's trace: the turn's parent
+                outcome = await self.runtime.dispatch(request, "a2a")
         except AgentError as refused:
             await updates.refused(refused)
             return

@@ -14,8 +14,8 @@ A request's way in is drawn in ARCHITECTURE.md ("A request's way in").
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from bedrock_agentcore.runtime import BedrockAgentCoreApp, PingStatus
@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from bedrock.a2a.app import A2AService
 from bedrock.config import Settings
-from bedrock.core.correlation import carries_trace
+from bedrock.core.trace_context import incoming_trace
 from bedrock.core.turn import Agent, result_of
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
@@ -141,7 +141,7 @@ async def respond(
     payload, agui = agui_of(runtime.settings, payload)
     request = runtime.validate(payload, header_session_id, verified, headers.get("last-event-id"),
                                prefers_events=prefers_event_stream(headers.get("accept")))
-    with _incoming_trace(headers):  # the caller's trace becomes the parent of the turn's span
+    with incoming_trace(headers):  # the caller's trace becomes the parent of the turn's span
         outcome = await runtime.dispatch(request, "http")
     if not isinstance(outcome, Followed):
         return JSONReply(outcome)
@@ -152,18 +152,3 @@ async def respond(
         return sse_response(outcome.follower, settings.sse_ping_interval_s, runtime.shutdown_event(),
                             settings.shutdown_grace_s, settings.sse_stall_timeout_s, render=render)
     return DeferredJSONResponse(lambda: result_of(outcome.follower, outcome.start))
-
-
-@contextmanager
-def _incoming_trace(headers: Mapping[str, str]) -> Iterator[None]:
-    """The request's `traceparent` as the current OpenTelemetry context while its run starts, if it has one."""
-    if not carries_trace(headers):
-        yield
-        return
-    from bedrock.core import telemetry  # loaded with the agent already
-
-    token = telemetry.attach_incoming(headers)
-    try:
-        yield
-    finally:
-        telemetry.detach(token)

@@ -43,6 +43,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from bedrock.core.trace_context import incoming_trace
 from bedrock.errors import AgentError, PayloadError, Unauthorized
 from bedrock.server.auth import TokenVerifier
 from bedrock.server.negotiation import agui_of
@@ -327,7 +328,8 @@ class Connection:
             payload, agui = agui_of(self.settings, payload)
             # A socket is an event stream: a run streams its tokens unless its payload says not (`stream_tokens`).
             request = self.runtime.validate(payload, self.header_session, self.actor, prefers_events=True)
-            outcome = await self.runtime.dispatch(request, "ws")
+            with incoming_trace(self.ws.headers):  # the handshake's trace context: each turn's parent
+                outcome = await self.runtime.dispatch(request, "ws")
         except AgentError as error:
             await self._send_error(error, request_id)
             return

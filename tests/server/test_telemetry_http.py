@@ -182,3 +182,22 @@ def test_under_an_asgi_server_span_the_turn_is_that_spans_child(serve, tmp_path,
     assert turn.parent.span_id == servers[0].context.span_id
     assert {format(s.context.trace_id, "032x") for s in collected.spans()} == {TRACE_ID}
     collected.shutdown()
+
+
+async def test_over_websocket_and_a2a_the_callers_trace_is_the_turns_parent(traced, session_id):
+    from websockets.asyncio.client import connect
+
+    url, collected = traced()
+    async with connect(url.replace("http://", "ws://") + "/ws", additional_headers={"traceparent": TRACEPARENT}) as ws:
+        await ws.send(json.dumps({"prompt": "What is 25 * 4?", "session_id": session_id}))
+        while json.loads(await ws.recv())["event"] not in ("agent_end", "error"):
+            pass
+    over_ws = wait_for(lambda: collected.turn_spans()[-1:] and collected.turn_spans()[-1])
+    assert format(over_ws.parent.span_id, "016x") == PARENT_ID
+    body = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {
+        "kind": "message", "role": "user", "messageId": "m-1", "contextId": session_id + "-a2a",
+        "parts": [{"kind": "text", "text": "What is 25 * 4?"}]}}}
+    reply = loopback.post(url + "/a2a", json=body, headers={"traceparent": TRACEPARENT}, timeout=30)
+    assert reply.status_code == 200 and reply.json()["result"]["status"]["state"] == "completed", reply.text
+    over_a2a = wait_for(lambda: len(collected.turn_spans()) >= 2 and collected.turn_spans()[-1])
+    assert format(over_a2a.parent.span_id, "016x") == PARENT_ID and over_a2a is not over_ws
