@@ -107,7 +107,6 @@ class Connection:
         self.actor: str | None = None
         self.expires_at = float("inf")  # the token's expiry (AUTH_MODE=jwt): past it, no message is answered
         self.tasks: set[asyncio.Task[None]] = set()
-        self.following = 0  # runs being forwarded: the connection is not idle while one is
         self._lock = asyncio.Lock()
         loop = asyncio.get_running_loop()
         self._clock = loop.time
@@ -352,7 +351,6 @@ class Connection:
         then says whether it goes on)."""
         follower = followed.follower
         tail = f',"run_id":{dumps(follower.run.run_id)}{_tail(request_id)}}}'
-        self.following += 1
         try:
             async for event in follower:
                 if agui is None:
@@ -364,7 +362,6 @@ class Connection:
         except SocketGone:
             pass  # the follower is left below
         finally:
-            self.following -= 1
             await follower.aclose()
 
     async def send(self, text: str) -> None:
