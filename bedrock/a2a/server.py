@@ -42,6 +42,7 @@ class A2AServer:
 
     def __init__(self, runtime: Runtime, agent: Agent, rpc_path: str, card_path: str) -> None:
         settings = runtime.settings
+        _logs_like_ours()
         # Its URL: A2A_URL's, else each request's (the card endpoint's `_with_request_url`).
         self.card = agent_card(agent, settings, settings.a2a_url or "http://localhost" + rpc_path)
         self.executor = RuntimeExecutor(runtime)
