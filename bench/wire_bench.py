@@ -40,6 +40,12 @@ async def over_ws(url: str, events: int) -> tuple[float, int]:
         return time.perf_counter() - started, seen
 
 
+def ratio(value: float, baseline: float) -> str:
+    """`value` as a multiple of `baseline`; none when the baseline measured no CPU at all (the process's CPU clock
+    ticks every 10 ms: a smoke run's tiny runs may fit in none)."""
+    return f"{value / baseline:.2f}×" if baseline > 0 else "—"
+
+
 def over_a2a(client: httpx.Client, url: str, events: int) -> tuple[float, int]:
     """One run over A2A's JSON-RPC `message/stream` (v0.3's names): wall seconds, and its updates read (tokens are
     coalesced into chunks: bedrock/a2a/updates.py)."""
@@ -77,8 +83,8 @@ def a2a_against_sse(events: int, repeat: int) -> tuple[str, dict[str, float]]:
     results = {f"{wire}_cpu_us": median(cpus[wire]) / events * 1e6 for wire in cpus}
     labels = {"sse": f"SSE, {events} events (baseline)",
               "a2a": f"A2A message/stream, the same {events} events as {updates} updates"}
-    rows = [(labels[wire], f"{results[wire + '_cpu_us']:.1f}",
-             f"{results[wire + '_cpu_us'] / results['sse_cpu_us']:.2f}×") for wire in cpus]
+    rows = [(labels[wire], f"{results[wire + '_cpu_us']:.1f}", ratio(results[wire + "_cpu_us"], results["sse_cpu_us"]))
+            for wire in cpus]
     return table(("wire", "server CPU µs/event", "CPU × SSE"), rows), results
 
 
@@ -107,7 +113,7 @@ def wires(events: int, repeat: int) -> tuple[str, dict[str, float]]:
     results.update({f"{wire}_events_s": events / median(walls[wire]) for wire in walls})
     labels = {"sse": "SSE, POST /invocations (baseline)", "ws": "WebSocket /ws"}
     rows = [(labels[wire], f"{results[wire + '_cpu_us']:.1f}", f"{results[wire + '_events_s']:,.0f}",
-             f"{results[wire + '_cpu_us'] / results['sse_cpu_us']:.2f}×") for wire in cpus]
+             ratio(results[wire + "_cpu_us"], results["sse_cpu_us"])) for wire in cpus]
     return table(("wire", "server CPU µs/event", "events/s at the client", "CPU × SSE"), rows), results
 
 
