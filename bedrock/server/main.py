@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 from concurrent.futures import Future
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn  # loaded with the app anyway (its h11 protocol: connections.py)
@@ -97,7 +98,9 @@ def serve(app: Starlette, settings: Settings, *, sock: socket.socket | None = No
         defaults = {"access_log": app.debug, "log_level": "info" if app.debug else "warning"}
     prepare_process(settings, serving)
     options = {**defaults, **uvicorn_options(settings), **uvicorn_config}
-    AnnouncingServer(uvicorn.Config(app, **options), settings).run(sockets=[sock])
+    runtime = getattr(app.state, "runtime", None)
+    settle = runtime.settle_sockets if runtime is not None else None
+    AnnouncingServer(uvicorn.Config(app, **options), settings, settle).run(sockets=[sock])
 
 
 def default_host() -> str:
@@ -135,11 +138,23 @@ class AnnouncingServer(uvicorn.Server):
     """uvicorn's Server, which says where it listens once it does: after its startup (the app's lifespan, then
     the socket listening), never before — a server that fails to start says nothing of the kind."""
 
-    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+    def __init__(self, config: uvicorn.Config, settings: Settings,
+                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
         super().__init__(config)
         self.settings = settings
+        self.settle = settle
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and sockets:
             _announce(self.settings, sockets[0])
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown closes every WebSocket at once (1012), cutting the runs they follow before their last
+        event: first no new connection, then `settle` (the runtime's: those runs end within the grace, their
+        `server_shutting_down` sent), then uvicorn's (HTTP streams get theirs from sse-starlette meanwhile)."""
+        if self.settle is not None:
+            for server in self.servers:
+                server.close()  # (uvicorn's own close of them, next, finds them closed)
+            await self.settle()
+        await super().shutdown(sockets)

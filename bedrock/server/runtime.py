@@ -74,6 +74,9 @@ class Runtime:
                                 retain_bytes=settings.run_retain_bytes)
         self.agent = agent
         self.shutdown: asyncio.Event | None = None  # set when the server stops: runs end within the grace
+        # The requests open WebSockets are answering (server/websocket.py adds and discards them): settled before
+        # uvicorn closes the sockets, so each gets its run's last event.
+        self.socket_tasks: set[asyncio.Task[None]] = set()
         self._build: Future[Agent] | None = None
         self._build_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -156,6 +159,15 @@ class Runtime:
             # The turns' spans and metrics, before the process goes (it will not run `atexit`: see `flush`).
             await asyncio.to_thread(self.agent.telemetry.flush, min(grace, 5.0))
             self.agent.close()
+
+    async def settle_sockets(self) -> None:
+        """Before the server closes its WebSockets (uvicorn: 1012 at once): the runs they follow end within the
+        grace (`server_shutting_down`), sent on the socket that asked, rather than cut with the socket; a client
+        that reads nothing holds this at most the grace and 1 s."""
+        if not self.socket_tasks:
+            return
+        self.shutdown_event().set()
+        await asyncio.wait(list(self.socket_tasks), timeout=self.settings.shutdown_grace_s + 1)
 
     def shutdown_event(self) -> asyncio.Event:
         """The server's shutdown signal (sse-starlette sets it on SIGTERM, the lifespan on stop), made on the

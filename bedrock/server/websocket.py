@@ -24,9 +24,10 @@ Refused before the upgrade, as HTTP (the catalog's JSON error): a cross-origin p
 WS_ALLOWED_ORIGINS names it), a handshake whose token is not valid (401). Close codes afterwards: 1000 idle
 (WS_IDLE_TIMEOUT_S with no run in flight), 1008 a policy bound (messages past WS_MAX_MESSAGES_PER_S kept up, or a
 client that read nothing for SSE_STALL_TIMEOUT_S), 1009 a message over MAX_REQUEST_BYTES, 4401 no valid token in the
-first message; uvicorn closes every socket with 1012 (service restart) when the server stops. A socket that drops
-is a client leaving: each run it started goes on or is cancelled, as its payload's `on_disconnect` says (default
-`continue`, as over HTTP).
+first message; 1012 (service restart) when the server stops, once the runs the socket follows have sent their last
+event (`server_shutting_down` within SHUTDOWN_GRACE_S: `serve` settles them before uvicorn closes the sockets). A
+socket that drops is a client leaving: each run it started goes on or is cancelled, as its payload's `on_disconnect`
+says (default `continue`, as over HTTP).
 
 Hand-written on Starlette's WebSocket: neither the SDK (a bare route) nor any maintained library multiplexes runs,
 actions and their bounds over one socket.
@@ -318,6 +319,8 @@ class Connection:
         task = asyncio.ensure_future(self._answer(payload))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        self.runtime.socket_tasks.add(task)
+        task.add_done_callback(self.runtime.socket_tasks.discard)
 
     async def _answer(self, payload: Any) -> None:
         """One request: validated as `/invocations` validates, dispatched the one way; its answer sent."""

@@ -318,19 +318,26 @@ async def test_idle_sockets_close_but_not_while_a_run_streams_and_listed_origins
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "idle")
 
 
-async def test_sigterm_closes_sockets_with_1012_and_the_run_still_settles(make_server, session_id):
+async def test_sigterm_ends_a_socket_s_run_with_its_last_event_then_closes_with_1012(make_server, session_id):
     live = make_server({"OFFLINE_TOKEN_DELAY_MS": "100", "TOKEN_BUFFER_SIZE": "1", "SHUTDOWN_GRACE_S": "0.5"})
-    async with connect(ws_url(live)) as ws:
+    async with connect(ws_url(live)) as ws, connect(ws_url(live)) as idle:
         await send(ws, {"prompt": "My name is Alice", "session_id": session_id, "request_id": "a"})
         await until_end(ws, "a")
         await send(ws, {"prompt": LONG, "session_id": session_id, "request_id": "r"})
         while json.loads(await ws.recv())["event"] != "llm_token":
             pass
         live.process.terminate()
+        received = []
         with pytest.raises(ConnectionClosed) as closed:
             while True:
-                await asyncio.wait_for(ws.recv(), 30)
+                received.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+        with pytest.raises(ConnectionClosed) as idle_closed:
+            await asyncio.wait_for(idle.recv(), 30)
+    # The run's own end reached its socket before the close: the grace ran out, the turn rolled back, and said so.
+    last = received[-1]
+    assert (last["event"], last["data"]["code"], last["request_id"]) == ("error", "server_shutting_down", "r"), last
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012  # service restart: reconnect
+    assert idle_closed.value.rcvd is not None and idle_closed.value.rcvd.code == 1012
     assert live.process.wait(30) is not None and "Traceback" not in live.log_path.read_text()  # (uvicorn re-raises
     # SIGTERM once it has shut down: the exit status is the signal's)
     # The run outlived its socket (on_disconnect: continue) until the grace ended it: rolled back, not half kept.
