@@ -143,6 +143,8 @@ class Settings:
     mcp_tool_prefix: bool = False  # 1: MCP tools are named server_tool
     # The built-in agent's own variables that the environment set: a user's graph refuses them at startup.
     built_in_variables: tuple[str, ...] = ()
+    # Long-term memory's variables that the environment set: langgraph.json's `store` section yields to them.
+    store_variables: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -234,6 +236,7 @@ class Settings:
             embedding_dimensions=int(_choice(env, "EMBEDDING_DIMENSIONS", str(d.embedding_dimensions),
                                              ("256", "512", "1024"))),
             built_in_variables=tuple(name for name in BUILT_IN_VARIABLES if (env.get(name) or "").strip()),
+            store_variables=tuple(name for name in STORE_VARIABLES if (env.get(name) or "").strip()),
         )
         settings.check()
         return settings
@@ -252,6 +255,7 @@ class Settings:
 # What only the built-in agent does (bedrock/agents/calculator.py): a user's graph does its own history window and
 # approvals (e.g. LangChain's HumanInTheLoopMiddleware), so setting these for it is refused rather than ignored.
 BUILT_IN_VARIABLES = ("APPROVAL_REQUIRED_TOOLS", "HISTORY_MAX_MESSAGES")
+STORE_VARIABLES = ("EMBEDDING_MODEL_ID", "EMBEDDING_DIMENSIONS", "MEMORY_TTL_DAYS")
 
 
 # Signature algorithms with public keys only: `none` and the HMAC family (whose "key" would be the public

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bedrock.config import Settings
 from bedrock.core.loader import GraphLoadError, GraphSource, apply_env, find_graph, load_graph
+from bedrock.core.store_section import StoreSection
 from bedrock.core.model import OFFLINE_CREDENTIALS, LazyEmbeddings, make_embeddings, make_model
 from bedrock.core.turn import Agent
 from bedrock.store import Store, open_store
@@ -46,7 +47,7 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
         _export_offline(settings, endpoint_url)
     store: Store | None = None
     try:
-        store = open_store(settings, long_term_options(settings, endpoint_url))
+        store = open_store(settings, long_term_options(settings, endpoint_url, source.store))
         offer = McpOffer(settings, source)
         graph = load_graph(source, settings, store.checkpointer, lambda: make_model(settings, endpoint_url),
                            offer.tools, own_store=store.long_term is None)
@@ -63,15 +64,20 @@ def build_agent(settings: Settings, endpoint_url: str | None = None, telemetry: 
     return agent
 
 
-def long_term_options(settings: Settings, endpoint_url: str | None) -> LongTermOptions | None:
+def long_term_options(settings: Settings, endpoint_url: str | None,
+                      section: StoreSection | None = None) -> LongTermOptions | None:
     """How the actors' long-term memory is made (None: LONG_TERM_MEMORY=off): Bedrock's embeddings for semantic
-    search, unless EMBEDDING_MODEL_ID is `none` (then recall is by recency)."""
+    search, unless EMBEDDING_MODEL_ID is `none` (then recall is by recency); langgraph.json's `store` `section`
+    beneath the environment's variables."""
     if not settings.long_term_memory:
         return None
+    if section is not None:
+        settings = section.beneath(settings)
     embeddings = None
     if settings.embedding_model_id.lower() != "none":
         embeddings = LazyEmbeddings(lambda: make_embeddings(settings, endpoint_url))
-    return LongTermOptions(embeddings, settings.embedding_dimensions, settings.memory_ttl_days)
+    options = LongTermOptions(embeddings, settings.embedding_dimensions, settings.memory_ttl_days)
+    return section.options(options) if section is not None else options
 
 
 class McpOffer:

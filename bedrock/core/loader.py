@@ -4,7 +4,8 @@
     AGENT_GRAPH=my_pkg.agent:graph          a module on sys.path (langgraph.json's syntax for either)
     langgraph.json                          in the working directory, or LANGGRAPH_CONFIG=path: its `graphs` (one,
                                             or AGENT_NAME picks one), its `env` (a file, or a mapping) beneath the
-                                            process environment, for the graph and the runtime's settings alike
+                                            process environment, for the graph and the runtime's settings alike,
+                                            its `store` for long-term memory (core/store_section.py)
     (none of these)                         the built-in agent, bedrock/agents/calculator.py:graph
 
 The attribute is a compiled graph, an uncompiled `StateGraph`, or a factory (sync or async) returning either. A
@@ -35,6 +36,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph, StateGraph
 
 from bedrock.config import ConfigError, Settings
+from bedrock.core.store_section import StoreSection, store_section
 
 BUILT_IN = "bedrock.agents.calculator:graph"
 CONFIG_FILE = "langgraph.json"
@@ -47,12 +49,13 @@ class GraphLoadError(ConfigError):
 @dataclass(frozen=True)
 class GraphSource:
     """Where the graph is: `path:attr` or `module:attr`, the folder relative paths start from, the langgraph.json it
-    came from (if any) and that file's `env`."""
+    came from (if any) and that file's `env` and `store`."""
 
     spec: str
     base: Path
     config_file: Path | None = None
     env: str | Mapping[str, str] | None = None
+    store: StoreSection | None = None  # its `store` section (long-term memory's index and expiry)
 
     @property
     def built_in(self) -> bool:
@@ -98,7 +101,11 @@ def _from_config_file(path: Path, name: str) -> GraphSource:
     env = config.get("env")
     if env is not None and not isinstance(env, (str, dict)):
         raise GraphLoadError(f"{path}: `env` must be a file path or a mapping of variables")
-    return GraphSource(spec, path.parent, path, env)
+    try:
+        store = store_section(config["store"]) if "store" in config else None
+    except ValueError as invalid:
+        raise GraphLoadError(f"{path}: {invalid}") from None
+    return GraphSource(spec, path.parent, path, env, store)
 
 
 def apply_env(source: GraphSource) -> None:

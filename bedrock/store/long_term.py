@@ -32,24 +32,29 @@ SWEEP_MINUTES = 60
 
 @dataclass(frozen=True)
 class LongTermOptions:
-    """What every backend's store is made with: `embeddings` for semantic search (None: none), their `dims`, and
-    `ttl_days` (0: kept until forgotten; else forgotten that long after last written or read)."""
+    """What every backend's store is made with: `embeddings` for semantic search (None: none), their `dims`, the
+    `fields` of a value they embed, and `ttl_days` (0: kept until forgotten; else forgotten that long after last
+    written, or read if `refresh_on_read`), swept every `sweep_minutes`."""
 
     embeddings: Embeddings | None = None
     dims: int = 1024
     ttl_days: float = 0.0
+    # "$": the whole value is embedded, whatever fields a user's graph gives its memories (langgraph.json's
+    # `store.index.fields` names others).
+    fields: tuple[str, ...] = ("$",)
+    refresh_on_read: bool = True
+    sweep_minutes: int = SWEEP_MINUTES
 
     def index(self) -> IndexConfig | None:
         if self.embeddings is None:
             return None
-        # "$": the whole value is embedded, whatever fields a user's graph gives its memories.
-        return {"dims": self.dims, "embed": self.embeddings, "fields": ["$"]}
+        return {"dims": self.dims, "embed": self.embeddings, "fields": list(self.fields)}
 
     def ttl(self) -> TTLConfig | None:
         if self.ttl_days <= 0:
             return None
-        return {"default_ttl": self.ttl_days * 24 * 60, "refresh_on_read": True,
-                "sweep_interval_minutes": SWEEP_MINUTES}
+        return {"default_ttl": self.ttl_days * 24 * 60, "refresh_on_read": self.refresh_on_read,
+                "sweep_interval_minutes": self.sweep_minutes}
 
 
 def in_process(options: LongTermOptions) -> InMemoryStore:
