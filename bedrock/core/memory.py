@@ -10,7 +10,8 @@ Every graph gets a store (`get_store()`, a node's `store` argument, `runtime.sto
   write names another actor's memories: another actor's id in first place is kept under this actor too.
 - **Kept with the turn.** The turn's writes wait in the view (its reads see them) and reach the backend only when the
   turn is kept (`keep`); a cut turn (cancel, timeout, error, SIGTERM, a disconnect with `cancel`) drops them
-  (`drop`). A keep that a cut overtakes is undone: what each written key held before is written back.
+  (`drop`). A keep that a cut overtakes is undone: what each written key held before is written back, where the key
+  still holds what this turn wrote (another session of the actor that wrote it since keeps its newer value).
 
 `Memories` serves the `memories` and `forget` actions over the same namespaces.
 """
@@ -66,6 +67,7 @@ class ActorMemory(BaseStore):
         self._lock = threading.Lock()
         self._keeping: asyncio.Future[None] | None = None
         self._undo: list[PutOp] = []
+        self._applied: dict[tuple[tuple[str, ...], str], Any] = {}  # what a keep wrote: each key's last value
         self.recalled: dict[tuple[str, int], list[str]] = {}  # the built-in agent's recall, once per turn and query
 
     def scoped(self, namespace: tuple[str, ...]) -> tuple[str, ...]:
@@ -182,6 +184,7 @@ class ActorMemory(BaseStore):
         ttl = (self.ttl_config or {}).get("default_ttl")
         self._undo = [PutOp(w.namespace, w.key, item.value if isinstance(item, Item) else None, ttl=ttl)
                       for w, item in zip(writes, before, strict=True)]
+        self._applied = {(w.namespace, w.key): w.value for w in writes}
         for batch in _distinct_batches(writes):
             await self.backing.abatch(batch)
 
@@ -208,7 +211,17 @@ class ActorMemory(BaseStore):
         except Exception:
             pass  # the keep failed; what it wrote before failing is undone as the rest
         if self._undo:
-            await self.backing.abatch(self._undo)
+            undo = await self._still_ours(self._undo)
+            if undo:
+                await self.backing.abatch(undo)
+
+    async def _still_ours(self, undo: list[PutOp]) -> list[PutOp]:
+        """The undo's writes of keys that still hold what the keep wrote. One read, on this rare path only: between
+        the keep and the cut another session of the actor may have kept the same key (a fact said twice is one key),
+        and writing back what this turn found would erase that session's kept memory."""
+        now = await self.backing.abatch([GetOp(op.namespace, op.key, refresh_ttl=False) for op in undo])
+        return [op for op, item in zip(undo, now, strict=True)
+                if (item.value if isinstance(item, Item) else None) == self._applied[(op.namespace, op.key)]]
 
 
 def _distinct_batches(writes: list[PutOp]) -> list[list[PutOp]]:

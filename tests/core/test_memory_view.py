@@ -105,6 +105,28 @@ async def test_a_keep_overtaken_by_a_cut_is_undone():
     assert backing.get(("alice", "memories"), "new") is None
 
 
+async def test_an_undo_leaves_a_key_another_session_kept_since():
+    """Two sessions of alice keep the same key (a fact said twice is one key); the first's keep is overtaken by its
+    cut after the second's keep: the second's value stays, and the first's other key is undone."""
+    backing = SlowStore()
+    backing.put(("alice", "memories"), "k", {"text": "before"})
+    first, second = ActorMemory(backing, "alice"), ActorMemory(backing, "alice")
+    await first.aput(("memories",), "k", {"text": "first"})
+    await first.aput(("memories",), "only-first", {"text": "x"})
+    keeping = asyncio.ensure_future(first.keep())
+    await backing.writing.wait()
+    keeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await keeping
+    backing.go.set()
+    await asyncio.wait_for(first._keeping, 5)  # type: ignore[arg-type]  # the first keep's writes land
+    await second.aput(("memories",), "k", {"text": "second"})
+    await second.keep()
+    await first.drop()
+    assert backing.get(("alice", "memories"), "k").value == {"text": "second"}
+    assert backing.get(("alice", "memories"), "only-first") is None
+
+
 async def test_a_turn_writes_a_bounded_number_of_memories():
     view = ActorMemory(InMemoryStore(), "alice")
     for i in range(MAX_TURN_WRITES):
