@@ -100,7 +100,8 @@ class Connection:
     `stream`, `invoke`, `cancel`, `status`, `history`, `memories` and `forget` answer as AgentClient's do, and
     raise the same errors: AgentHTTPError for a refused request, AgentTimeoutError past the client's `timeout`,
     AgentConnectionError when the connection ends (every call waiting on it raises it; the socket is not opened
-    again: open another). Any number of calls may run at once on one connection, from any tasks of its loop.
+    again: open another); `renew` gives it a new token of its actor. Any number of calls may run at once on one
+    connection, from any tasks of its loop.
     """
 
     def __init__(self, base_url: str | None, *, headers: Mapping[str, str] | None = None, timeout: float = 300.0,
@@ -337,22 +338,41 @@ class Connection:
     async def _request(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """An action the server answers with one `result` (cancel, status …): its `data`."""
         body = {key: value for key, value in body.items() if value is not None}
+        message = await self._exchange(body, repr(body.get("action")))
+        data = message.get("data")
+        if message.get("event") != "result" or not isinstance(data, dict):
+            raise AgentClientError(f"{body.get('action')!r} is answered with a stream of events: use stream()")
+        return data
+
+    async def _exchange(self, body: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """Send `body`; its one answer (a refusal raised as AgentHTTPError), within the client's timeout (60 s at
+        most: an action's answer does not wait for a turn)."""
         request_id: str | None = None
         try:
             async with asyncio.timeout(min(self.timeout, 60.0)):
                 request_id, request = await self._send(body)
                 message = await self._next(request)
         except TimeoutError:
-            raise AgentTimeoutError(f"The agent did not answer {body.get('action')} in time.") from None
+            raise AgentTimeoutError(f"The agent did not answer {what} in time.") from None
         finally:
             if request_id is not None:
                 self._pending.pop(request_id, None)
         if _is_refusal(message):
             raise _refusal(message)
+        return message
+
+    async def renew(self, token: str) -> str:
+        """Give the connection a new bearer token (AUTH_MODE=jwt) before the one it holds expires: past it, the
+        server refuses every message and closes the socket (4401). The token must be the same actor's (another's:
+        AgentHTTPError 403 `actor_forbidden`; a token that is not valid: 401, and the socket closed). Returns the
+        actor's id. Runs in flight are not interrupted."""
+        authorization = token if token[:7].lower() == "bearer " else f"Bearer {token}"
+        message = await self._exchange({"authorization": authorization}, "the new token")
         data = message.get("data")
-        if message.get("event") != "result" or not isinstance(data, dict):
-            raise AgentClientError(f"{body.get('action')!r} is answered with a stream of events: use stream()")
-        return data
+        if message.get("event") != "authenticated" or not isinstance(data, dict):
+            raise AgentClientError(f"The server answered a new token with {message.get('event')!r}.")
+        self._headers["Authorization"] = authorization
+        return str(data.get("actor_id"))
 
     async def cancel(self, session_id: str, run_id: str | None = None, *,
                      actor_id: str | None = None) -> dict[str, Any]:

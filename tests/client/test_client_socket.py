@@ -186,6 +186,26 @@ async def test_the_bearer_token_goes_on_the_handshake(make_server, tmp_path, ses
     assert (unauthorized.value.status, unauthorized.value.code) == (401, "unauthorized")
 
 
+async def test_renew_gives_the_connection_a_new_token_of_its_actor(make_server, tmp_path, session_id):
+    keys = Keys()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(keys.jwks()))
+    live = make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks), "JWT_ISSUER": ISSUER,
+                        "JWT_AUDIENCE": AUDIENCE, "JWT_LEEWAY_S": "0"})
+    expires = int(time.time()) + 2
+    alice = {"Authorization": f"Bearer {keys.token('alice', exp=expires)}"}
+    async with AgentClient(base_url=live.url, headers=alice) as client, client.connect() as conn:
+        await conn.invoke({"prompt": "My name is Alice", "session_id": session_id})
+        with pytest.raises(AgentHTTPError) as other:  # another actor's token: refused, the connection kept
+            await conn.renew(keys.token("bob"))
+        assert (other.value.status, other.value.code) == (403, "actor_forbidden")
+        assert await conn.renew(keys.token("alice", exp=int(time.time()) + 600)) == "alice"
+        while time.time() <= expires + 0.2:  # the first token's own clock, not a synchronisation
+            await asyncio.sleep(0.05)
+        result = await conn.invoke({"prompt": "What is my name?", "session_id": session_id})
+    assert result["output"] == "Your name is Alice." and result["actor_id"] == "alice"
+
+
 async def test_leaving_a_stream_cancels_its_run_only_if_its_payload_says_so(paced, session_id):
     async with AgentClient(base_url=paced.url, timeout=60) as client, client.connect() as conn:
         for how in ("cancel", "continue"):
@@ -200,38 +220,43 @@ async def test_leaving_a_stream_cancels_its_run_only_if_its_payload_says_so(pace
 
 
 @pytest.mark.parametrize("how", ["stop", "kill"])
-async def test_the_server_going_away_mid_stream_raises_connection_error_in_every_waiting_call(make_server,
-                                                                                              session_id, how):
+async def test_the_server_going_away_mid_stream_ends_every_waiting_call(make_server, session_id, how):
+    """SIGTERM: each stream ends with its run's `server_shutting_down` event, then the socket closes (1012) and a
+    later call raises AgentConnectionError. A killed server: every waiting call raises it at once."""
     live = make_server({**PACED, "SHUTDOWN_GRACE_S": "0.5"})
     async with AgentClient(base_url=live.url, timeout=60) as client:
         conn = await client.connect()
         streaming = asyncio.Event()
-        outcomes: list[BaseException | None] = []
+        outcomes: list[BaseException | SSEEvent] = []
 
         async def follow(sid: str) -> None:
             try:
                 async for event in conn.stream({"prompt": LONG, "session_id": sid}):
                     if event.type == "llm_token":
                         streaming.set()
-                outcomes.append(None)
+                outcomes.append(event)
             except BaseException as error:
                 outcomes.append(error)
 
         tasks = [asyncio.ensure_future(follow(f"{session_id}-{n}")) for n in range(2)]
         await asyncio.wait_for(streaming.wait(), 10)
-        if how == "stop":  # SIGTERM: uvicorn closes every socket with 1012, then waits for the runs' grace
+        if how == "stop":  # SIGTERM: the runs end within the grace, their last event sent; then uvicorn's 1012
             stopping = asyncio.ensure_future(asyncio.to_thread(live.stop))
         else:
             live.process.kill()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)  # not a hang
-        assert len(outcomes) == 2 and all(isinstance(o, AgentConnectionError) for o in outcomes), outcomes
-        assert ("1012" in str(outcomes[0])) if how == "stop" else ("broke" in str(outcomes[0]))
-        assert conn.closed
-        with pytest.raises(AgentConnectionError):
-            await conn.status(session_id)
-        await conn.close()
+        assert len(outcomes) == 2, outcomes
         if how == "stop":
+            assert all(isinstance(o, SSEEvent) and o.type == "error" and o.data["code"] == "server_shutting_down"
+                       for o in outcomes), outcomes
             await stopping
+        else:
+            assert all(isinstance(o, AgentConnectionError) and "broke" in str(o) for o in outcomes), outcomes
+        with pytest.raises(AgentConnectionError) as gone:
+            await conn.status(session_id)
+        assert ("1012" in str(gone.value)) if how == "stop" else ("broke" in str(gone.value))
+        assert conn.closed
+        await conn.close()
 
 
 async def test_a_runtime_arn_connects_through_agentcore_s_signed_handshake(server, serve, session_id):
