@@ -48,7 +48,7 @@ class A2AServer:
         self.executor = RuntimeExecutor(runtime)
         self.handler = RequestHandler(
             agent_executor=self.executor,
-            task_store=RetainedTaskStore(settings.run_retention_s),
+            task_store=RetainedTaskStore(settings.run_retention_s, settings.run_retain_bytes),
             agent_card=self.card,
             interrupted_task_timeout=max(settings.run_retention_s, 1.0),
         )

@@ -114,7 +114,7 @@ def test_the_question_says_what_each_interrupt_asks():
 
 async def test_finished_tasks_are_forgotten_after_the_retention():
     now = [0.0]
-    store = RetainedTaskStore(retention_s=10, clock=lambda: now[0])
+    store = RetainedTaskStore(retention_s=10, clock=lambda: now[0])  # (its byte bound, 16 MB, far off)
     alice, bob = ServerCallContext(user=ActorUser("alice")), ServerCallContext(user=ActorUser("bob"))
 
     def task(task_id: str, state: TaskState) -> Task:
@@ -128,6 +128,26 @@ async def test_finished_tasks_are_forgotten_after_the_retention():
     await store.save(task("bobs", TaskState.TASK_STATE_FAILED), bob)
     assert await store.get("done", alice) is None  # ended 11 s ago
     assert await store.get("waiting", alice) is not None and await store.get("bobs", bob) is not None
+
+
+async def test_finished_tasks_past_the_byte_bound_are_forgotten_oldest_first():
+    """Each finished task keeps its message (here 100 KB, as a caller's 1 MB prompts would be): past RUN_RETAIN_BYTES
+    together, the oldest go before their retention; running ones stay, whatever their size."""
+    store = RetainedTaskStore(retention_s=600, retain_bytes=350_000, clock=lambda: 0.0)
+    alice = ServerCallContext(user=ActorUser("alice"))
+
+    def task(task_id: str, state: TaskState) -> Task:
+        sent = Message(role=Role.ROLE_USER, message_id=task_id, parts=[new_text_part("x" * 100_000)])
+        return Task(id=task_id, context_id="c", status=TaskStatus(state=state), history=[sent])
+
+    await store.save(task("running", TaskState.TASK_STATE_WORKING), alice)
+    for n in range(5):
+        await store.save(task(f"done-{n}", TaskState.TASK_STATE_COMPLETED), alice)
+    kept = [n for n in range(5) if await store.get(f"done-{n}", alice) is not None]
+    assert kept == [2, 3, 4] and await store.get("running", alice) is not None
+    await store.save(task("done-2", TaskState.TASK_STATE_COMPLETED), alice)  # saved again: still the oldest
+    await store.save(task("done-5", TaskState.TASK_STATE_COMPLETED), alice)
+    assert [n for n in range(6) if await store.get(f"done-{n}", alice) is not None] == [3, 4, 5]
 
 
 def test_a_snapshot_knows_the_updates_it_holds():
