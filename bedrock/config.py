@@ -109,6 +109,8 @@ class Settings:
     ws_idle_timeout_s: float = 300.0  # no message and no run in flight this long: the server closes the socket
     ws_ping_interval_s: float = 20.0  # a ping this often; no pong within as long again: the connection is dropped
     ws_allowed_origins: tuple[str, ...] = ()  # browser pages of other origins that may connect (same-origin always)
+    # The Host names a served process answers (server/hosts.py); (): loopback names on a loopback address, else any.
+    allowed_hosts: tuple[str, ...] = ()
     agent_protocol: str = "auto"  # auto: an AG-UI RunAgentInput body is answered in AG-UI; ag-ui: every body is one
     # A2A (bedrock/a2a/): the JSON-RPC endpoint and its agent card, mounted in the app under `a2a_path` ("" disables
     # the mount); `python -m bedrock.a2a` serves the same at the root of `a2a_port` (AgentCore's A2A contract: 9000).
@@ -213,6 +215,7 @@ class Settings:
             ws_idle_timeout_s=_float(env, "WS_IDLE_TIMEOUT_S", d.ws_idle_timeout_s),
             ws_ping_interval_s=_float(env, "WS_PING_INTERVAL_S", d.ws_ping_interval_s),
             ws_allowed_origins=_origins(env.get("WS_ALLOWED_ORIGINS")),
+            allowed_hosts=_hosts(env.get("ALLOWED_HOSTS")),
             agent_protocol=_choice(env, "AGENT_PROTOCOL", d.agent_protocol, ("auto", "ag-ui")),
             a2a_path=_a2a_path(env.get("A2A_PATH", d.a2a_path)),
             a2a_port=_int(env, "A2A_PORT", d.a2a_port),
@@ -271,6 +274,16 @@ def _origins(raw: str | None) -> tuple[str, ...]:
         if scheme not in ("http", "https") or not sep or not host or "/" in host:
             raise ConfigError(f"WS_ALLOWED_ORIGINS must list origins such as https://app.example.com, got {origin!r}")
     return origins
+
+
+def _hosts(raw: str | None) -> tuple[str, ...]:
+    """ALLOWED_HOSTS: comma-separated host names or addresses (no port; `[::1]` or `::1`), or `*` for any."""
+    hosts = tuple(host.strip().lower().removeprefix("[").removesuffix("]") for host in (raw or "").split(",")
+                  if host.strip())
+    for host in hosts:
+        if host != "*" and not re.fullmatch(r"[a-z0-9._-]+|[0-9a-f:.]+", host):
+            raise ConfigError(f"ALLOWED_HOSTS must list host names such as app.example.com (no port), got {host!r}")
+    return hosts
 
 
 # The app's own routes (bedrock/server/app.py): A2A_PATH may not take one of them.

@@ -51,6 +51,8 @@ CATALOG: dict[str, ErrorKind] = {kind.code: kind for kind in (
               "The request body must be JSON (Content-Type: application/json)."),
     ErrorKind("origin_forbidden", 403, False, "OriginForbidden",
               "This server does not take WebSocket connections from pages of that origin (WS_ALLOWED_ORIGINS)."),
+    ErrorKind("host_not_allowed", 400, False, "HostNotAllowed",
+              "This server does not answer requests for that Host (it listens on loopback; ALLOWED_HOSTS adds names)."),
     ErrorKind("rate_limited", 429, True, "RateLimited",
               "Too many messages on this connection (WS_MAX_MESSAGES_PER_S); slow down."),
     ErrorKind("bad_request", 400, False, "BadRequest", "The request is not valid HTTP."),

@@ -34,6 +34,7 @@ from bedrock.config import Settings
 from bedrock.errors import AgentError
 from bedrock.server.auth import BearerAuth, TokenVerifier
 from bedrock.server.body import json_content_type
+from bedrock.server.hosts import HostGuard
 from bedrock.server.main import prepare_process, stop_if_failed
 from bedrock.server.responses import install_error_handlers
 from bedrock.server.runtime import Runtime
@@ -160,7 +161,8 @@ def build_a2a_app(settings: Settings, *, agent: Agent | None = None, process: bo
     verifier = TokenVerifier(settings) if settings.auth_mode == "jwt" else None
     app = Starlette(
         routes=[Route("/ping", ping, methods=["GET"]), *a2a.routes()],
-        middleware=[Middleware(BearerAuth, paths=frozenset({a2a.rpc_path}), verifier=verifier)],
+        middleware=[Middleware(HostGuard, configured=settings.allowed_hosts),  # as the main app's (DNS rebinding)
+                    Middleware(BearerAuth, paths=frozenset({a2a.rpc_path}), verifier=verifier)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

@@ -29,6 +29,7 @@ from bedrock.core.trace_context import incoming_trace
 from bedrock.core.turn import Agent, result_of
 from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
+from bedrock.server.hosts import HostGuard
 from bedrock.server.responses import DeferredJSONResponse, JSONReply, install_error_handlers, sse_response
 from bedrock.server.main import prepare_process, stop_if_failed
 from bedrock.server.negotiation import agui_of, prefers_event_stream
@@ -86,7 +87,9 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
     app = AgentCoreApp(
         lifespan=lifespan,
         middleware=[
-            # Outermost: an unauthenticated caller's body is not even read (AUTH_MODE=jwt; a no-op otherwise).
+            # Outermost: a request for a Host this address does not answer (DNS rebinding) reaches nothing.
+            Middleware(HostGuard, configured=settings.allowed_hosts),
+            # Then: an unauthenticated caller's body is not even read (AUTH_MODE=jwt; a no-op otherwise).
             # A2A's JSON-RPC route too; its agent card stays public.
             Middleware(BearerAuth, paths=INVOCATION_PATHS | ({settings.a2a_path} if a2a else set()), verifier=verifier),
             Middleware(JSONBodyGuard, paths=INVOCATION_PATHS, max_bytes=settings.max_request_bytes,

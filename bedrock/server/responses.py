@@ -22,6 +22,7 @@ from bedrock.wire.events import EventStream, SSEEvent, finite
 logger = logging.getLogger(__name__)
 # sse-starlette defaults Cache-Control to no-store; proxies and the guide's clients expect no-cache.
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+DENIAL = "websocket.http.response"  # the ASGI extension that lets a handshake be refused with an HTTP response
 
 
 def _ping() -> ServerSentEvent:

@@ -48,7 +48,7 @@ from bedrock.core.trace_context import incoming_trace
 from bedrock.errors import AgentError, PayloadError, Unauthorized
 from bedrock.server.auth import TokenVerifier
 from bedrock.server.negotiation import agui_of
-from bedrock.server.responses import error_response
+from bedrock.server.responses import DENIAL, error_response
 from bedrock.server.runtime import Followed, Runtime
 from bedrock.wire.events import SSEEvent, dumps, utc_timestamp
 from bedrock.wire.headers import SESSION_HEADER
@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_ID = 128
 MAX_PEEK_BYTES = 4096  # a message refused for the rate is read for its request_id only up to this size
 MAX_IN_FLIGHT = 64  # requests of one connection being answered at once (runs followed, actions awaited)
-DENIAL = "websocket.http.response"  # the ASGI extension that lets a handshake be refused with an HTTP response
 
 
 def websocket_handler(runtime: Runtime, verifier: TokenVerifier | None) -> Callable[[WebSocket, Any],

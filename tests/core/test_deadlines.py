@@ -154,7 +154,7 @@ def test_a_non_streamed_client_that_leaves_frees_its_slot_and_leaves_no_turn(mak
     # on_disconnect: cancel (the default lets a run go on, as on AgentCore, where no disconnect is ever seen)
     body = json.dumps({"prompt": "My name is Zed", "session_id": session_id, "on_disconnect": "cancel"}).encode()
     with socket.create_connection(("127.0.0.1", live.port)) as conn:
-        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         live.wait_for_ping("HealthyBusy")  # the turn holds the only slot
     left_at = time.monotonic()

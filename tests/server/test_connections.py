@@ -15,9 +15,9 @@ import pytest
 from testkit import loopback
 
 READ_TIMEOUT = {"REQUEST_READ_TIMEOUT_S": "1"}
-PING = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 # A request that declares a body and never sends it: /ping answers without reading it.
-WITHHELD = b"GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+WITHHELD = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
 
 
 def read_all(conn: socket.socket, timeout_s: float = 10.0) -> bytes:
@@ -88,7 +88,7 @@ def test_a_request_head_sent_a_byte_at_a_time_is_cut_with_408(make_server):
     live = make_server(READ_TIMEOUT)
     with socket.create_connection(("127.0.0.1", live.port)) as conn:
         started = time.monotonic()
-        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         conn.settimeout(0.2)
         response = b""
         for byte in b"X-Slow: " + b"a" * 100:  # slowloris: never finishes its headers
@@ -110,7 +110,7 @@ def test_a_body_shorter_than_its_content_length_is_cut_with_408(make_server):
     live = make_server(READ_TIMEOUT)
     with socket.create_connection(("127.0.0.1", live.port)) as conn:
         started = time.monotonic()
-        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 1000\r\n\r\n{\"prompt\": ")
         response = read_all(conn)
     assert time.monotonic() - started < 5
@@ -144,7 +144,7 @@ def test_connections_past_the_cap_get_a_json_503(make_server):
     held = [kept_alive(live.port) for _ in range(4)]
     try:
         for conn in held:
-            conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # a head under way: busy, never evicted
+            conn.sendall(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head under way: busy, never evicted
         with socket.create_connection(("127.0.0.1", live.port)) as extra:
             response = read_all(extra)
         assert response.startswith(b"HTTP/1.1 503 ") and json_body(response)["error"]["code"] == "server_busy"
@@ -224,7 +224,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_keepalive_timeout(make_se
     after its response (uvicorn armed no timer for that one at all)."""
     live = make_server({"KEEPALIVE_TIMEOUT_S": "1", "REQUEST_READ_TIMEOUT_S": "30"})
     idle = kept_alive(live.port)
-    late_body = kept_alive(live.port, b"GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    late_body = kept_alive(live.port, b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n")
     late_body.sendall(b"12345")
     try:
         waited = seconds_until_closed(idle)
@@ -255,10 +255,10 @@ def test_under_pressure_the_longest_idle_connections_are_closed_sooner(make_serv
 
 @pytest.mark.parametrize("garbage", [
     b"GARBAGE\r\n\r\n",
-    b"GET /ping HTTP/1.1\r\nHost: x\r\nNot a header line\r\n\r\n",
-    b"GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+    b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nNot a header line\r\n\r\n",
+    b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: nope\r\n\r\n",
     # the body's chunk header, while the app reads it (no response begun yet)
-    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
     b"\r\nzz\r\n",
 ], ids=["request-line", "header-line", "content-length", "chunk-header"])
 def test_malformed_http_gets_the_catalogs_json_400(server, garbage):
@@ -282,7 +282,7 @@ def test_malformed_http_after_a_kept_alive_request_gets_the_json_400(server):
 def test_a_malformed_body_after_its_response_only_ends_the_connection(server):
     """/ping answered without reading the chunked body; bad chunks then get no second response (uvicorn's own 400
     raised h11.LocalProtocolError here)."""
-    conn = kept_alive(server.port, b"GET /ping HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    conn = kept_alive(server.port, b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
     with conn:
         conn.sendall(b"zz\r\n\r\n")
         assert read_all(conn) == b""
@@ -309,7 +309,7 @@ def test_a_connection_reset_by_its_client_is_released_at_once():
         port = int(url.rsplit(":", 1)[1])
         for _ in range(5):
             conn = socket.create_connection(("127.0.0.1", port))
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert conn.recv(1024).startswith(b"HTTP/1.1 200")  # the rest is left unread
             time.sleep(0.1)  # the response completes on the server: keep-alive armed
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -51,7 +51,7 @@ def test_uvicorn_cli_serves_with_our_log_handler_and_bounded_connections(tmp_pat
         assert reply.status_code == 200 and "100" in reply.json()["output"], reply.text
         # A request head that never ends: our protocol answers 408 in the catalog's shape (uvicorn's own waits).
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
-            slow.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+            slow.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             answer = b""
             while chunk := slow.recv(4096):
                 answer += chunk
