@@ -35,7 +35,7 @@ from bedrock.errors import AgentError
 from bedrock.server.auth import BearerAuth, TokenVerifier
 from bedrock.server.body import json_content_type
 from bedrock.server.hosts import HostGuard
-from bedrock.server.main import prepare_process, stop_if_failed
+from bedrock.server.main import default_host, prepare_process, stop_if_failed
 from bedrock.server.responses import install_error_handlers
 from bedrock.server.runtime import Runtime
 
@@ -161,7 +161,8 @@ def build_a2a_app(settings: Settings, *, agent: Agent | None = None, process: bo
     verifier = TokenVerifier(settings) if settings.auth_mode == "jwt" else None
     app = Starlette(
         routes=[Route("/ping", ping, methods=["GET"]), *a2a.routes()],
-        middleware=[Middleware(HostGuard, configured=settings.allowed_hosts),  # as the main app's (DNS rebinding)
+        middleware=[Middleware(HostGuard, configured=settings.allowed_hosts,  # as the main app's (DNS rebinding)
+                               listening=settings.bind_host or default_host()),
                     Middleware(BearerAuth, paths=frozenset({a2a.rpc_path}), verifier=verifier)],
         lifespan=lifespan,
     )

@@ -31,7 +31,7 @@ from bedrock.server.auth import BearerAuth, TokenVerifier, verified_actor
 from bedrock.server.body import JSONBodyGuard, payload_of
 from bedrock.server.hosts import HostGuard
 from bedrock.server.responses import DeferredJSONResponse, JSONReply, install_error_handlers, sse_response
-from bedrock.server.main import prepare_process, stop_if_failed
+from bedrock.server.main import default_host, prepare_process, stop_if_failed
 from bedrock.server.negotiation import agui_of, prefers_event_stream
 from bedrock.server.runtime import Followed, Runtime
 from bedrock.server.ui import ui_routes
@@ -88,7 +88,7 @@ def build_app(settings: Settings, *, agent: Agent | None = None, process: bool =
         lifespan=lifespan,
         middleware=[
             # Outermost: a request for a Host this address does not answer (DNS rebinding) reaches nothing.
-            Middleware(HostGuard, configured=settings.allowed_hosts),
+            Middleware(HostGuard, configured=settings.allowed_hosts, listening=settings.bind_host or default_host()),
             # Then: an unauthenticated caller's body is not even read (AUTH_MODE=jwt; a no-op otherwise).
             # A2A's JSON-RPC route too; its agent card stays public.
             Middleware(BearerAuth, paths=INVOCATION_PATHS | ({settings.a2a_path} if a2a else set()), verifier=verifier),

@@ -5,9 +5,10 @@ origin as this server; it could then send JSON and read the answers (sessions' h
 AUTH_MODE=none), which the JSON-only bodies and the WebSocket origin check cannot stop — its requests carry
 `Host: attacker.example`. A server listening on loopback is only ever reached as localhost, 127.0.0.1 or [::1], so
 any other Host is refused (400 `host_not_allowed`, the catalog's JSON; a WebSocket handshake likewise, before the
-upgrade). On any other address (a container's 0.0.0.0, where AgentCore's proxy chooses the Host) every Host is
-answered unless ALLOWED_HOSTS lists some. The address is the request's own (ASGI's `server`), so the guard holds
-however the app is served: `python -m bedrock.agent_runtime`, or uvicorn under `agentcore dev`.
+upgrade). A server listening elsewhere (a container's 0.0.0.0, where AgentCore's proxy chooses the Host) answers
+every Host unless ALLOWED_HOSTS lists some. Where a request arrived is its own (ASGI's `server`), so the guard holds
+however the app is served (`python -m bedrock.agent_runtime`, uvicorn under `agentcore dev`) and leaves an app
+reached in-process (no address) alone.
 
 Hand-written: Starlette's TrustedHostMiddleware answers plain text ("Invalid host header"), not the catalog's one
 error shape, and its parser is private (starlette._utils).
@@ -27,16 +28,22 @@ from bedrock.server.responses import DENIAL, error_response
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-def allowed_hosts(configured: Iterable[str], bound_address: str) -> tuple[str, ...]:
-    """ALLOWED_HOSTS if set, else loopback names for a loopback address, else () (every Host)."""
+def allowed_hosts(configured: Iterable[str], listening: str, arrived: str) -> tuple[str, ...]:
+    """The Host names answered, () for every one: ALLOWED_HOSTS if set (`*`: every one); else the loopback names
+    for a request that arrived on a loopback address of a server listening on one (BIND_HOST, else the SDK's
+    choice). Both: a container listens on 0.0.0.0, and what reaches it over its own loopback (a proxy beside it)
+    names whatever Host it was asked for."""
     configured = tuple(configured)
     if configured:
         return () if "*" in configured else configured
+    return LOOPBACK_HOSTS if is_loopback(listening) and is_loopback(arrived) else ()
+
+
+def is_loopback(address: str) -> bool:
     try:
-        loopback = ipaddress.ip_address(bound_address).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
-        loopback = bound_address == "localhost"
-    return LOOPBACK_HOSTS if loopback else ()
+        return address == "localhost"
 
 
 def host_name(header: str | None) -> str | None:
@@ -51,13 +58,13 @@ def host_name(header: str | None) -> str | None:
 
 
 class HostGuard:
-    """ASGI middleware: a request or handshake whose Host is not one allowed where it arrived (`allowed_hosts` of
-    ALLOWED_HOSTS and the address it reached) is refused before the app sees it."""
+    """ASGI middleware: a request or handshake whose Host is not one answered where it arrived (`allowed_hosts`) is
+    refused before the app sees it. `listening`: the address the server listens on (BIND_HOST, else the SDK's)."""
 
-    def __init__(self, app: ASGIApp, configured: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, configured: Iterable[str] = (), listening: str = "") -> None:
         self.app = app
-        self.configured = tuple(configured)
-        self._by_address: dict[str, frozenset[str]] = {}  # an address listened on → the Host names answered there
+        self.configured, self.listening = tuple(configured), listening
+        self._by_address: dict[str, frozenset[str]] = {}  # an address a request arrived on → the Hosts answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allows(scope):
@@ -76,7 +83,7 @@ class HostGuard:
         address = str(server[0]) if server else ""  # (a Unix socket's path; none in-process: never loopback)
         allowed = self._by_address.get(address)
         if allowed is None:
-            allowed = self._by_address[address] = frozenset(allowed_hosts(self.configured, address))
+            allowed = self._by_address[address] = frozenset(allowed_hosts(self.configured, self.listening, address))
         if not allowed:
             return True
         for name, value in scope["headers"]:

@@ -15,14 +15,16 @@ from testkit import loopback
 EVIL = "rebound.attacker.example"
 
 
-def test_the_default_follows_the_address_listened_on():
-    assert allowed_hosts((), "127.0.0.1") == LOOPBACK_HOSTS
-    assert allowed_hosts((), "::1") == LOOPBACK_HOSTS
-    assert allowed_hosts((), "127.0.0.2") == LOOPBACK_HOSTS  # all of 127/8
-    assert allowed_hosts((), "0.0.0.0") == ()  # a container's: AgentCore's proxy names the Host
-    assert allowed_hosts((), "10.0.0.7") == ()
-    assert allowed_hosts(("app.example.com",), "127.0.0.1") == ("app.example.com",)
-    assert allowed_hosts(("*",), "127.0.0.1") == ()
+def test_the_default_follows_where_the_server_listens_and_the_request_arrived():
+    assert allowed_hosts((), "127.0.0.1", "127.0.0.1") == LOOPBACK_HOSTS
+    assert allowed_hosts((), "::1", "::1") == LOOPBACK_HOSTS
+    assert allowed_hosts((), "127.0.0.1", "127.0.0.2") == LOOPBACK_HOSTS  # all of 127/8
+    # A container's 0.0.0.0: AgentCore's proxy names the Host, over the container's own loopback too.
+    assert allowed_hosts((), "0.0.0.0", "10.0.0.7") == ()
+    assert allowed_hosts((), "0.0.0.0", "127.0.0.1") == ()
+    assert allowed_hosts((), "127.0.0.1", "testserver") == ()  # Starlette's TestClient: not an address
+    assert allowed_hosts(("app.example.com",), "0.0.0.0", "10.0.0.7") == ("app.example.com",)
+    assert allowed_hosts(("*",), "127.0.0.1", "127.0.0.1") == ()
 
 
 @pytest.mark.parametrize("header,name", [
@@ -85,7 +87,7 @@ async def test_in_process_and_off_loopback_every_host_is_answered():
     async def app(scope, receive, send):
         reached.append(scope["type"])
 
-    guard = HostGuard(app)
+    guard = HostGuard(app, listening="127.0.0.1")
     for server in (None, ("10.0.0.7", 8080), ("/run/agent.sock", None)):
         await guard({"type": "http", "server": server, "headers": [(b"host", EVIL.encode())]}, None, None)
     assert reached == ["http"] * 3
