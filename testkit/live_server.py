@@ -85,7 +85,7 @@ class LiveServer:
                  ready_timeout_s: float = 30.0, fork: bool | None = None, cwd: Path = ROOT) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="agent-server-"))
         atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
-        # BIND_HOST: where testkit.serve listens, and where any other command must (127.0.0.1 alone, in a container too).
+        # BIND_HOST: where testkit.serve listens, and where any other command must (127.0.0.1, in a container too).
         full_env = {**os.environ, **OFFLINE_ENV, "BIND_HOST": "127.0.0.1",
                     "AGENT_MEMORY_PATH": str(self.folder / "checkpoints.sqlite"), **(env or {})}
         self.memory_path = full_env["AGENT_MEMORY_PATH"]

@@ -258,6 +258,9 @@ class Connection:
             try:
                 await self._ws.send(text)
             except ConnectionClosed:
+                # The reader learns why (the server's close code) as it ends: what the error then says.
+                if self._reader is not None:
+                    await asyncio.wait([self._reader], timeout=5.0)
                 raise self._gone() from None
         except BaseException:  # not sent, or its caller gave up (cancelled): nothing is to be routed to it
             self._pending.pop(request_id, None)
