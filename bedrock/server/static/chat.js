@@ -11,6 +11,7 @@ import { EventSourceParserStream } from './vendor/eventsource-parser/stream.js';
 
 const ENDPOINT = '/invocations';
 const SESSION_KEY = 'langgraph-agentcore.session';
+const TOKEN_KEY = 'langgraph-agentcore.token';
 const RECONNECTS = 5; // re-attach a dropped stream this many times (backoff 0.25 s … 4 s) before giving up
 const BACKOFF_MS = 250;
 
@@ -20,7 +21,7 @@ const ui = {
   newChat: byId('new-chat'), session: byId('session-id'), notice: byId('notice'),
   memoriesToggle: byId('memories-toggle'), memories: byId('memories'), memoryList: byId('memories-list'),
   memoryError: byId('memories-error'), memoryEmpty: byId('memories-empty'), memoryMore: byId('memories-more'),
-  forgetAll: byId('forget-all'),
+  forgetAll: byId('forget-all'), tokenForm: byId('token-form'), token: byId('token'), tokenWhy: byId('token-why'),
 };
 
 let sessionId = loadSession();
@@ -48,6 +49,38 @@ function loadSession() {
 function saveSession(id) {
   try { localStorage.setItem(SESSION_KEY, id); } catch { /* storage disabled */ }
 }
+
+// --- the bearer token (AUTH_MODE=jwt) ------------------------------------------------------------------------
+
+// A server with AUTH_MODE=jwt refuses every request without a bearer token (401 `unauthorized`): the page then asks
+// for one, keeps it for this tab only (sessionStorage: gone with the tab, never sent to another site) and loads
+// again, sending it as each POST's Authorization header and as each WebSocket's first message. Without one, or with
+// AUTH_MODE=none, nothing is sent. A token refused later (expired) asks again.
+let bearer = loadToken();
+
+function loadToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY) ?? ''; } catch { return ''; }
+}
+
+function askForToken(error) {
+  ui.tokenWhy.textContent = `${error.message ?? 'A bearer token is required.'} This server checks bearer tokens `
+    + '(AUTH_MODE=jwt): paste one to go on. It is kept in this tab only.';
+  if (ui.tokenForm.hidden) {
+    ui.tokenForm.hidden = false;
+    ui.token.focus();
+  }
+}
+
+ui.tokenForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const token = ui.token.value.trim().replace(/^bearer\s+/i, '');
+  if (!token) return;
+  try { sessionStorage.setItem(TOKEN_KEY, token); } catch { /* storage disabled: this load only */ }
+  bearer = token;
+  ui.token.value = '';
+  ui.tokenForm.hidden = true;
+  window.location.reload(); // the conversation, memories and socket again, with the token
+});
 
 // --- DOM helpers ---------------------------------------------------------------------------------------------
 
@@ -486,19 +519,30 @@ class TurnView {
 function post(body, signal) {
   return fetch(ENDPOINT, {
     method: 'POST', signal, cache: 'no-store',
-    headers: { 'Content-Type': 'application/json', Accept: body.stream ? 'text/event-stream' : 'application/json' },
+    headers: { 'Content-Type': 'application/json', Accept: body.stream ? 'text/event-stream' : 'application/json',
+      ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}) },
     body: JSON.stringify(body),
   });
 }
 
 // The catalog's error shape, whatever answered (ours: {"error": {code, message, retryable}}; a proxy's page: not).
 async function errorOf(response) {
+  return refused(await catalogError(response));
+}
+
+async function catalogError(response) {
   try {
     const body = await response.json();
     if (body && typeof body.error === 'object') return body.error;
   } catch { /* not JSON */ }
   return { code: `http_${response.status}`, message: response.statusText || 'The request failed.',
     retryable: response.status >= 500 };
+}
+
+// Every refusal passes here: one for want of a token asks for it.
+function refused(error) {
+  if (error.code === 'unauthorized') askForToken(error);
+  return error;
 }
 
 // --- one WebSocket for everything (`?transport=ws`) ----------------------------------------------------------
@@ -510,9 +554,9 @@ async function errorOf(response) {
 // that drops, leaves the page on POSTs for good (a proxy without WebSocket support would refuse every new one), and
 // the page says so once.
 //
-// No token is sent as the socket's first message: the page has none (its POSTs carry no Authorization header, so
-// with AUTH_MODE=jwt they are refused). There the server refuses the first message and closes the socket (4401);
-// the page falls back to POSTs, refused as they are today.
+// With a bearer token (AUTH_MODE=jwt) the socket's first message is `{"authorization": "Bearer …"}` (a browser
+// cannot set a handshake's header); the server answers `authenticated`, nobody's. Without one the server refuses
+// the first request (401: the page asks for a token) and closes the socket (4401): the page falls back to POSTs.
 const WS_OPEN_TIMEOUT_MS = 5000; // a socket still connecting after this long (a proxy holding it) is given up
 
 // The socket went before a request was answered: a broken connection, as fetch's TypeError is.
@@ -555,7 +599,7 @@ class Inbox {
 
 // A refusal's data (the error event it would have had: {error, code, retryable, …}) in the catalog's shape as well.
 function errorOfMessage(message) {
-  return { ...message.data, message: message.data?.error };
+  return refused({ ...message.data, message: message.data?.error });
 }
 
 class SocketTransport {
@@ -589,6 +633,7 @@ class SocketTransport {
       ws.addEventListener('open', () => {
         opened = true;
         clearTimeout(timer);
+        if (bearer) ws.send(JSON.stringify({ authorization: `Bearer ${bearer}` }));
         this.ws = ws;
         resolve(ws);
       });
