@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -164,12 +165,17 @@ async def test_refusals_sent_without_a_request_id_reach_their_own_call(make_serv
             assert (await conn.history(session_id))["session_id"] == session_id
 
 
-async def test_the_bearer_token_goes_on_the_handshake(make_server, tmp_path, session_id):
+def jwt_server(make_server: Any, tmp_path: Any, **env: str) -> tuple[Any, Keys]:
+    """A server with AUTH_MODE=jwt trusting a fresh key set, and that key set (tokens are its)."""
     keys = Keys()
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(keys.jwks()))
-    live = make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks), "JWT_ISSUER": ISSUER,
-                        "JWT_AUDIENCE": AUDIENCE, "REQUEST_READ_TIMEOUT_S": "2"})
+    return make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks), "JWT_ISSUER": ISSUER,
+                        "JWT_AUDIENCE": AUDIENCE, **env}), keys
+
+
+async def test_the_bearer_token_goes_on_the_handshake(make_server, tmp_path, session_id):
+    live, keys = jwt_server(make_server, tmp_path, REQUEST_READ_TIMEOUT_S="2")
     alice = {"Authorization": f"Bearer {keys.token('alice')}"}
     async with AgentClient(base_url=live.url, headers=alice) as client, client.connect() as conn:
         result = await conn.invoke({"prompt": "My name is Alice", "session_id": session_id})
@@ -187,11 +193,7 @@ async def test_the_bearer_token_goes_on_the_handshake(make_server, tmp_path, ses
 
 
 async def test_renew_gives_the_connection_a_new_token_of_its_actor(make_server, tmp_path, session_id):
-    keys = Keys()
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps(keys.jwks()))
-    live = make_server({"AUTH_MODE": "jwt", "JWT_JWKS_FILE": str(jwks), "JWT_ISSUER": ISSUER,
-                        "JWT_AUDIENCE": AUDIENCE, "JWT_LEEWAY_S": "0"})
+    live, keys = jwt_server(make_server, tmp_path, JWT_LEEWAY_S="0")
     expires = int(time.time()) + 2
     alice = {"Authorization": f"Bearer {keys.token('alice', exp=expires)}"}
     async with AgentClient(base_url=live.url, headers=alice) as client, client.connect() as conn:

@@ -63,13 +63,17 @@ def history_of(live: LiveServer, token: str, session: str) -> list[str]:
     return [m["content"] for m in reply.json()["messages"] if m["type"] == "human"]
 
 
+def answered(page: Any, prompt: str) -> str:
+    send(page, prompt)
+    last_turn_done(page)
+    return answer_text(page)
+
+
 def test_over_http_the_page_asks_for_a_token_and_posts_it(page, guarded, keys):
     token = keys.token("alice")
     sent = authorizations(page)
     signed_in(page, guarded.url + "/", token)
-    send(page, "What is 6 * 7?")
-    last_turn_done(page)
-    assert "The result of 6 * 7 is 42." in answer_text(page)
+    assert "The result of 6 * 7 is 42." in answered(page, "What is 6 * 7?")
     assert sent[0] is None and sent[-1] == f"Bearer {token}"  # refused without, then every POST with it
     assert history_of(guarded, token, session_of(page)) == ["What is 6 * 7?"]  # alice's session
     other = loopback.post(guarded.url + "/invocations", json={"action": "history", "session_id": session_of(page)},
@@ -81,9 +85,7 @@ def test_over_the_socket_the_token_is_its_first_message(page, guarded, keys):
     token = keys.token("alice")
     traffic = Traffic(page)
     signed_in(page, guarded.url + "/?transport=ws", token)
-    send(page, "What is 2 + 2?")
-    last_turn_done(page)
-    assert "The result of 2 + 2 is 4." in answer_text(page)
+    assert "The result of 2 + 2 is 4." in answered(page, "What is 2 + 2?")
     last = traffic.sockets[-1]
     firsts = [m for m in traffic.sent if "authorization" in m]
     assert firsts and firsts[-1] == {"authorization": f"Bearer {token}"}
